@@ -1,0 +1,281 @@
+/*
+ * hlshim.h: the whole C ABI of hiddenlab's libtorch shim.
+ *
+ * Rules (see shared/design/ARCHITECTURE.md):
+ *   - Every fallible function returns an hl_status: NULL on success, otherwise an
+ *     owned error object (kind + message) that the caller frees with
+ *     hl_status_free. There is no thread-local "last error".
+ *   - Results come back through out-parameters. A tensor handle owns one
+ *     reference to a libtorch tensor; views share storage as in PyTorch.
+ *     hl_tensor_free(NULL) is a no-op.
+ *   - Bulk data crosses by copy into caller-owned buffers.
+ *   - Only C types cross: opaque handles, fixed-width integers, doubles, char*.
+ *   - The CPU build (Debian libtorch 1.13) and a CUDA build (libtorch 2.x) export
+ *     the same symbols with the same soname; CUDA entry points of a CPU build
+ *     return HL_ERR_NO_CUDA.
+ */
+#ifndef HLSHIM_H
+#define HLSHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(HLSHIM_BUILDING)
+#define HL_API __attribute__((visibility("default")))
+#else
+#define HL_API
+#endif
+
+/* Bumped whenever a signature or an enum value below changes. */
+#define HL_ABI_VERSION 1
+
+typedef struct hl_tensor_s *hl_tensor;
+typedef struct hl_error_s *hl_status;
+
+/* ---- errors ------------------------------------------------------------ */
+
+typedef enum {
+  HL_ERR_OTHER = 1,
+  HL_ERR_SHAPE = 2,       /* sizes or ranks do not fit */
+  HL_ERR_DTYPE = 3,       /* wrong or mixed scalar types */
+  HL_ERR_DEVICE = 4,      /* tensors on different or unavailable devices */
+  HL_ERR_OOM = 5,         /* allocation failed */
+  HL_ERR_NO_CUDA = 6,     /* CUDA requested from a shim built without CUDA */
+  HL_ERR_INDEX = 7,       /* index out of range */
+  HL_ERR_VALUE = 8,       /* bad argument value */
+  HL_ERR_NOT_IMPLEMENTED = 9,
+  HL_ERR_AUTOGRAD = 10    /* backward on a graph that cannot provide it */
+} hl_error_kind;
+
+HL_API int32_t hl_status_kind(hl_status s);
+HL_API const char *hl_status_message(hl_status s);
+HL_API void hl_status_free(hl_status s);
+
+/* ---- library ----------------------------------------------------------- */
+
+HL_API int32_t hl_abi_version(void);
+/* Writes a NUL-terminated description (libtorch version, CUDA, BLAS, threads)
+ * into buf, truncated to cap bytes; returns the full length. */
+HL_API int64_t hl_build_info(char *buf, int64_t cap);
+HL_API int32_t hl_torch_version(void); /* major*10000 + minor*100 + patch */
+HL_API int32_t hl_built_with_cuda(void);
+HL_API int64_t hl_live_tensors(void);   /* handles created and not yet freed */
+HL_API hl_status hl_manual_seed(uint64_t seed);
+HL_API hl_status hl_set_num_threads(int32_t n);
+HL_API int32_t hl_get_num_threads(void);
+/* Grad mode is per OS thread in libtorch; callers keep to one locked thread. */
+HL_API int32_t hl_set_grad_enabled(int32_t enabled); /* returns the previous mode */
+HL_API int32_t hl_is_grad_enabled(void);
+HL_API hl_status hl_cuda_device_count(int32_t *out);
+/* Name and total memory of a CUDA device (HL_ERR_NO_CUDA in a CPU build). */
+HL_API hl_status hl_cuda_device_info(int32_t index, char *name, int64_t cap, int64_t *total_bytes);
+HL_API hl_status hl_cuda_synchronize(int32_t index);
+/* Copies the CPU generator state into a new uint8 tensor / restores it. */
+HL_API hl_status hl_rng_get_state(hl_tensor *out);
+HL_API hl_status hl_rng_set_state(hl_tensor state);
+
+/* ---- handles and metadata ---------------------------------------------- */
+
+typedef enum {
+  HL_FLOAT32 = 0,
+  HL_FLOAT64 = 1,
+  HL_BFLOAT16 = 2,
+  HL_FLOAT16 = 3,
+  HL_INT64 = 4,
+  HL_INT32 = 5,
+  HL_UINT8 = 6,
+  HL_BOOL = 7,
+  HL_INT8 = 8,
+  HL_INT16 = 9
+} hl_dtype;
+
+typedef enum { HL_CPU = 0, HL_CUDA = 1 } hl_device_type;
+
+/* Creation options. index is the CUDA ordinal (ignored on CPU). */
+typedef struct {
+  int32_t dtype;
+  int32_t device_type;
+  int32_t device_index;
+  int32_t requires_grad;
+} hl_options;
+
+HL_API void hl_tensor_free(hl_tensor t);
+HL_API void hl_tensor_free_many(hl_tensor *ts, int64_t n);
+/* Returns a new handle to the same tensor (shares storage and autograd). */
+HL_API hl_status hl_tensor_share(hl_tensor t, hl_tensor *out);
+HL_API int32_t hl_tensor_dim(hl_tensor t);
+/* Writes min(dim, cap) sizes; returns dim. */
+HL_API int32_t hl_tensor_sizes(hl_tensor t, int64_t *sizes, int32_t cap);
+HL_API int32_t hl_tensor_strides(hl_tensor t, int64_t *strides, int32_t cap);
+HL_API int64_t hl_tensor_numel(hl_tensor t);
+HL_API int32_t hl_tensor_dtype(hl_tensor t); /* hl_dtype, or -1 if unsupported */
+HL_API void hl_tensor_device(hl_tensor t, int32_t *type, int32_t *index);
+HL_API int32_t hl_tensor_requires_grad(hl_tensor t);
+HL_API int32_t hl_tensor_is_leaf(hl_tensor t);
+HL_API int32_t hl_tensor_is_contiguous(hl_tensor t);
+/* Raw pointer of a CPU contiguous tensor; NULL otherwise. Valid while t lives. */
+HL_API void *hl_tensor_data_ptr(hl_tensor t);
+
+/* ---- creation ---------------------------------------------------------- */
+
+typedef enum {
+  HL_FILL_EMPTY = 0,
+  HL_FILL_ZEROS = 1,
+  HL_FILL_ONES = 2,
+  HL_FILL_RAND = 3,   /* uniform [0, 1) */
+  HL_FILL_RANDN = 4   /* standard normal */
+} hl_fill;
+
+HL_API hl_status hl_new(int32_t fill, const int64_t *shape, int32_t ndim, hl_options o, hl_tensor *out);
+HL_API hl_status hl_full(const int64_t *shape, int32_t ndim, double value, hl_options o, hl_tensor *out);
+HL_API hl_status hl_randint(int64_t low, int64_t high, const int64_t *shape, int32_t ndim, hl_options o, hl_tensor *out);
+HL_API hl_status hl_arange(double start, double end, double step, hl_options o, hl_tensor *out);
+HL_API hl_status hl_eye(int64_t n, int64_t m, hl_options o, hl_tensor *out);
+/* Copies nbytes of host data laid out contiguously in o.dtype into a new tensor. */
+HL_API hl_status hl_from_data(const void *data, int64_t nbytes, const int64_t *shape, int32_t ndim, hl_options o, hl_tensor *out);
+
+/* ---- conversion -------------------------------------------------------- */
+
+/* Converts to o.dtype on o's device (o.requires_grad ignored). */
+HL_API hl_status hl_to(hl_tensor t, hl_options o, int32_t non_blocking, int32_t copy, hl_tensor *out);
+HL_API hl_status hl_contiguous(hl_tensor t, hl_tensor *out);
+HL_API hl_status hl_clone(hl_tensor t, hl_tensor *out);
+HL_API hl_status hl_detach(hl_tensor t, hl_tensor *out);
+/* Copies the elements into buf (host memory, nbytes = numel * element size of
+ * t's dtype), going through a CPU contiguous copy if needed. */
+HL_API hl_status hl_copy_out(hl_tensor t, void *buf, int64_t nbytes);
+HL_API hl_status hl_item_double(hl_tensor t, double *out);
+HL_API hl_status hl_item_int64(hl_tensor t, int64_t *out);
+HL_API hl_status hl_copy_(hl_tensor dst, hl_tensor src); /* dst.copy_(src), no grad recorded */
+HL_API hl_status hl_fill_(hl_tensor t, double value);    /* t.fill_(value), no grad recorded */
+
+/* ---- shape ------------------------------------------------------------- */
+
+HL_API hl_status hl_view(hl_tensor t, const int64_t *shape, int32_t ndim, hl_tensor *out);
+HL_API hl_status hl_reshape(hl_tensor t, const int64_t *shape, int32_t ndim, hl_tensor *out);
+HL_API hl_status hl_expand(hl_tensor t, const int64_t *shape, int32_t ndim, hl_tensor *out);
+HL_API hl_status hl_permute(hl_tensor t, const int64_t *dims, int32_t ndim, hl_tensor *out);
+HL_API hl_status hl_transpose(hl_tensor t, int64_t d0, int64_t d1, hl_tensor *out);
+/* all != 0 squeezes every size-1 dimension, else only dim. */
+HL_API hl_status hl_squeeze(hl_tensor t, int64_t dim, int32_t all, hl_tensor *out);
+HL_API hl_status hl_unsqueeze(hl_tensor t, int64_t dim, hl_tensor *out);
+HL_API hl_status hl_flatten(hl_tensor t, int64_t start, int64_t end, hl_tensor *out);
+HL_API hl_status hl_cat(const hl_tensor *ts, int32_t n, int64_t dim, hl_tensor *out);
+HL_API hl_status hl_stack(const hl_tensor *ts, int32_t n, int64_t dim, hl_tensor *out);
+/* Splits into pieces of the given sizes along dim; outs has n slots. */
+HL_API hl_status hl_split_sizes(hl_tensor t, const int64_t *sizes, int32_t n, int64_t dim, hl_tensor *outs);
+HL_API hl_status hl_narrow(hl_tensor t, int64_t dim, int64_t start, int64_t length, hl_tensor *out);
+HL_API hl_status hl_slice(hl_tensor t, int64_t dim, int64_t start, int64_t end, int64_t step, hl_tensor *out);
+HL_API hl_status hl_select(hl_tensor t, int64_t dim, int64_t index, hl_tensor *out);
+HL_API hl_status hl_repeat(hl_tensor t, const int64_t *repeats, int32_t ndim, hl_tensor *out);
+HL_API hl_status hl_index_select(hl_tensor t, int64_t dim, hl_tensor index, hl_tensor *out);
+HL_API hl_status hl_gather(hl_tensor t, int64_t dim, hl_tensor index, hl_tensor *out);
+/* add != 0: scatter_add; otherwise scatter (src overwrites). Out of place. */
+HL_API hl_status hl_scatter(hl_tensor t, int64_t dim, hl_tensor index, hl_tensor src, int32_t add, hl_tensor *out);
+/* Out-of-place index_put with n index tensors (NULL entries select whole dims). */
+HL_API hl_status hl_index_put(hl_tensor t, const hl_tensor *indices, int32_t n, hl_tensor values, int32_t accumulate, hl_tensor *out);
+/* Advanced indexing t[indices...] with n index tensors (NULL entries select whole dims). */
+HL_API hl_status hl_index(hl_tensor t, const hl_tensor *indices, int32_t n, hl_tensor *out);
+HL_API hl_status hl_masked_fill(hl_tensor t, hl_tensor mask, double value, hl_tensor *out);
+HL_API hl_status hl_where(hl_tensor cond, hl_tensor a, hl_tensor b, hl_tensor *out);
+HL_API hl_status hl_triu(hl_tensor t, int64_t diagonal, hl_tensor *out);
+HL_API hl_status hl_tril(hl_tensor t, int64_t diagonal, hl_tensor *out);
+HL_API hl_status hl_one_hot(hl_tensor t, int64_t num_classes, hl_tensor *out);
+
+/* ---- elementwise math -------------------------------------------------- */
+
+typedef enum {
+  HL_NEG = 0, HL_EXP, HL_LOG, HL_SQRT, HL_RSQRT, HL_ABS, HL_RELU, HL_GELU,
+  HL_GELU_TANH, HL_SILU, HL_TANH, HL_SIGMOID, HL_SOFTPLUS, HL_SIN, HL_COS,
+  HL_RECIPROCAL, HL_SQUARE, HL_SIGN, HL_FLOOR, HL_CEIL, HL_ROUND,
+  HL_LOGICAL_NOT, HL_LOG1P, HL_EXPM1, HL_ERF, HL_ISNAN, HL_ISFINITE,
+  HL_LOG_SIGMOID,
+  HL_UNARY_COUNT
+} hl_unary_op;
+
+typedef enum {
+  HL_ADD = 0, HL_SUB, HL_MUL, HL_DIV, HL_POW, HL_MAXIMUM, HL_MINIMUM,
+  HL_EQ, HL_NE, HL_LT, HL_LE, HL_GT, HL_GE, HL_LOGICAL_AND, HL_LOGICAL_OR,
+  HL_REMAINDER, HL_FLOOR_DIVIDE, HL_ATAN2,
+  HL_BINARY_COUNT
+} hl_binary_op;
+
+HL_API hl_status hl_unary(int32_t op, hl_tensor t, hl_tensor *out);
+HL_API hl_status hl_unary_(int32_t op, hl_tensor t); /* in place */
+HL_API hl_status hl_binary(int32_t op, hl_tensor a, hl_tensor b, hl_tensor *out);
+HL_API hl_status hl_binary_(int32_t op, hl_tensor a, hl_tensor b); /* a op= b */
+/* a op s; reversed != 0 computes s op a. */
+HL_API hl_status hl_binary_scalar(int32_t op, hl_tensor a, double s, int32_t reversed, hl_tensor *out);
+HL_API hl_status hl_binary_scalar_(int32_t op, hl_tensor a, double s);
+/* a + alpha * b. */
+HL_API hl_status hl_add_scaled(hl_tensor a, hl_tensor b, double alpha, hl_tensor *out);
+/* In place a += alpha * b (used by optimizers and accumulation). */
+HL_API hl_status hl_add_scaled_(hl_tensor a, hl_tensor b, double alpha);
+/* Clamp to [lo, hi]; a bound is ignored when its has_ flag is 0. */
+HL_API hl_status hl_clamp(hl_tensor t, double lo, double hi, int32_t has_lo, int32_t has_hi, hl_tensor *out);
+HL_API hl_status hl_matmul(hl_tensor a, hl_tensor b, hl_tensor *out);
+HL_API hl_status hl_bmm(hl_tensor a, hl_tensor b, hl_tensor *out);
+/* x @ w^T + bias (bias may be NULL). */
+HL_API hl_status hl_linear(hl_tensor x, hl_tensor w, hl_tensor bias, hl_tensor *out);
+HL_API hl_status hl_einsum(const char *equation, const hl_tensor *ts, int32_t n, hl_tensor *out);
+
+/* ---- reductions -------------------------------------------------------- */
+
+typedef enum {
+  HL_SUM = 0, HL_MEAN, HL_AMAX, HL_AMIN, HL_LOGSUMEXP, HL_PROD, HL_VAR,
+  HL_STD, HL_ALL, HL_ANY,
+  HL_REDUCE_COUNT
+} hl_reduce_op;
+
+/* Reduces over dims (ndim == 0: all dims). VAR/STD are unbiased (n-1). */
+HL_API hl_status hl_reduce(int32_t op, hl_tensor t, const int64_t *dims, int32_t ndim, int32_t keepdim, hl_tensor *out);
+/* max/min along one dim with indices; is_min selects min. */
+HL_API hl_status hl_max_dim(hl_tensor t, int64_t dim, int32_t keepdim, int32_t is_min, hl_tensor *values, hl_tensor *indices);
+/* argmax/argmin along dim; all != 0 reduces the flattened tensor. */
+HL_API hl_status hl_argmax(hl_tensor t, int64_t dim, int32_t all, int32_t keepdim, int32_t is_min, hl_tensor *out);
+HL_API hl_status hl_norm(hl_tensor t, double p, const int64_t *dims, int32_t ndim, int32_t keepdim, hl_tensor *out);
+HL_API hl_status hl_cumsum(hl_tensor t, int64_t dim, hl_tensor *out);
+HL_API hl_status hl_topk(hl_tensor t, int64_t k, int64_t dim, int32_t largest, int32_t sorted, hl_tensor *values, hl_tensor *indices);
+HL_API hl_status hl_sort(hl_tensor t, int64_t dim, int32_t descending, hl_tensor *values, hl_tensor *indices);
+HL_API hl_status hl_multinomial(hl_tensor probs, int64_t n, int32_t replacement, hl_tensor *out);
+
+/* ---- neural-network functions ----------------------------------------- */
+
+typedef enum { HL_REDUCTION_NONE = 0, HL_REDUCTION_MEAN = 1, HL_REDUCTION_SUM = 2 } hl_reduction;
+
+HL_API hl_status hl_softmax(hl_tensor t, int64_t dim, hl_tensor *out);
+HL_API hl_status hl_log_softmax(hl_tensor t, int64_t dim, hl_tensor *out);
+HL_API hl_status hl_dropout(hl_tensor t, double p, int32_t train, hl_tensor *out);
+HL_API hl_status hl_embedding(hl_tensor weight, hl_tensor indices, hl_tensor *out);
+/* Normalises over the last nnorm dims; weight and bias may be NULL. */
+HL_API hl_status hl_layer_norm(hl_tensor x, int32_t nnorm, hl_tensor weight, hl_tensor bias, double eps, hl_tensor *out);
+/* logits [N, C] (or [N, C, d...]), integer targets; weight may be NULL. */
+HL_API hl_status hl_cross_entropy(hl_tensor logits, hl_tensor target, hl_tensor weight, int32_t reduction, int64_t ignore_index, double label_smoothing, hl_tensor *out);
+HL_API hl_status hl_mse_loss(hl_tensor a, hl_tensor b, int32_t reduction, hl_tensor *out);
+/* KL(target || exp(input)) with input as log-probabilities, as torch.nn.functional.kl_div. */
+HL_API hl_status hl_kl_div(hl_tensor input, hl_tensor target, int32_t reduction, int32_t log_target, hl_tensor *out);
+/* Fused attention over [..., L, E] q and [..., S, E] k, v; mask may be NULL
+ * (bool: true = attend; float: added to scores). */
+HL_API hl_status hl_attention(hl_tensor q, hl_tensor k, hl_tensor v, hl_tensor mask, double dropout_p, int32_t is_causal, hl_tensor *out);
+
+/* ---- autograd ---------------------------------------------------------- */
+
+HL_API hl_status hl_set_requires_grad(hl_tensor t, int32_t requires_grad);
+/* grad may be NULL for a scalar t. */
+HL_API hl_status hl_backward(hl_tensor t, hl_tensor grad, int32_t retain_graph, int32_t create_graph);
+/* *out is NULL when t has no gradient. */
+HL_API hl_status hl_grad(hl_tensor t, hl_tensor *out);
+/* Sets t.grad (NULL clears it). */
+HL_API hl_status hl_set_grad(hl_tensor t, hl_tensor grad);
+/* Zeroes (or, with set_to_none, drops) the gradients of n tensors. */
+HL_API hl_status hl_zero_grads(const hl_tensor *ts, int64_t n, int32_t set_to_none);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HLSHIM_H */

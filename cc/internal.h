@@ -1,0 +1,101 @@
+// internal.h: what every translation unit of the shim shares: the handle and
+// error types, the HL_TRY macro, and conversions between the C ABI and ATen.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/version.h>
+
+#include <atomic>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "hlshim.h"
+
+#define HL_TORCH_GE(M, m) \
+  (TORCH_VERSION_MAJOR > (M) || (TORCH_VERSION_MAJOR == (M) && TORCH_VERSION_MINOR >= (m)))
+
+namespace hl {
+
+extern std::atomic<int64_t> live_tensors;
+
+}  // namespace hl
+
+// A handle owns one reference to an ATen tensor.
+struct hl_tensor_s {
+  at::Tensor t;
+  explicit hl_tensor_s(at::Tensor x) : t(std::move(x)) { hl::live_tensors.fetch_add(1, std::memory_order_relaxed); }
+  ~hl_tensor_s() { hl::live_tensors.fetch_sub(1, std::memory_order_relaxed); }
+  hl_tensor_s(const hl_tensor_s &) = delete;
+  hl_tensor_s &operator=(const hl_tensor_s &) = delete;
+};
+
+struct hl_error_s {
+  int32_t kind;
+  std::string message;
+};
+
+namespace hl {
+
+// Error is thrown by the shim's own argument checks with an explicit kind.
+struct Error : std::exception {
+  int32_t kind;
+  std::string message;
+  Error(int32_t k, std::string m) : kind(k), message(std::move(m)) {}
+  const char *what() const noexcept override { return message.c_str(); }
+};
+
+hl_status make_status(int32_t kind, const char *message) noexcept;
+bool is_static_status(hl_status s) noexcept;
+// Classifies a libtorch error: by subclass where libtorch says, else by message
+// (some libtorch checks throw plain std::runtime_error).
+int32_t classify(const c10::Error &e) noexcept;
+int32_t classify_message(const char *message) noexcept;
+
+inline const at::Tensor &T(hl_tensor h) {
+  if (h == nullptr) throw Error(HL_ERR_VALUE, "null tensor handle");
+  return h->t;
+}
+// Optional tensor argument: NULL means absent.
+inline c10::optional<at::Tensor> opt(hl_tensor h) {
+  if (h == nullptr) return c10::nullopt;
+  return h->t;
+}
+inline hl_tensor wrap(at::Tensor t) { return new hl_tensor_s(std::move(t)); }
+inline void put(hl_tensor *out, at::Tensor t) {
+  if (out == nullptr) throw Error(HL_ERR_VALUE, "null output pointer");
+  *out = wrap(std::move(t));
+}
+
+inline at::IntArrayRef dims(const int64_t *p, int32_t n) {
+  if (n < 0) throw Error(HL_ERR_VALUE, "negative rank");
+  return at::IntArrayRef(p, static_cast<size_t>(n));
+}
+std::vector<at::Tensor> tensors(const hl_tensor *ts, int32_t n);
+
+at::ScalarType scalar_type(int32_t dtype);
+int32_t dtype_code(at::ScalarType st) noexcept;
+at::Device device(int32_t type, int32_t index);
+at::TensorOptions options(const hl_options &o);
+
+}  // namespace hl
+
+// HL_TRY wraps the body of every fallible entry point: it returns NULL when the
+// body completes and turns any exception into an owned hl_status.
+#define HL_TRY(...)                                                            \
+  try {                                                                        \
+    __VA_ARGS__;                                                               \
+    return nullptr;                                                            \
+  } catch (const hl::Error &e) {                                               \
+    return hl::make_status(e.kind, e.message.c_str());                         \
+  } catch (const c10::Error &e) {                                              \
+    return hl::make_status(hl::classify(e), e.what_without_backtrace());       \
+  } catch (const std::bad_alloc &e) {                                          \
+    return hl::make_status(HL_ERR_OOM, "out of memory (std::bad_alloc)");      \
+  } catch (const std::exception &e) {                                          \
+    return hl::make_status(hl::classify_message(e.what()), e.what());          \
+  } catch (...) {                                                              \
+    return hl::make_status(HL_ERR_OTHER, "unknown C++ exception");             \
+  }

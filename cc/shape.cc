@@ -1,0 +1,118 @@
+// shape.cc: views, joins, splits and indexing.
+#include "internal.h"
+
+using hl::T;
+
+namespace {
+
+c10::List<c10::optional<at::Tensor>> index_list(const hl_tensor *indices, int32_t n) {
+  if (n < 0 || (n > 0 && indices == nullptr)) throw hl::Error(HL_ERR_VALUE, "bad index list");
+  c10::List<c10::optional<at::Tensor>> list;
+  list.reserve(n);
+  for (int32_t i = 0; i < n; i++) list.push_back(hl::opt(indices[i]));
+  return list;
+}
+
+}  // namespace
+
+extern "C" {
+
+hl_status hl_view(hl_tensor t, const int64_t *shape, int32_t ndim, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).view(hl::dims(shape, ndim))))
+}
+
+hl_status hl_reshape(hl_tensor t, const int64_t *shape, int32_t ndim, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).reshape(hl::dims(shape, ndim))))
+}
+
+hl_status hl_expand(hl_tensor t, const int64_t *shape, int32_t ndim, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).expand(hl::dims(shape, ndim))))
+}
+
+hl_status hl_permute(hl_tensor t, const int64_t *dims, int32_t ndim, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).permute(hl::dims(dims, ndim))))
+}
+
+hl_status hl_transpose(hl_tensor t, int64_t d0, int64_t d1, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).transpose(d0, d1)))
+}
+
+hl_status hl_squeeze(hl_tensor t, int64_t dim, int32_t all, hl_tensor *out) {
+  HL_TRY(hl::put(out, all ? T(t).squeeze() : T(t).squeeze(dim)))
+}
+
+hl_status hl_unsqueeze(hl_tensor t, int64_t dim, hl_tensor *out) { HL_TRY(hl::put(out, T(t).unsqueeze(dim))) }
+
+hl_status hl_flatten(hl_tensor t, int64_t start, int64_t end, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).flatten(start, end)))
+}
+
+hl_status hl_cat(const hl_tensor *ts, int32_t n, int64_t dim, hl_tensor *out) {
+  HL_TRY(hl::put(out, at::cat(hl::tensors(ts, n), dim)))
+}
+
+hl_status hl_stack(const hl_tensor *ts, int32_t n, int64_t dim, hl_tensor *out) {
+  HL_TRY(hl::put(out, at::stack(hl::tensors(ts, n), dim)))
+}
+
+hl_status hl_split_sizes(hl_tensor t, const int64_t *sizes, int32_t n, int64_t dim, hl_tensor *outs) {
+  HL_TRY({
+    auto parts = T(t).split_with_sizes(hl::dims(sizes, n), dim);
+    if (static_cast<int32_t>(parts.size()) != n) throw hl::Error(HL_ERR_SHAPE, "split produced a different count");
+    for (int32_t i = 0; i < n; i++) outs[i] = hl::wrap(std::move(parts[i]));
+  })
+}
+
+hl_status hl_narrow(hl_tensor t, int64_t dim, int64_t start, int64_t length, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).narrow(dim, start, length)))
+}
+
+hl_status hl_slice(hl_tensor t, int64_t dim, int64_t start, int64_t end, int64_t step, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).slice(dim, start, end, step)))
+}
+
+hl_status hl_select(hl_tensor t, int64_t dim, int64_t index, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).select(dim, index)))
+}
+
+hl_status hl_repeat(hl_tensor t, const int64_t *repeats, int32_t ndim, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).repeat(hl::dims(repeats, ndim))))
+}
+
+hl_status hl_index_select(hl_tensor t, int64_t dim, hl_tensor index, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).index_select(dim, T(index))))
+}
+
+hl_status hl_gather(hl_tensor t, int64_t dim, hl_tensor index, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).gather(dim, T(index))))
+}
+
+hl_status hl_scatter(hl_tensor t, int64_t dim, hl_tensor index, hl_tensor src, int32_t add, hl_tensor *out) {
+  HL_TRY(hl::put(out, add ? T(t).scatter_add(dim, T(index), T(src)) : T(t).scatter(dim, T(index), T(src))))
+}
+
+hl_status hl_index_put(hl_tensor t, const hl_tensor *indices, int32_t n, hl_tensor values, int32_t accumulate,
+                       hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).index_put(index_list(indices, n), T(values), accumulate != 0)))
+}
+
+hl_status hl_index(hl_tensor t, const hl_tensor *indices, int32_t n, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).index(index_list(indices, n))))
+}
+
+hl_status hl_masked_fill(hl_tensor t, hl_tensor mask, double value, hl_tensor *out) {
+  HL_TRY(hl::put(out, T(t).masked_fill(T(mask), value)))
+}
+
+hl_status hl_where(hl_tensor cond, hl_tensor a, hl_tensor b, hl_tensor *out) {
+  HL_TRY(hl::put(out, at::where(T(cond), T(a), T(b))))
+}
+
+hl_status hl_triu(hl_tensor t, int64_t diagonal, hl_tensor *out) { HL_TRY(hl::put(out, T(t).triu(diagonal))) }
+hl_status hl_tril(hl_tensor t, int64_t diagonal, hl_tensor *out) { HL_TRY(hl::put(out, T(t).tril(diagonal))) }
+
+hl_status hl_one_hot(hl_tensor t, int64_t num_classes, hl_tensor *out) {
+  HL_TRY(hl::put(out, at::one_hot(T(t), num_classes)))
+}
+
+}  // extern "C"

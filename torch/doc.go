@@ -1,0 +1,33 @@
+// Package torch is hiddenlab's Go API over libtorch: tensors, dtypes, devices,
+// autograd and the ops a Transformer needs, backed by the C shim in cc/.
+//
+// # Ownership
+//
+// A *Tensor owns one libtorch handle. Ops register their results in the
+// innermost open Scope, and Scope.Close frees them all in one call:
+//
+//	s := torch.NewScope()
+//	defer s.Close()
+//	loss := model.Forward(x).CrossEntropy(y)
+//	loss.Backward()
+//	return loss.Item() // scalars leave as Go values
+//
+// A tensor that must outlive its scope is moved to the parent scope with
+// Scope.Keep, or taken out of scopes altogether with Tensor.Retain (its owner
+// then calls Free). Tensors created while no scope is open are owned by the
+// caller. Memory is never left to Go's garbage collector: it cannot see
+// libtorch's allocations, and finalizer-freed tensors measured ~3x slower.
+//
+// # Threads
+//
+// libtorch keeps grad mode, autocast and the CUDA stream per OS thread. All
+// tensor work of one model runs on one goroutine locked to its OS thread (the
+// device goroutine; see RunLocked). The scope stack is per process, so only one
+// goroutine may use tensors at a time.
+//
+// # Errors
+//
+// Tensor math panics with a *Error (op, kind, message), as PyTorch raises; the
+// runner recovers at step boundaries with Try. Functions that touch the outside
+// world (devices, files) return errors.
+package torch

@@ -1,0 +1,57 @@
+package torch
+
+import (
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// f64 builds a float64 tensor from values and a shape (1-d when shape is nil).
+func f64(vals []float64, shape ...int) *Tensor {
+	if len(shape) == 0 {
+		shape = []int{len(vals)}
+	}
+	return FromSlice(vals, shape)
+}
+
+func i64(vals []int64, shape ...int) *Tensor {
+	if len(shape) == 0 {
+		shape = []int{len(vals)}
+	}
+	return FromSlice(vals, shape)
+}
+
+// requireClose checks shape and values of got against want within tol.
+func requireClose(t *testing.T, got *Tensor, shape []int, want []float64, tol float64) {
+	t.Helper()
+	require.Equal(t, shape, got.Shape(), "shape")
+	vals := Values[float64](got)
+	require.Len(t, vals, len(want))
+	for i := range want {
+		if math.IsNaN(want[i]) {
+			require.True(t, math.IsNaN(vals[i]), "element %d: got %v, want NaN", i, vals[i])
+			continue
+		}
+		require.InDelta(t, want[i], vals[i], tol, "element %d: got %v, want %v (all: %v)", i, vals[i], want[i], vals)
+	}
+}
+
+// valueCase is one hand-worked op result.
+type valueCase struct {
+	name  string
+	run   func() *Tensor
+	shape []int
+	want  []float64
+}
+
+func runValueCases(t *testing.T, cases []valueCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := NewScope()
+			defer s.Close()
+			requireClose(t, c.run(), c.shape, c.want, 1e-6)
+		})
+	}
+}

@@ -1,0 +1,145 @@
+// Package capi is the only Go package that imports "C": thin 1:1 wrappers over
+// the shim's C ABI (cc/include/hlshim.h) that return (handle, error).
+//
+// Handles are owned C pointers; capi neither frees nor tracks them. The torch
+// package layers ownership (scopes), typed errors and a Go API on top.
+package capi
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../../cc/include
+#cgo LDFLAGS: -L${SRCDIR}/../../../build/cpu -lhlshim -Wl,-rpath,${SRCDIR}/../../../build/cpu -Wl,--enable-new-dtags
+#include <stdlib.h>
+#include "hlshim.h"
+*/
+import "C"
+
+import "unsafe"
+
+// Tensor is an owned handle to one libtorch tensor (NULL is the zero value).
+type Tensor = C.hl_tensor
+
+// HeaderABIVersion is the ABI version of the header this package was compiled
+// against; ABIVersion reports the loaded library's.
+const HeaderABIVersion = int(C.HL_ABI_VERSION)
+
+// Status is an error reported by the shim: a kind (hl_error_kind) and a message.
+type Status struct {
+	Kind    int
+	Message string
+}
+
+func (s *Status) Error() string { return s.Message }
+
+// check turns an hl_status into an error, freeing it.
+func check(s C.hl_status) error {
+	if s == nil {
+		return nil
+	}
+	err := &Status{Kind: int(C.hl_status_kind(s)), Message: C.GoString(C.hl_status_message(s))}
+	C.hl_status_free(s)
+	return err
+}
+
+// Options mirrors hl_options.
+type Options struct {
+	DType        int32
+	DeviceType   int32
+	DeviceIndex  int32
+	RequiresGrad bool
+}
+
+func (o Options) c() C.hl_options {
+	var rg C.int32_t
+	if o.RequiresGrad {
+		rg = 1
+	}
+	return C.hl_options{dtype: C.int32_t(o.DType), device_type: C.int32_t(o.DeviceType), device_index: C.int32_t(o.DeviceIndex), requires_grad: rg}
+}
+
+func b2i(b bool) C.int32_t {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func i64s(s []int64) *C.int64_t {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.int64_t)(unsafe.Pointer(&s[0]))
+}
+
+func handles(ts []Tensor) *C.hl_tensor {
+	if len(ts) == 0 {
+		return nil
+	}
+	return (*C.hl_tensor)(unsafe.Pointer(&ts[0]))
+}
+
+// ---- library ----
+
+// ABIVersion reports the loaded shim's ABI version.
+func ABIVersion() int { return int(C.hl_abi_version()) }
+
+// BuildInfo describes the loaded shim and its libtorch.
+func BuildInfo() string {
+	n := C.hl_build_info(nil, 0)
+	buf := make([]byte, int(n)+1)
+	C.hl_build_info((*C.char)(unsafe.Pointer(&buf[0])), C.int64_t(len(buf)))
+	return string(buf[:n])
+}
+
+// TorchVersion is major*10000 + minor*100 + patch of the linked libtorch.
+func TorchVersion() int { return int(C.hl_torch_version()) }
+
+// BuiltWithCUDA reports whether the loaded shim is a CUDA build.
+func BuiltWithCUDA() bool { return C.hl_built_with_cuda() != 0 }
+
+// LiveTensors counts handles created and not yet freed.
+func LiveTensors() int64 { return int64(C.hl_live_tensors()) }
+
+// ManualSeed seeds libtorch's generators.
+func ManualSeed(seed uint64) error { return check(C.hl_manual_seed(C.uint64_t(seed))) }
+
+// SetNumThreads sets libtorch's intra-op thread count.
+func SetNumThreads(n int) error { return check(C.hl_set_num_threads(C.int32_t(n))) }
+
+// NumThreads reports libtorch's intra-op thread count.
+func NumThreads() int { return int(C.hl_get_num_threads()) }
+
+// SetGradEnabled sets the calling OS thread's grad mode and returns the previous one.
+func SetGradEnabled(on bool) bool { return C.hl_set_grad_enabled(b2i(on)) != 0 }
+
+// GradEnabled reports the calling OS thread's grad mode.
+func GradEnabled() bool { return C.hl_is_grad_enabled() != 0 }
+
+// CUDADeviceCount reports the number of visible CUDA devices (0 in a CPU build).
+func CUDADeviceCount() (int, error) {
+	var n C.int32_t
+	err := check(C.hl_cuda_device_count(&n))
+	return int(n), err
+}
+
+// CUDADeviceInfo reports a CUDA device's name and total memory.
+func CUDADeviceInfo(index int) (string, int64, error) {
+	var buf [256]C.char
+	var total C.int64_t
+	if err := check(C.hl_cuda_device_info(C.int32_t(index), &buf[0], C.int64_t(len(buf)), &total)); err != nil {
+		return "", 0, err
+	}
+	return C.GoString(&buf[0]), int64(total), nil
+}
+
+// CUDASynchronize waits for all work on a CUDA device.
+func CUDASynchronize(index int) error { return check(C.hl_cuda_synchronize(C.int32_t(index))) }
+
+// RNGState returns the CPU generator state as a uint8 tensor.
+func RNGState() (Tensor, error) {
+	var out Tensor
+	err := check(C.hl_rng_get_state(&out))
+	return out, err
+}
+
+// SetRNGState restores the CPU generator state.
+func SetRNGState(state Tensor) error { return check(C.hl_rng_set_state(state)) }

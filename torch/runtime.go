@@ -1,0 +1,111 @@
+package torch
+
+import (
+	"fmt"
+	"runtime"
+
+	"hiddenlab/torch/internal/capi"
+)
+
+func init() {
+	if got, want := capi.ABIVersion(), capi.HeaderABIVersion; got != want {
+		panic(fmt.Sprintf("torch: the loaded libhlshim has ABI version %d, this binary was built for %d: "+
+			"rebuild the shim (make shim) or point LD_LIBRARY_PATH at a matching build", got, want))
+	}
+}
+
+// ManualSeed seeds libtorch's CPU and CUDA generators.
+func ManualSeed(seed uint64) { fail("manual_seed", capi.ManualSeed(seed)) }
+
+// SetNumThreads sets libtorch's intra-op thread count (OpenMP). Keep
+// threads × parallel processes at or below the core count.
+func SetNumThreads(n int) error {
+	if err := capi.SetNumThreads(n); err != nil {
+		return newError("set_num_threads", err)
+	}
+	return nil
+}
+
+// NumThreads reports libtorch's intra-op thread count.
+func NumThreads() int { return capi.NumThreads() }
+
+// Version is the linked libtorch's version, e.g. "1.13.1".
+func Version() string {
+	v := capi.TorchVersion()
+	return fmt.Sprintf("%d.%d.%d", v/10000, v/100%100, v%100)
+}
+
+// BuildInfo describes the loaded shim and libtorch's build configuration.
+func BuildInfo() string { return capi.BuildInfo() }
+
+// BuiltWithCUDA reports whether the loaded shim is a CUDA build.
+func BuiltWithCUDA() bool { return capi.BuiltWithCUDA() }
+
+// LiveTensors counts tensor handles created and not yet freed, process-wide.
+// Leak tests compare it with a baseline.
+func LiveTensors() int64 { return capi.LiveTensors() }
+
+// CUDADeviceCount reports the number of visible CUDA devices (0 with a CPU
+// build of the shim).
+func CUDADeviceCount() int {
+	n, err := capi.CUDADeviceCount()
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// DeviceInfo describes a CUDA device.
+type DeviceInfo struct {
+	Name        string
+	TotalMemory int64 // bytes
+}
+
+// CUDADeviceInfo describes CUDA device index; with a CPU build of the shim it
+// fails with an error of kind KindNoCUDA.
+func CUDADeviceInfo(index int) (DeviceInfo, error) {
+	name, total, err := capi.CUDADeviceInfo(index)
+	if err != nil {
+		return DeviceInfo{}, newError("cuda_device_info", err)
+	}
+	return DeviceInfo{Name: name, TotalMemory: total}, nil
+}
+
+// Synchronize waits for the work queued on d (a no-op on the CPU).
+func Synchronize(d Device) error {
+	if d.Type != DeviceCUDA {
+		return nil
+	}
+	if err := capi.CUDASynchronize(d.Index); err != nil {
+		return newError("cuda_synchronize", err)
+	}
+	return nil
+}
+
+// RNGState snapshots the CPU generator (for checkpoints); the caller owns the
+// returned uint8 tensor.
+func RNGState() *Tensor {
+	h, err := capi.RNGState()
+	fail("rng_state", err)
+	return &Tensor{h: h}
+}
+
+// SetRNGState restores a snapshot taken by RNGState.
+func SetRNGState(state *Tensor) { fail("set_rng_state", capi.SetRNGState(state.handle())) }
+
+// RunLocked runs f on a new goroutine locked to its own OS thread (the device
+// goroutine) and waits for it. All tensor work of a model belongs inside, since
+// libtorch keeps grad mode, autocast and CUDA streams per thread. A panic in f
+// is re-raised in the caller.
+func RunLocked(f func()) {
+	done := make(chan any, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		defer func() { done <- recover() }()
+		f()
+	}()
+	if r := <-done; r != nil {
+		panic(r)
+	}
+}

@@ -52,6 +52,8 @@ shim-cuda:
 	$(MAKE) shim BUILD=build/cuda TORCH_DIR=$$($(PYTHON_TORCH) -c 'import torch,os;print(os.path.join(torch.utils.cmake_prefix_path,"Torch"))')
 
 test: setup shim
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 

@@ -8,10 +8,14 @@ func newFilled(op string, fill int32, shape []int, opts []Option) *Tensor {
 }
 
 // Empty is an uninitialised tensor (float32 on the CPU unless opts say otherwise).
-func Empty(shape []int, opts ...Option) *Tensor { return newFilled("empty", capi.FillEmpty, shape, opts) }
+func Empty(shape []int, opts ...Option) *Tensor {
+	return newFilled("empty", capi.FillEmpty, shape, opts)
+}
 
 // Zeros is a tensor of zeros.
-func Zeros(shape []int, opts ...Option) *Tensor { return newFilled("zeros", capi.FillZeros, shape, opts) }
+func Zeros(shape []int, opts ...Option) *Tensor {
+	return newFilled("zeros", capi.FillZeros, shape, opts)
+}
 
 // Ones is a tensor of ones.
 func Ones(shape []int, opts ...Option) *Tensor { return newFilled("ones", capi.FillOnes, shape, opts) }
@@ -20,7 +24,9 @@ func Ones(shape []int, opts ...Option) *Tensor { return newFilled("ones", capi.F
 func Rand(shape []int, opts ...Option) *Tensor { return newFilled("rand", capi.FillRand, shape, opts) }
 
 // Randn draws from the standard normal distribution.
-func Randn(shape []int, opts ...Option) *Tensor { return newFilled("randn", capi.FillRandn, shape, opts) }
+func Randn(shape []int, opts ...Option) *Tensor {
+	return newFilled("randn", capi.FillRandn, shape, opts)
+}
 
 // Full is a tensor filled with value.
 func Full(shape []int, value float64, opts ...Option) *Tensor {

@@ -41,7 +41,9 @@ func TestGradients(t *testing.T) {
 			func() []*Tensor { return []*Tensor{randn(10)} }},
 		{"softplus log_sigmoid", func(x ...*Tensor) *Tensor { return x[0].Softplus().Add(x[0].LogSigmoid()) },
 			func() []*Tensor { return []*Tensor{randn(10)} }},
-		{"exp log sqrt", func(x ...*Tensor) *Tensor { return x[0].Exp().Add(x[0].Square().AddScalar(1).Log()).Add(x[0].Abs().AddScalar(0.5).Sqrt()) },
+		{"exp log sqrt", func(x ...*Tensor) *Tensor {
+			return x[0].Exp().Add(x[0].Square().AddScalar(1).Log()).Add(x[0].Abs().AddScalar(0.5).Sqrt())
+		},
 			func() []*Tensor { return []*Tensor{randn(8)} }},
 		{"div pow rsqrt", func(x ...*Tensor) *Tensor {
 			pos := x[1].Square().AddScalar(0.5)

@@ -179,7 +179,9 @@ func TestMath(t *testing.T) {
 		{"reciprocal", func() *Tensor { return f64([]float64{2, -4}).Reciprocal() }, []int{2}, []float64{0.5, -0.25}},
 		{"sign", func() *Tensor { return v().Sign() }, []int{4}, []float64{-1, 0, 1, 1}},
 		{"sin cos", func() *Tensor { return f64([]float64{math.Pi / 2}).Sin().Add(f64([]float64{0}).Cos()) }, []int{1}, []float64{2}},
-		{"floor ceil round", func() *Tensor { return f64([]float64{-1.5, 2.5}).Floor().Add(f64([]float64{0.2, 0.2}).Ceil()).Add(f64([]float64{2.5, 3.5}).Round()) }, []int{2}, []float64{-2 + 1 + 2, 2 + 1 + 4}},
+		{"floor ceil round", func() *Tensor {
+			return f64([]float64{-1.5, 2.5}).Floor().Add(f64([]float64{0.2, 0.2}).Ceil()).Add(f64([]float64{2.5, 3.5}).Round())
+		}, []int{2}, []float64{-2 + 1 + 2, 2 + 1 + 4}},
 		{"erf", func() *Tensor { return f64([]float64{0.5}).Erf() }, []int{1}, []float64{math.Erf(0.5)}},
 		{"relu", func() *Tensor { return v().Relu() }, []int{4}, []float64{0, 0, 0.5, 2}},
 		{"gelu", func() *Tensor { return v().Gelu() }, []int{4}, []float64{gelu(-1), 0, gelu(0.5), gelu(2)}},

@@ -354,4 +354,18 @@ hl_status hl_fill_(hl_tensor t, double value) {
   })
 }
 
+hl_status hl_normal_(hl_tensor t, double mean, double std) {
+  HL_TRY({
+    c10::NoGradGuard g;
+    hl::T(t).normal_(mean, std);
+  })
+}
+
+hl_status hl_uniform_(hl_tensor t, double lo, double hi) {
+  HL_TRY({
+    c10::NoGradGuard g;
+    hl::T(t).uniform_(lo, hi);
+  })
+}
+
 }  // extern "C"

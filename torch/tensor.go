@@ -249,8 +249,23 @@ func (t *Tensor) ItemInt() int64 {
 // dtype and device), outside autograd. Used to load weights.
 func (t *Tensor) CopyFrom(src *Tensor) { fail("copy_", capi.CopyInto(t.handle(), src.handle())) }
 
-// Fill sets every element of t to v in place, outside autograd.
-func (t *Tensor) Fill(v float64) { fail("fill_", capi.FillInPlace(t.handle(), v)) }
+// Fill sets every element of t to v in place, outside autograd, and returns t.
+func (t *Tensor) Fill(v float64) *Tensor {
+	fail("fill_", capi.FillInPlace(t.handle(), v))
+	return t
+}
+
+// Normal fills t in place from N(mean, std²), outside autograd, and returns t.
+func (t *Tensor) Normal(mean, std float64) *Tensor {
+	fail("normal_", capi.NormalInPlace(t.handle(), mean, std))
+	return t
+}
+
+// Uniform fills t in place from U[lo, hi), outside autograd, and returns t.
+func (t *Tensor) Uniform(lo, hi float64) *Tensor {
+	fail("uniform_", capi.UniformInPlace(t.handle(), lo, hi))
+	return t
+}
 
 // Format renders t's values like PyTorch's repr, for debugging small tensors.
 func (t *Tensor) Format() string {
@@ -275,4 +290,29 @@ func (t *Tensor) Format() string {
 	}
 	rec(0, 0)
 	return b.String()
+}
+
+// Bytes copies t's elements out as raw little-endian bytes of its dtype, in
+// row-major order (converting to CPU and contiguous as needed).
+func (t *Tensor) Bytes() []byte {
+	n := t.Numel() * t.DType().Size()
+	out := make([]byte, n)
+	if n == 0 {
+		return out
+	}
+	fail("bytes", capi.CopyOut(t.handle(), unsafe.Pointer(&out[0]), int64(n)))
+	return out
+}
+
+// FromBytes creates a tensor of the given dtype and shape from raw
+// little-endian bytes in row-major order (on the CPU unless opts name a device).
+func FromBytes(data []byte, dtype DType, shape []int, opts ...Option) *Tensor {
+	o := options(opts)
+	o.DType = int32(dtype)
+	var p unsafe.Pointer
+	if len(data) > 0 {
+		p = unsafe.Pointer(&data[0])
+	}
+	h, err := capi.FromData(p, int64(len(data)), int64s(shape), o)
+	return wrap("from_bytes", h, err)
 }

@@ -152,6 +152,9 @@ HL_API hl_status hl_item_double(hl_tensor t, double *out);
 HL_API hl_status hl_item_int64(hl_tensor t, int64_t *out);
 HL_API hl_status hl_copy_(hl_tensor dst, hl_tensor src); /* dst.copy_(src), no grad recorded */
 HL_API hl_status hl_fill_(hl_tensor t, double value);    /* t.fill_(value), no grad recorded */
+/* In-place random initialisation, no grad recorded: normal_(mean, std) or uniform_(lo, hi). */
+HL_API hl_status hl_normal_(hl_tensor t, double mean, double std);
+HL_API hl_status hl_uniform_(hl_tensor t, double lo, double hi);
 
 /* ---- shape ------------------------------------------------------------- */
 
@@ -273,6 +276,20 @@ HL_API hl_status hl_grad(hl_tensor t, hl_tensor *out);
 HL_API hl_status hl_set_grad(hl_tensor t, hl_tensor grad);
 /* Zeroes (or, with set_to_none, drops) the gradients of n tensors. */
 HL_API hl_status hl_zero_grads(const hl_tensor *ts, int64_t n, int32_t set_to_none);
+
+/* ---- optimizers ---------------------------------------------------------
+ * Each call updates the parameters that have a gradient (others are skipped)
+ * under no-grad, with the state tensor at the same index as its parameter. */
+
+/* torch.optim.AdamW for one parameter group; step counts from 1. */
+HL_API hl_status hl_adamw_step(const hl_tensor *params, const hl_tensor *exp_avg, const hl_tensor *exp_avg_sq, int64_t n,
+                               int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay);
+/* torch.optim.SGD for one group; momentum_buf may be NULL without momentum. */
+HL_API hl_status hl_sgd_step(const hl_tensor *params, const hl_tensor *momentum_buf, int64_t n, int64_t step, double lr,
+                             double momentum, double dampening, double weight_decay, int32_t nesterov);
+/* torch.nn.utils.clip_grad_norm_: scales the gradients so their global 2-norm
+ * is at most max_norm (max_norm <= 0: only measures); reports the norm before. */
+HL_API hl_status hl_clip_grad_norm(const hl_tensor *params, int64_t n, double max_norm, double *total_norm);
 
 #ifdef __cplusplus
 }

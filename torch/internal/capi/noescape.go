@@ -99,6 +99,10 @@ package capi
 #cgo nocallback hl_copy_
 #cgo noescape hl_fill_
 #cgo nocallback hl_fill_
+#cgo noescape hl_normal_
+#cgo nocallback hl_normal_
+#cgo noescape hl_uniform_
+#cgo nocallback hl_uniform_
 #cgo noescape hl_view
 #cgo nocallback hl_view
 #cgo noescape hl_reshape
@@ -219,6 +223,12 @@ package capi
 #cgo nocallback hl_set_grad
 #cgo noescape hl_zero_grads
 #cgo nocallback hl_zero_grads
+#cgo noescape hl_adamw_step
+#cgo nocallback hl_adamw_step
+#cgo noescape hl_sgd_step
+#cgo nocallback hl_sgd_step
+#cgo noescape hl_clip_grad_norm
+#cgo nocallback hl_clip_grad_norm
 #include "hlshim.h"
 */
 import "C"

@@ -186,3 +186,13 @@ func CopyInto(dst, src Tensor) error { return check(C.hl_copy_(dst, src)) }
 
 // FillInPlace sets every element of t to value, outside autograd.
 func FillInPlace(t Tensor, value float64) error { return check(C.hl_fill_(t, C.double(value))) }
+
+// NormalInPlace fills t from N(mean, std²), outside autograd.
+func NormalInPlace(t Tensor, mean, std float64) error {
+	return check(C.hl_normal_(t, C.double(mean), C.double(std)))
+}
+
+// UniformInPlace fills t from U[lo, hi), outside autograd.
+func UniformInPlace(t Tensor, lo, hi float64) error {
+	return check(C.hl_uniform_(t, C.double(lo), C.double(hi)))
+}

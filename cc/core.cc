@@ -4,6 +4,8 @@
 #include <ATen/Version.h>
 #include <c10/core/GradMode.h>
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <mutex>
 #include <sstream>
@@ -184,6 +186,15 @@ hl_status hl_set_num_threads(int32_t n) {
   HL_TRY({
     if (n < 1) throw hl::Error(HL_ERR_VALUE, "thread count must be >= 1, got " + std::to_string(n));
     at::set_num_threads(n);
+  })
+}
+
+hl_status hl_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold) {
+  HL_TRY({
+    if (mmap_threshold > 0 && mallopt(M_MMAP_THRESHOLD, static_cast<int>(std::min<int64_t>(mmap_threshold, 1 << 30))) != 1)
+      throw hl::Error(HL_ERR_VALUE, "mallopt(M_MMAP_THRESHOLD) refused " + std::to_string(mmap_threshold));
+    if (trim_threshold > 0 && mallopt(M_TRIM_THRESHOLD, static_cast<int>(std::min<int64_t>(trim_threshold, 1 << 30))) != 1)
+      throw hl::Error(HL_ERR_VALUE, "mallopt(M_TRIM_THRESHOLD) refused " + std::to_string(trim_threshold));
   })
 }
 

@@ -69,3 +69,14 @@ func TestNoGradRestoresAfterPanic(t *testing.T) {
 	})
 	require.PanicsWithValue(t, "boom", func() { RunLocked(func() { panic("boom") }) })
 }
+
+// TestThreadCountReachesDeviceGoroutine: OpenMP keeps the thread count per OS
+// thread, so RunLocked must apply SetNumThreads' count on its own thread.
+func TestThreadCountReachesDeviceGoroutine(t *testing.T) {
+	require.NoError(t, SetNumThreads(2))
+	defer SetNumThreads(1)
+	var inside int
+	RunLocked(func() { inside = NumThreads() })
+	require.Equal(t, 2, inside)
+	require.Error(t, SetNumThreads(0))
+}

@@ -66,6 +66,11 @@ HL_API int32_t hl_built_with_cuda(void);
 HL_API int64_t hl_live_tensors(void);   /* handles created and not yet freed */
 HL_API hl_status hl_manual_seed(uint64_t seed);
 HL_API hl_status hl_set_num_threads(int32_t n);
+/* Tunes glibc malloc for tensor workloads: allocations below mmap_threshold
+ * bytes come from the heap instead of fresh mmap()s (whose page faults cost up
+ * to a third of a small model's step), and free memory is returned to the
+ * system only beyond trim_threshold bytes. Values <= 0 leave a setting alone. */
+HL_API hl_status hl_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold);
 HL_API int32_t hl_get_num_threads(void);
 /* Grad mode is per OS thread in libtorch; callers keep to one locked thread. */
 HL_API int32_t hl_set_grad_enabled(int32_t enabled); /* returns the previous mode */

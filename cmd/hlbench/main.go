@@ -34,6 +34,7 @@ type config struct {
 
 var suites = []suite{
 	{"core", runCore},
+	{"gpt", runGPT},
 }
 
 func main() {
@@ -44,11 +45,19 @@ func main() {
 	flag.IntVar(&cfg.repeats, "repeats", 5, "timed repeats per case and round")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds alternating Go and PyTorch (the median over all repeats is reported)")
 	flag.StringVar(&cfg.python, "python", "/usr/bin/python3", "Python interpreter with torch (the PyTorch reference)")
+	child := flag.String("child", "", "internal: run one measurement in this process (suite:case)")
 	flag.Parse()
 
 	if err := torch.SetNumThreads(cfg.threads); err != nil {
 		fmt.Fprintln(os.Stderr, "hlbench:", err)
 		os.Exit(1)
+	}
+	if *child != "" {
+		if err := runChild(cfg, *child); err != nil {
+			fmt.Fprintln(os.Stderr, "hlbench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	fmt.Printf("hlbench: libtorch %s, %d thread(s), %s\n", torch.Version(), torch.NumThreads(), time.Now().Format(time.RFC3339))
 	ran := false
@@ -136,17 +145,32 @@ func sideBySide(cfg config, goSide func() map[string][]float64, pySide func() (m
 	return gos, pys, nil
 }
 
+// mallocEnv gives a PyTorch process the glibc malloc thresholds hiddenlab's
+// torch package sets for itself (see torch/runtime.go).
+var mallocEnv = []string{"MALLOC_MMAP_THRESHOLD_=67108864", "MALLOC_TRIM_THRESHOLD_=268435456"}
+
 // pytorch runs a reference script from benchmarks/ and decodes its JSON.
-func pytorch(cfg config, script string, args []string, out any) error {
+func pytorch(cfg config, script string, args []string, out any, env ...string) error {
 	if _, err := os.Stat(cfg.python); err != nil {
 		return fmt.Errorf("PyTorch reference needs %s with torch (Debian python3-torch; make setup installs it): %w", cfg.python, err)
 	}
 	cmd := exec.Command(cfg.python, append([]string{script}, args...)...)
 	cmd.Stderr = os.Stderr
-	cmd.Env = append(os.Environ(), fmt.Sprintf("OMP_NUM_THREADS=%d", cfg.threads))
+	cmd.Env = append(append(os.Environ(), fmt.Sprintf("OMP_NUM_THREADS=%d", cfg.threads)), env...)
 	b, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("%s: %w", script, err)
 	}
 	return json.Unmarshal(b, out)
+}
+
+// runChild runs one measurement for a parent hlbench (suite:case), so that
+// each gets a fresh process and its own peak RSS.
+func runChild(cfg config, spec string) error {
+	suite, name, _ := strings.Cut(spec, ":")
+	switch suite {
+	case "gpt":
+		return gptChild(cfg, name)
+	}
+	return fmt.Errorf("unknown child measurement %q", spec)
 }

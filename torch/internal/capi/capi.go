@@ -105,6 +105,11 @@ func ManualSeed(seed uint64) error { return check(C.hl_manual_seed(C.uint64_t(se
 // SetNumThreads sets libtorch's intra-op thread count.
 func SetNumThreads(n int) error { return check(C.hl_set_num_threads(C.int32_t(n))) }
 
+// TuneMalloc sets glibc's mmap and trim thresholds (<= 0 leaves one alone).
+func TuneMalloc(mmapThreshold, trimThreshold int64) error {
+	return check(C.hl_tune_malloc(C.int64_t(mmapThreshold), C.int64_t(trimThreshold)))
+}
+
 // NumThreads reports libtorch's intra-op thread count.
 func NumThreads() int { return int(C.hl_get_num_threads()) }
 

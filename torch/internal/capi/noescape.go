@@ -27,6 +27,8 @@ package capi
 #cgo nocallback hl_manual_seed
 #cgo noescape hl_set_num_threads
 #cgo nocallback hl_set_num_threads
+#cgo noescape hl_tune_malloc
+#cgo nocallback hl_tune_malloc
 #cgo noescape hl_get_num_threads
 #cgo nocallback hl_get_num_threads
 #cgo noescape hl_set_grad_enabled

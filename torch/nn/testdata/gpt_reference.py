@@ -121,9 +121,16 @@ class GPT(torch.nn.Module):
         q, k, v = b.attn.qkv(x).view(B, T, 3, H, C // H).permute(2, 0, 3, 1, 4)
         if self.c["positions"] == "rotary":
             q, k = self.rotary(q), self.rotary(k)
-        att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
-        att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
-        y = (att @ v).transpose(1, 2).reshape(B, T, C)
+        if self.c.get("fused_attention"):
+            if hasattr(F, "scaled_dot_product_attention"):  # PyTorch 2.x
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            else:  # 1.13: the same kernel under its private name
+                y = F._scaled_dot_product_attention(q, k, v, None, 0.0, False, True)[0]
+        else:
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(C // H)
+            att = att.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")).softmax(-1)
+            y = att @ v
+        y = y.transpose(1, 2).reshape(B, T, C)
         return b.attn.proj(y)
 
     def forward(self, ids):

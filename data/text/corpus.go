@@ -1,0 +1,81 @@
+// Package text prepares text corpora for language-model training: it reads
+// and splits corpora, stores token ids in packed files, and serves
+// deterministic training batches and evaluation windows.
+//
+// Token ids come from a tokenizer (see hiddenlab/data/tokenize); this package
+// handles them only as int32s below a vocabulary size.
+package text
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+)
+
+// ReadCorpus returns the contents of the text file at path. An empty file is
+// an error.
+func ReadCorpus(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("corpus %s: %w", path, pathErr(err))
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("corpus %s: empty", path)
+	}
+	return b, nil
+}
+
+// Split divides corpus into a training and a validation part, with about
+// valFraction of the bytes in the validation part, at a boundary marked by
+// sep: the split falls right after the first sep that ends at or after the
+// byte offset (1-valFraction)*len(corpus). Use "\n" to split at a line
+// boundary, or a document separator to keep documents whole.
+//
+// For Tiny Shakespeare, Split(corpus, 0.1, "\n") gives nanoGPT's 90/10
+// split, moved forward to the end of the line it falls in.
+//
+// It returns an error if valFraction is not strictly between 0 and 1, or if
+// the validation part would be empty (no sep after the offset but the one
+// that ends the corpus).
+func Split(corpus []byte, valFraction float64, sep string) (train, val []byte, err error) {
+	if !(valFraction > 0 && valFraction < 1) {
+		return nil, nil, fmt.Errorf("split: validation fraction %v, want it in (0, 1)", valFraction)
+	}
+	if sep == "" {
+		return nil, nil, errors.New("split: empty separator")
+	}
+	cut := int(float64(len(corpus)) * (1 - valFraction))
+	from := max(cut-len(sep), 0)
+	i := bytes.Index(corpus[from:], []byte(sep))
+	if i < 0 {
+		return nil, nil, fmt.Errorf("split: no %q after byte %d of %d", sep, cut, len(corpus))
+	}
+	at := from + i + len(sep)
+	if at == len(corpus) {
+		return nil, nil, fmt.Errorf("split: the only %q after byte %d of %d ends the corpus", sep, cut, len(corpus))
+	}
+	return corpus[:at], corpus[at:], nil
+}
+
+// WholeDocuments returns corpus up to and including its last sep, dropping a
+// trailing document that sep does not close, as when a corpus sample was cut
+// at a byte limit. It returns corpus unchanged if it ends with sep, and an
+// empty slice if it holds no sep.
+func WholeDocuments(corpus []byte, sep string) []byte {
+	i := bytes.LastIndex(corpus, []byte(sep))
+	if i < 0 {
+		return corpus[:0]
+	}
+	return corpus[:i+len(sep)]
+}
+
+// pathErr drops the path from a *fs.PathError, which callers already name.
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}

@@ -1,5 +1,7 @@
 # hiddenlab: a Go research framework for hidden-feature Transformers on libtorch.
 #
+#   make run RECIPE=x.yaml     train and evaluate recipes/x.yaml (ARGS="key=value ...", RESUME=<run dir>)
+#   make sweep EXP=x.yaml      run experiments/x.yaml's grid and tabulate it (ARGS="-workers 2")
 #   make test                  set up, build the shim, run every test (CPU)
 #   make bench                 benchmarks, Go side by side with PyTorch eager
 #   make shim                  build the CPU shim into build/cpu
@@ -18,7 +20,24 @@ PACKAGES := libtorch-dev libopenblas0-openmp cmake ninja-build g++ python3-torch
 SHIM := $(BUILD)/libhlshim.so
 SHIM_SOURCES := CMakeLists.txt $(wildcard cc/*.cc cc/*.h cc/*.map cc/include/*.h)
 
-.PHONY: setup shim shim-cuda test bench clean capi-noescape
+.PHONY: setup shim shim-cuda test bench clean capi-noescape run sweep bin
+
+BIN := bin/hiddenlab
+GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
+
+$(BIN): $(SHIM) $(GO_SOURCES)
+	$(GO) build -o $(BIN) ./cmd/hiddenlab
+
+bin: setup shim $(BIN)
+
+run: bin
+	@if [ -n "$(RESUME)" ]; then ./$(BIN) run -resume "$(RESUME)" $(ARGS); \
+	elif [ -n "$(RECIPE)" ]; then ./$(BIN) run "$(RECIPE)" $(ARGS); \
+	else echo "make run: set RECIPE=<recipe.yaml> (recipes/: $$(ls recipes | tr '\n' ' ')) or RESUME=<run dir>"; exit 2; fi
+
+sweep: bin
+	@if [ -z "$(EXP)" ]; then echo "make sweep: set EXP=<experiment.yaml> (experiments/: $$(ls experiments | tr '\n' ' '))"; exit 2; fi
+	./$(BIN) sweep "$(EXP)" $(ARGS)
 
 setup:
 	@missing=""; \

@@ -31,6 +31,8 @@ hl_status hl_set_grad(hl_tensor t, hl_tensor grad) {
   })
 }
 
+hl_status hl_set_data(hl_tensor t, hl_tensor src) { HL_TRY(T(t).set_data(T(src))) }
+
 hl_status hl_zero_grads(const hl_tensor *ts, int64_t n, int32_t set_to_none) {
   HL_TRY({
     for (int64_t i = 0; i < n; i++) {

@@ -1,11 +1,22 @@
 // math.cc: elementwise ops, products, reductions, sorting and sampling.
 #include <algorithm>
+#include <cmath>
 
 #include "internal.h"
 
 using hl::T;
 
 namespace {
+
+// scalar converts a Go float64 argument for an op on t: an integral value on
+// an integer or bool tensor becomes an integer Scalar, so x + 1 on int64
+// stays int64 as in PyTorch (a double would promote to float).
+at::Scalar scalar(const at::Tensor &t, double v) {
+  if (!at::isFloatingType(t.scalar_type()) && !at::isComplexType(t.scalar_type()) && v == std::trunc(v) &&
+      std::abs(v) < 9.2e18)
+    return at::Scalar(static_cast<int64_t>(v));
+  return at::Scalar(v);
+}
 
 at::Tensor unary(int32_t op, const at::Tensor &x) {
   switch (op) {
@@ -201,10 +212,10 @@ hl_status hl_binary(int32_t op, hl_tensor a, hl_tensor b, hl_tensor *out) { HL_T
 hl_status hl_binary_(int32_t op, hl_tensor a, hl_tensor b) { HL_TRY(binary_(op, T(a), T(b))) }
 
 hl_status hl_binary_scalar(int32_t op, hl_tensor a, double s, int32_t reversed, hl_tensor *out) {
-  HL_TRY(hl::put(out, reversed ? binary_scalar_reversed(op, T(a), s) : binary_scalar(op, T(a), s)))
+  HL_TRY(hl::put(out, reversed ? binary_scalar_reversed(op, T(a), scalar(T(a), s)) : binary_scalar(op, T(a), scalar(T(a), s))))
 }
 
-hl_status hl_binary_scalar_(int32_t op, hl_tensor a, double s) { HL_TRY(binary_scalar_(op, T(a), s)) }
+hl_status hl_binary_scalar_(int32_t op, hl_tensor a, double s) { HL_TRY(binary_scalar_(op, T(a), scalar(T(a), s))) }
 
 hl_status hl_add_scaled(hl_tensor a, hl_tensor b, double alpha, hl_tensor *out) {
   HL_TRY(hl::put(out, T(a).add(T(b), alpha)))
@@ -215,8 +226,8 @@ hl_status hl_add_scaled_(hl_tensor a, hl_tensor b, double alpha) { HL_TRY(T(a).a
 hl_status hl_clamp(hl_tensor t, double lo, double hi, int32_t has_lo, int32_t has_hi, hl_tensor *out) {
   HL_TRY({
     c10::optional<at::Scalar> l, h;
-    if (has_lo) l = lo;
-    if (has_hi) h = hi;
+    if (has_lo) l = scalar(T(t), lo);
+    if (has_hi) h = scalar(T(t), hi);
     hl::put(out, T(t).clamp(l, h));
   })
 }

@@ -34,7 +34,7 @@ extern "C" {
 hl_status hl_adamw_step(const hl_tensor *params, const hl_tensor *exp_avg, const hl_tensor *exp_avg_sq, int64_t n,
                         int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay) {
   HL_TRY({
-    if (exp_avg == nullptr || exp_avg_sq == nullptr) throw hl::Error(HL_ERR_VALUE, "adamw needs both moment lists");
+    if (n > 0 && (exp_avg == nullptr || exp_avg_sq == nullptr)) throw hl::Error(HL_ERR_VALUE, "adamw needs both moment lists");
     if (step < 1) throw hl::Error(HL_ERR_VALUE, "adamw step counts from 1, got " + std::to_string(step));
     Active a = active(params, exp_avg, exp_avg_sq, n);
     if (a.params.empty()) return nullptr;
@@ -57,7 +57,7 @@ hl_status hl_adamw_step(const hl_tensor *params, const hl_tensor *exp_avg, const
 hl_status hl_sgd_step(const hl_tensor *params, const hl_tensor *momentum_buf, int64_t n, int64_t step, double lr,
                       double momentum, double dampening, double weight_decay, int32_t nesterov) {
   HL_TRY({
-    if (momentum != 0 && momentum_buf == nullptr) throw hl::Error(HL_ERR_VALUE, "sgd with momentum needs buffers");
+    if (n > 0 && momentum != 0 && momentum_buf == nullptr) throw hl::Error(HL_ERR_VALUE, "sgd with momentum needs buffers");
     Active a = active(params, momentum != 0 ? momentum_buf : nullptr, nullptr, n);
     if (a.params.empty()) return nullptr;
     at::NoGradGuard g;

@@ -38,6 +38,11 @@ func (t *Tensor) Grad() *Tensor {
 // SetGrad replaces t's gradient; nil clears it.
 func (t *Tensor) SetGrad(g *Tensor) { fail("set_grad", capi.SetGrad(t.handle(), opt(g))) }
 
+// SetData makes t use src's values, dtype and device while staying the same
+// tensor (autograd leaf, requires_grad, and every *Tensor pointing at it), as
+// PyTorch's param.data = src. Used to move parameters between devices.
+func (t *Tensor) SetData(src *Tensor) { fail("set_data", capi.SetData(t.handle(), src.handle())) }
+
 // ZeroGrad zeroes the gradients of ts in one call; with setToNone it drops them
 // instead (the next backward allocates fresh ones).
 func ZeroGrad(ts []*Tensor, setToNone bool) {

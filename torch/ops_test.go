@@ -27,6 +27,9 @@ func TestCreation(t *testing.T) {
 	s := NewScope()
 	defer s.Close()
 	require.Equal(t, Int64, Arange(0, 3, 1).DType())
+	require.Equal(t, Int64, Arange(0, 3, 1).AddScalar(1).DType(), "integral scalars keep integer tensors integral")
+	require.Equal(t, Int64, Arange(0, 3, 1).ClampMin(1).DType())
+	require.Equal(t, Float32, Arange(0, 3, 1).AddScalar(0.5).DType(), "a fractional scalar promotes, as in PyTorch")
 	require.Equal(t, Float64, Ones([]int{1}, Float64).DType())
 	require.Equal(t, BFloat16, Zeros([]int{1}, BFloat16).DType())
 	require.Equal(t, []int{4, 5}, Empty([]int{4, 5}).Shape())
@@ -152,6 +155,7 @@ func TestMath(t *testing.T) {
 		{"mul", func() *Tensor { return x23().Mul(f64([]float64{2, 1}, 2, 1)) }, []int{2, 3}, []float64{2, 4, 6, 4, 5, 6}},
 		{"div", func() *Tensor { return x23().Div(f64([]float64{2})) }, []int{2, 3}, []float64{0.5, 1, 1.5, 2, 2.5, 3}},
 		{"pow", func() *Tensor { return x23().Pow(f64([]float64{2})) }, []int{2, 3}, []float64{1, 4, 9, 16, 25, 36}},
+		{"int plus int scalar stays int", func() *Tensor { return i64([]int64{3, 4}).AddScalar(2).Mul(Scalar(int64(1))) }, []int{2}, []float64{5, 6}},
 		{"int div is true division", func() *Tensor { return i64([]int64{3, 4}).Div(i64([]int64{2, 2})) }, []int{2}, []float64{1.5, 2}},
 		{"maximum", func() *Tensor { return v().Maximum(f64([]float64{0})) }, []int{4}, []float64{0, 0, 0.5, 2}},
 		{"minimum", func() *Tensor { return v().Minimum(f64([]float64{0})) }, []int{4}, []float64{-1, 0, 0, 0}},

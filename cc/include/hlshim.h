@@ -279,6 +279,9 @@ HL_API hl_status hl_backward(hl_tensor t, hl_tensor grad, int32_t retain_graph, 
 HL_API hl_status hl_grad(hl_tensor t, hl_tensor *out);
 /* Sets t.grad (NULL clears it). */
 HL_API hl_status hl_set_grad(hl_tensor t, hl_tensor grad);
+/* t.set_data(src): t keeps its identity (handle, requires_grad, autograd
+ * leaf) and takes src's storage, dtype and device (param.data = src). */
+HL_API hl_status hl_set_data(hl_tensor t, hl_tensor src);
 /* Zeroes (or, with set_to_none, drops) the gradients of n tensors. */
 HL_API hl_status hl_zero_grads(const hl_tensor *ts, int64_t n, int32_t set_to_none);
 

@@ -106,6 +106,19 @@ func (s *Store) Freeze(match func(name string) bool) {
 	}
 }
 
+// To moves every parameter and buffer to device d (in place: modules keep
+// their tensors).
+func (s *Store) To(d torch.Device) error {
+	return torch.Try(func() {
+		for _, p := range s.params {
+			if p.T.Device() == d {
+				continue
+			}
+			torch.WithScope(func() { p.T.SetData(p.T.Detach().To(d)) })
+		}
+	})
+}
+
 // Close frees every parameter and buffer.
 func (s *Store) Close() {
 	for _, p := range s.params {

@@ -223,6 +223,8 @@ package capi
 #cgo nocallback hl_grad
 #cgo noescape hl_set_grad
 #cgo nocallback hl_set_grad
+#cgo noescape hl_set_data
+#cgo nocallback hl_set_data
 #cgo noescape hl_zero_grads
 #cgo nocallback hl_zero_grads
 #cgo noescape hl_adamw_step

@@ -489,6 +489,9 @@ func Grad(t Tensor) (Tensor, error) {
 // SetGrad replaces t's gradient (nil clears it).
 func SetGrad(t, grad Tensor) error { return check(C.hl_set_grad(t, grad)) }
 
+// SetData makes t use src's storage, dtype and device, keeping t's identity.
+func SetData(t, src Tensor) error { return check(C.hl_set_data(t, src)) }
+
 // ZeroGrads zeroes (or drops) the gradients of ts.
 func ZeroGrads(ts []Tensor, setToNone bool) error {
 	return check(C.hl_zero_grads(handles(ts), C.int64_t(len(ts)), b2i(setToNone)))

@@ -1,0 +1,391 @@
+// Package lm is the shared machinery of language-model families (gpt,
+// codebook, mohd): the recipe's data section (text corpora with a byte or BPE
+// tokenizer, TokFSM, SynthStories), deterministic batches, and an Experiment
+// that trains any model mapping token ids to logits, evaluates it on a
+// held-out split and samples from it.
+package lm
+
+import (
+	"fmt"
+	"iter"
+	"path/filepath"
+	"strings"
+
+	"hiddenlab/data/synthstories"
+	"hiddenlab/data/text"
+	"hiddenlab/data/tokenize"
+	"hiddenlab/data/tokfsm"
+	"hiddenlab/runner"
+)
+
+// Data is a tokenized dataset with deterministic training batches.
+type Data interface {
+	Vocab() int
+	// Context is the length of a training sequence.
+	Context() int
+	// Batch returns training step step's inputs and targets, batch×Context
+	// ids each (row-major), a pure function of the seed and the step.
+	Batch(step, batch int) (x, y []int64)
+	// Eval yields the held-out split in batches; mask (nil: all) marks the
+	// targets to score.
+	Eval(batch int) iter.Seq[text.EvalBatch]
+	Encode(s string) []int64
+	Decode(ids []int64) string
+	// Start is the token that begins a sample (EOT or BOS).
+	Start() int64
+	Describe() string
+}
+
+// DataConfig is the recipe's data section for language models.
+type DataConfig struct {
+	Kind         string              `key:"kind" required:"true"` // text, tokfsm or synthstories
+	Text         *TextConfig         `key:"text"`
+	TokFSM       *FSMConfig          `key:"tokfsm"`
+	SynthStories *SynthStoriesConfig `key:"synthstories"`
+}
+
+// TextConfig reads a corpus and tokenizes it.
+type TextConfig struct {
+	Train         string  `key:"train" required:"true"` // corpus file
+	Valid         string  `key:"valid"`                 // held-out file; empty: the tail of train
+	ValidFraction float64 `key:"valid_fraction"`        // tail share of train held out when valid is empty
+	Tokenizer     string  `key:"tokenizer"`             // byte or bpe
+	VocabSize     int     `key:"vocab_size"`            // bpe only
+	Context       int     `key:"context"`
+	// ValidTokens caps the held-out tokens evaluated (0: all), for speed.
+	ValidTokens int `key:"valid_tokens"`
+}
+
+// FSMConfig generates TokFSM sequences (Tamkin et al. §3).
+type FSMConfig struct {
+	States   int    `key:"states"`
+	Edges    int    `key:"edges"`
+	Base     int    `key:"base"`
+	SeqLen   int    `key:"seq_len"`
+	Seed     uint64 `key:"seed"`      // the graph
+	EvalSeqs int    `key:"eval_seqs"` // held-out sequences
+}
+
+// SynthStoriesConfig generates the SynthStories-char corpus (MoHD brief §7).
+type SynthStoriesConfig struct {
+	TrainChars  int    `key:"train_chars"`
+	ValidChars  int    `key:"valid_chars"`
+	TrainSeed   uint64 `key:"train_seed"`
+	ValidSeed   uint64 `key:"valid_seed"`
+	Context     int    `key:"context"`
+	ValidTokens int    `key:"valid_tokens"`
+}
+
+// LoadData decodes the recipe's data section and builds the dataset; the
+// text tokenizer is saved into dir. seed fixes the batch order.
+func LoadData(r *runner.Recipe, dir string, seed uint64) (Data, *DataConfig, error) {
+	cfg := &DataConfig{}
+	if err := r.Decode("data", cfg); err != nil {
+		return nil, nil, err
+	}
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%s: data.%s: %s", r.Raw.Path, key, fmt.Sprintf(format, args...))
+	}
+	given := map[string]bool{"text": cfg.Text != nil, "tokfsm": cfg.TokFSM != nil, "synthstories": cfg.SynthStories != nil}
+	for k, ok := range given {
+		if ok && k != cfg.Kind {
+			return nil, nil, bad(k, "given, but data.kind is %q", cfg.Kind)
+		}
+	}
+	switch cfg.Kind {
+	case "text":
+		if cfg.Text == nil {
+			return nil, nil, bad("text", "required for kind text")
+		}
+		d, err := newTextData(*cfg.Text, dir, seed)
+		if err != nil {
+			return nil, nil, bad("text", "%v", err)
+		}
+		return d, cfg, nil
+	case "tokfsm":
+		c := FSMConfig{States: tokfsm.SmallConfig.States, Edges: tokfsm.SmallConfig.Edges, Base: tokfsm.SmallConfig.Base,
+			SeqLen: tokfsm.SmallConfig.SeqLen, Seed: tokfsm.SmallConfig.Seed, EvalSeqs: 512}
+		if cfg.TokFSM != nil {
+			c = mergeFSM(c, *cfg.TokFSM)
+		}
+		cfg.TokFSM = &c
+		r.Record("data", cfg)
+		d, err := NewFSMData(c, seed)
+		if err != nil {
+			return nil, nil, bad("tokfsm", "%v", err)
+		}
+		return d, cfg, nil
+	case "synthstories":
+		c := SynthStoriesConfig{TrainChars: synthstories.TrainChars, ValidChars: synthstories.ValidChars,
+			TrainSeed: synthstories.TrainSeed, ValidSeed: synthstories.ValidSeed, Context: 128}
+		if cfg.SynthStories != nil {
+			c = mergeStories(c, *cfg.SynthStories)
+		}
+		cfg.SynthStories = &c
+		r.Record("data", cfg)
+		d, err := newStoriesData(c, seed)
+		if err != nil {
+			return nil, nil, bad("synthstories", "%v", err)
+		}
+		return d, cfg, nil
+	}
+	return nil, nil, bad("kind", "want text, tokfsm or synthstories, got %q", cfg.Kind)
+}
+
+// mergeFSM fills c's zero fields from defaults d.
+func mergeFSM(d, c FSMConfig) FSMConfig {
+	if c.States == 0 {
+		c.States = d.States
+	}
+	if c.Edges == 0 {
+		c.Edges = d.Edges
+	}
+	if c.Base == 0 {
+		c.Base = d.Base
+	}
+	if c.SeqLen == 0 {
+		c.SeqLen = d.SeqLen
+	}
+	if c.Seed == 0 {
+		c.Seed = d.Seed
+	}
+	if c.EvalSeqs == 0 {
+		c.EvalSeqs = d.EvalSeqs
+	}
+	return c
+}
+
+func mergeStories(d, c SynthStoriesConfig) SynthStoriesConfig {
+	if c.TrainChars == 0 {
+		c.TrainChars = d.TrainChars
+	}
+	if c.ValidChars == 0 {
+		c.ValidChars = d.ValidChars
+	}
+	if c.TrainSeed == 0 {
+		c.TrainSeed = d.TrainSeed
+	}
+	if c.ValidSeed == 0 {
+		c.ValidSeed = d.ValidSeed
+	}
+	if c.Context == 0 {
+		c.Context = d.Context
+	}
+	return c
+}
+
+// tokenData is a token stream with a tokenizer-like codec.
+type tokenData struct {
+	train, valid []int32
+	context      int
+	vocab        int
+	seed         uint64
+	encode       func(string) []int32
+	decode       func([]int32) string
+	start        int64
+	describe     string
+	validTokens  int
+}
+
+func (d *tokenData) Vocab() int   { return d.vocab }
+func (d *tokenData) Context() int { return d.context }
+func (d *tokenData) Start() int64 { return d.start }
+
+func (d *tokenData) Describe() string { return d.describe }
+
+func (d *tokenData) Batch(step, batch int) (x, y []int64) {
+	b, err := text.NewBatcher(d.train, batch, d.context, d.seed)
+	if err != nil {
+		panic(err)
+	}
+	return b.Batch(step)
+}
+
+func (d *tokenData) Eval(batch int) iter.Seq[text.EvalBatch] {
+	ids := d.valid
+	if d.validTokens > 0 && len(ids) > d.validTokens+1 {
+		ids = ids[:d.validTokens+1]
+	}
+	ws, err := text.EvalWindows(ids, d.context, d.context)
+	if err != nil {
+		panic(err)
+	}
+	return text.EvalBatches(ids, ws, d.context, batch)
+}
+
+func (d *tokenData) Encode(s string) []int64 {
+	ids := d.encode(s)
+	out := make([]int64, len(ids))
+	for i, v := range ids {
+		out[i] = int64(v)
+	}
+	return out
+}
+
+func (d *tokenData) Decode(ids []int64) string {
+	in := make([]int32, len(ids))
+	for i, v := range ids {
+		in[i] = int32(v)
+	}
+	return d.decode(in)
+}
+
+func newTextData(c TextConfig, dir string, seed uint64) (*tokenData, error) {
+	if c.Tokenizer == "" {
+		c.Tokenizer = "byte"
+	}
+	if c.Context == 0 {
+		c.Context = 128
+	}
+	corpus, err := text.ReadCorpus(c.Train)
+	if err != nil {
+		return nil, err
+	}
+	trainText, validText := corpus, []byte(nil)
+	if c.Valid != "" {
+		if validText, err = text.ReadCorpus(c.Valid); err != nil {
+			return nil, err
+		}
+	} else {
+		frac := c.ValidFraction
+		if frac == 0 {
+			frac = 0.1
+		}
+		if trainText, validText, err = text.Split(corpus, frac, "\n"); err != nil {
+			return nil, err
+		}
+	}
+	tok, err := tokenize.New(c.Tokenizer, c.VocabSize, trainText)
+	if err != nil {
+		return nil, err
+	}
+	if dir != "" {
+		if err := tokenize.Save(filepath.Join(dir, "tokenizer.json"), tok); err != nil {
+			return nil, err
+		}
+	}
+	d := &tokenData{
+		train: tok.Encode(string(trainText)), valid: tok.Encode(string(validText)), context: c.Context,
+		vocab: tok.VocabSize(), seed: seed, encode: tok.Encode, decode: tok.Decode, start: int64(tok.EOT()),
+		validTokens: c.ValidTokens,
+	}
+	d.describe = fmt.Sprintf("%s: %d train / %d valid tokens (%s tokenizer, vocab %d), context %d",
+		filepath.Base(c.Train), len(d.train), len(d.valid), tok.Name(), d.vocab, d.context)
+	if len(d.valid) < c.Context+1 {
+		return nil, fmt.Errorf("validation split has %d tokens, fewer than context+1", len(d.valid))
+	}
+	return d, nil
+}
+
+func newStoriesData(c SynthStoriesConfig, seed uint64) (*StoriesData, error) {
+	train, _ := synthstories.Generate(c.TrainSeed, c.TrainChars)
+	valid, slots := synthstories.Generate(c.ValidSeed, c.ValidChars)
+	enc := func(b []byte) ([]int32, error) {
+		ids, err := synthstories.Encode(b)
+		out := make([]int32, len(ids))
+		for i, v := range ids {
+			out[i] = int32(v)
+		}
+		return out, err
+	}
+	tr, err := enc(train)
+	if err != nil {
+		return nil, err
+	}
+	va, err := enc(valid)
+	if err != nil {
+		return nil, err
+	}
+	codec := func(s string) []int32 {
+		ids, _ := enc([]byte(s))
+		return ids
+	}
+	decode := func(ids []int32) string {
+		var b strings.Builder
+		for _, id := range ids {
+			if id >= 0 && int(id) < len(synthstories.Alphabet) {
+				b.WriteByte(synthstories.Alphabet[id])
+			}
+		}
+		return b.String()
+	}
+	d := &StoriesData{tokenData: tokenData{train: tr, valid: va, context: c.Context, vocab: len(synthstories.Alphabet),
+		seed: seed, encode: codec, decode: decode, start: int64(strings.IndexByte(synthstories.Alphabet, '\n')),
+		validTokens: c.ValidTokens}, Slots: slots}
+	d.describe = fmt.Sprintf("SynthStories-char: %d train / %d valid chars (alphabet %d), context %d, %d recall slots",
+		len(tr), len(va), d.vocab, d.context, len(slots))
+	return d, nil
+}
+
+// StoriesData is SynthStories-char, with the validation split's recall slots.
+type StoriesData struct {
+	tokenData
+	Slots []synthstories.RecallSlot
+}
+
+// Valid returns the validation ids.
+func (d *StoriesData) Valid() []int32 { return d.valid }
+
+// FSMData is TokFSM: sequences generated on the fly from a seeded FSM.
+type FSMData struct {
+	FSM      *tokfsm.FSM
+	seed     uint64
+	evalSeqs int
+}
+
+// NewFSMData builds the FSM of c; seed fixes the batch order.
+func NewFSMData(c FSMConfig, seed uint64) (*FSMData, error) {
+	f, err := tokfsm.New(tokfsm.Config{States: c.States, Edges: c.Edges, Base: c.Base, SeqLen: c.SeqLen, Seed: c.Seed})
+	if err != nil {
+		return nil, err
+	}
+	return &FSMData{FSM: f, seed: seed, evalSeqs: c.EvalSeqs}, nil
+}
+
+func (d *FSMData) Vocab() int   { return d.FSM.Vocab() }
+func (d *FSMData) Context() int { return d.FSM.Config().SeqLen - 1 }
+func (d *FSMData) Start() int64 { return int64(d.FSM.BOS()) }
+
+func (d *FSMData) Batch(step, batch int) (x, y []int64) { return d.FSM.Batch(d.seed, step, batch) }
+
+func (d *FSMData) Eval(batch int) iter.Seq[text.EvalBatch] {
+	x, y := d.FSM.EvalSet(d.seed, d.evalSeqs)
+	T := d.Context()
+	return func(yield func(text.EvalBatch) bool) {
+		for r := 0; r < d.evalSeqs; r += batch {
+			n := min(batch, d.evalSeqs-r)
+			b := text.EvalBatch{X: x[r*T : (r+n)*T], Y: y[r*T : (r+n)*T], Scored: n * T}
+			if !yield(b) {
+				return
+			}
+		}
+	}
+}
+
+func (d *FSMData) Encode(s string) []int64 {
+	var out []int64
+	for _, c := range s {
+		if c >= '0' && c <= '9' {
+			out = append(out, int64(c-'0'))
+		}
+	}
+	return out
+}
+
+func (d *FSMData) Decode(ids []int64) string {
+	var b strings.Builder
+	for _, id := range ids {
+		if id == int64(d.FSM.BOS()) {
+			b.WriteString("<bos>")
+		} else {
+			fmt.Fprintf(&b, "%d", id)
+		}
+	}
+	return b.String()
+}
+
+func (d *FSMData) Describe() string {
+	c := d.FSM.Config()
+	return fmt.Sprintf("TokFSM: %d states, %d successors each, base %d (%d digits/state), sequences of %d tokens, %d eval sequences",
+		c.States, c.Edges, c.Base, d.FSM.Digits(), c.SeqLen, d.evalSeqs)
+}

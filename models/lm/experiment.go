@@ -1,0 +1,207 @@
+package lm
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"hiddenlab/runner"
+	"hiddenlab/torch"
+	"hiddenlab/torch/nn"
+)
+
+// Model is what an LM experiment trains: token ids [B, T] → logits [B, T, V].
+type Model interface {
+	Store() *nn.Store
+	Forward(ids *torch.Tensor) *torch.Tensor
+	Close()
+}
+
+// AuxLosser is a Model with extra loss terms after its last Forward (e.g.
+// codebook reconstruction, MoHD load balance), added to the cross-entropy.
+type AuxLosser interface {
+	AuxLoss() (*torch.Tensor, runner.Logs)
+}
+
+// Generator is a Model that can sample continuations.
+type Generator interface {
+	Generate(prompts [][]int64, o nn.GenerateOptions) ([][]int64, error)
+}
+
+// EvalConfig is the recipe's eval section for language models.
+type EvalConfig struct {
+	Batch       int      `key:"batch"`       // eval batch size (train.batch when 0)
+	MaxBatches  int      `key:"max_batches"` // 0: the whole held-out split
+	Samples     int      `key:"samples"`     // sampled continuations in the report
+	SampleLen   int      `key:"sample_len"`  // new tokens per sample
+	Temperature float64  `key:"temperature"`
+	TopK        int      `key:"top_k"`
+	Prompts     []string `key:"prompts"` // text prompts (empty: start from the start token)
+}
+
+// DefaultEval is the eval section's defaults.
+func DefaultEval() EvalConfig {
+	return EvalConfig{Samples: 4, SampleLen: 200, Temperature: 0.8, TopK: 40}
+}
+
+// Experiment trains a Model on Data with next-token cross-entropy.
+type Experiment struct {
+	M          Model
+	D          Data
+	Evaluation EvalConfig
+	Batch      int
+	Device     torch.Device
+	// Metrics adds family-specific evaluation metrics (run under no-grad).
+	Metrics func() runner.Logs
+	// Section adds a family-specific Markdown section to the report.
+	Section func(dir string) (string, error)
+	samples []string
+}
+
+// NewExperiment builds an experiment of m on d with the recipe's train batch
+// and eval section (decoded here).
+func NewExperiment(r *runner.Recipe, env runner.Env, m Model, d Data) (*Experiment, error) {
+	ev := DefaultEval()
+	if err := r.Decode("eval", &ev); err != nil {
+		return nil, err
+	}
+	if ev.Batch == 0 {
+		ev.Batch = r.Train.Batch
+	}
+	r.Record("eval", &ev)
+	return &Experiment{M: m, D: d, Evaluation: ev, Batch: r.Train.Batch, Device: env.Device}, nil
+}
+
+// Store implements runner.Experiment.
+func (e *Experiment) Store() *nn.Store { return e.M.Store() }
+
+func (e *Experiment) tensors(x, y []int64, rows int) (*torch.Tensor, *torch.Tensor) {
+	T := len(x) / rows
+	X := torch.FromSlice(x, []int{rows, T}, e.Device)
+	Y := torch.FromSlice(y, []int{rows, T}, e.Device)
+	return X, Y
+}
+
+// Loss implements runner.Experiment: cross-entropy of step's batch, plus the
+// model's auxiliary losses.
+func (e *Experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
+	x, y := e.D.Batch(step, e.Batch)
+	X, Y := e.tensors(x, y, e.Batch)
+	ce := nn.LMLoss(e.M.Forward(X), Y, -100)
+	logs := runner.Logs{"tokens": float64(len(x))}
+	loss := ce
+	if a, ok := e.M.(AuxLosser); ok {
+		aux, al := a.AuxLoss()
+		if aux != nil {
+			loss = ce.Add(aux)
+			logs["ce"] = ce.Item()
+		}
+		for k, v := range al {
+			logs[k] = v
+		}
+	}
+	return loss, logs
+}
+
+// Eval implements runner.Experiment: mean cross-entropy (nats/token),
+// perplexity and next-token accuracy over the held-out split.
+func (e *Experiment) Eval() runner.Logs {
+	var nll, correct, n float64
+	batches := 0
+	for b := range e.D.Eval(e.Evaluation.Batch) {
+		if e.Evaluation.MaxBatches > 0 && batches >= e.Evaluation.MaxBatches {
+			break
+		}
+		batches++
+		torch.WithScope(func() {
+			rows := len(b.X) / e.D.Context()
+			X, Y := e.tensors(b.X, b.Y, rows)
+			logits := e.M.Forward(X)
+			V := logits.Size(-1)
+			o := torch.DefaultCrossEntropy
+			o.Reduction = torch.ReduceNone
+			per := torch.CrossEntropyWith(logits.Reshape(-1, V), Y.Reshape(-1), o)
+			hit := logits.Argmax(-1, false).Reshape(-1).Eq(Y.Reshape(-1)).To(torch.Float32)
+			if b.Mask != nil {
+				m := torch.FromSlice(b.Mask, nil, e.Device)
+				per, hit = per.Mul(m), hit.Mul(m)
+			}
+			nll += per.Sum().Item()
+			correct += hit.Sum().Item()
+			n += float64(b.Scored)
+		})
+	}
+	logs := runner.Logs{"loss": nll / n, "ppl": math.Exp(nll / n), "accuracy": correct / n}
+	if e.Metrics != nil {
+		for k, v := range e.Metrics() {
+			logs[k] = v
+		}
+	}
+	return logs
+}
+
+// Report implements runner.Experiment: samples, then the family's section.
+func (e *Experiment) Report(dir string) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Data\n\n%s\n", e.D.Describe())
+	if g, ok := e.M.(Generator); ok && e.Evaluation.Samples > 0 {
+		samples, err := e.Sample(g)
+		if err != nil {
+			return "", err
+		}
+		e.samples = samples
+		fmt.Fprintf(&b, "\n## Samples\n\n%d continuation(s) of %d tokens, temperature %g, top-k %d:\n\n", len(samples), e.Evaluation.SampleLen, e.Evaluation.Temperature, e.Evaluation.TopK)
+		for i, s := range samples {
+			fmt.Fprintf(&b, "**Sample %d**\n\n```\n%s\n```\n\n", i+1, s)
+		}
+	}
+	if e.Section != nil {
+		sec, err := e.Section(dir)
+		if err != nil {
+			return "", err
+		}
+		b.WriteString("\n" + sec)
+	}
+	return b.String(), nil
+}
+
+// Samples returns the texts sampled for the report.
+func (e *Experiment) Samples() []string { return e.samples }
+
+// Sample draws the report's continuations (prompts cycle when fewer than samples).
+func (e *Experiment) Sample(g Generator) ([]string, error) {
+	prompts := make([][]int64, e.Evaluation.Samples)
+	texts := make([]string, e.Evaluation.Samples)
+	for i := range prompts {
+		prompts[i] = []int64{e.D.Start()}
+		if len(e.Evaluation.Prompts) > 0 {
+			texts[i] = e.Evaluation.Prompts[i%len(e.Evaluation.Prompts)]
+			prompts[i] = append(prompts[i], e.D.Encode(texts[i])...)
+		}
+	}
+	n := e.Evaluation.SampleLen
+	if max := e.D.Context() - maxLen(prompts); n > max {
+		n = max
+	}
+	out, err := g.Generate(prompts, nn.GenerateOptions{MaxNew: n, Stop: -1,
+		Sampling: nn.Sampling{Temperature: e.Evaluation.Temperature, TopK: e.Evaluation.TopK}})
+	if err != nil {
+		return nil, err
+	}
+	res := make([]string, len(out))
+	for i, ids := range out {
+		res[i] = texts[i] + e.D.Decode(ids)
+	}
+	return res, nil
+}
+
+func maxLen(xs [][]int64) int {
+	m := 0
+	for _, x := range xs {
+		m = max(m, len(x))
+	}
+	return m
+}
+
+// Close implements runner.Experiment.
+func (e *Experiment) Close() { e.M.Close() }

@@ -1,0 +1,143 @@
+package sweep_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"hiddenlab/sweep"
+)
+
+const recipe = `
+name: tiny
+model: {family: gpt, width: 16, layers: 1, heads: 2}
+data:
+  kind: tokfsm
+  tokfsm: {states: 8, edges: 2, seq_len: 9, eval_seqs: 16}
+train: {steps: 6, batch: 4, threads: 1, eval_every: 3, log_every: 3, optimizer: {name: adamw, lr: 3.0e-3}}
+eval: {samples: 0}
+`
+
+const experiment = `
+name: demo
+recipe: %RECIPE%
+seeds: [1, 2]
+workers: 2
+threads: 1
+overrides: ["train.steps=6"]
+grid:
+  model.width: [16, 32]
+metrics: [eval.loss, eval.accuracy, params]
+curves: [eval.loss]
+dir: %DIR%
+`
+
+func TestExpansion(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "e.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`
+recipe: r.yaml
+seeds: [1, 2, 3]
+runs:
+  - {name: small, set: {model.width: 16}}
+  - {name: big, set: {model.width: 64, model.heads: 4}}
+grid:
+  train.optimizer.lr: [0.001, 0.01]
+`), 0o644))
+	e, err := sweep.Load(p)
+	require.NoError(t, err)
+	var names []string
+	for _, pt := range e.Points() {
+		names = append(names, pt.Name)
+	}
+	require.Equal(t, []string{"small,lr=0.001", "small,lr=0.01", "big,lr=0.001", "big,lr=0.01"}, names)
+	require.Equal(t, []string{"model.heads=4", "model.width=64", "train.optimizer.lr=0.01"}, e.Points()[3].Overrides)
+	require.Len(t, e.Jobs(), 12)
+	args := e.Args(e.Jobs()[0])
+	require.Equal(t, "r.yaml", args[0])
+	require.Contains(t, args, "train.seed=1")
+	require.Contains(t, args, "output.dir="+filepath.Join("sweeps", "e", "small,lr=0.001", "seed-1"))
+
+	for _, c := range []struct{ body, want string }{
+		{"seeds: [1]\n", "recipe: required"},
+		{"recipe: r\nbogus: 1\n", "field bogus not found"},
+		{"recipe: r\nruns: [{set: {a: 1}}]\n", "runs[0].name: required"},
+		{"recipe: r\nruns: [{name: a}, {name: a}]\n", `duplicate name "a"`},
+	} {
+		require.NoError(t, os.WriteFile(p, []byte(c.body), 0o644))
+		_, err := sweep.Load(p)
+		require.ErrorContains(t, err, c.want)
+	}
+}
+
+// TestSweepRunsAndTabulates builds the hiddenlab binary and runs a 4-run
+// sweep (2 widths × 2 seeds) with 2 workers, then checks the table, and that
+// a rerun skips the finished runs.
+func TestSweepRunsAndTabulates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and trains 4 tiny models")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hiddenlab")
+	build := exec.Command("go", "build", "-o", bin, "hiddenlab/cmd/hiddenlab")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	rp := filepath.Join(dir, "tiny.yaml")
+	require.NoError(t, os.WriteFile(rp, []byte(recipe), 0o644))
+	ep := filepath.Join(dir, "demo.yaml")
+	body := strings.NewReplacer("%RECIPE%", rp, "%DIR%", filepath.Join(dir, "sweep")).Replace(experiment)
+	require.NoError(t, os.WriteFile(ep, []byte(body), 0o644))
+	e, err := sweep.Load(ep)
+	require.NoError(t, err)
+
+	var logs []string
+	logf := func(f string, a ...any) { logs = append(logs, f) }
+	results, err := sweep.Run(context.Background(), e, sweep.Options{Binary: bin, Log: logf, Cores: 2})
+	require.NoError(t, err)
+	require.Len(t, results, 4)
+	for _, r := range results {
+		require.NoError(t, r.Err)
+		require.False(t, r.Skipped)
+		require.Equal(t, sweep.Done, sweep.StateOf(r.Job.Dir))
+	}
+	md, err := os.ReadFile(filepath.Join(e.Dir, "results.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(md), "| config | n | eval.loss | eval.accuracy | params |")
+	require.Contains(t, string(md), "| width=16 | 2 |")
+	require.Contains(t, string(md), "| width=32 | 2 |")
+	csv, err := os.ReadFile(filepath.Join(e.Dir, "results.csv"))
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(csv)), "\n")
+	require.Len(t, lines, 3)
+	require.Equal(t, "config,n,eval.loss_mean,eval.loss_std,eval.accuracy_mean,eval.accuracy_std,params_mean,params_std,seeds", lines[0])
+	require.True(t, strings.HasPrefix(lines[1], "width=16,2,"))
+	require.FileExists(t, filepath.Join(e.Dir, "bar_eval_loss.png"))
+	require.FileExists(t, filepath.Join(e.Dir, "curve_eval_loss.png"))
+	rows := sweep.Rows(e)
+	require.Equal(t, []int{1, 2}, rows[0].Seeds)
+	require.Less(t, rows[0].Mean("params"), rows[1].Mean("params"))
+	require.Greater(t, rows[0].Std("eval.loss"), 0.0, "seeds differ")
+
+	// A rerun skips everything that finished.
+	results, err = sweep.Run(context.Background(), e, sweep.Options{Binary: bin, Log: logf, Cores: 2})
+	require.NoError(t, err)
+	for _, r := range results {
+		require.True(t, r.Skipped)
+	}
+	// An interrupted run is resumed, not restarted.
+	job := e.Jobs()[0]
+	require.NoError(t, os.Remove(filepath.Join(job.Dir, "summary.json")))
+	require.Equal(t, sweep.Interrupted, sweep.StateOf(job.Dir))
+	results, err = sweep.Run(context.Background(), e, sweep.Options{Binary: bin, Log: logf, Cores: 2})
+	require.NoError(t, err)
+	require.False(t, results[0].Skipped)
+	log, _ := os.ReadFile(filepath.Join(job.Dir, "run.log"))
+	require.Contains(t, string(log), "-resume "+job.Dir)
+	require.Equal(t, sweep.Done, sweep.StateOf(job.Dir))
+	require.Equal(t, rows[0].Values["eval.loss"], sweep.Rows(e)[0].Values["eval.loss"], "the resumed run keeps its numbers")
+}

@@ -20,7 +20,7 @@ PACKAGES := libtorch-dev libopenblas0-openmp cmake ninja-build g++ python3-torch
 SHIM := $(BUILD)/libhlshim.so
 SHIM_SOURCES := CMakeLists.txt $(wildcard cc/*.cc cc/*.h cc/*.map cc/include/*.h)
 
-.PHONY: setup shim shim-cuda test bench clean capi-noescape run sweep bin
+.PHONY: setup shim shim-cuda test bench clean capi-noescape run sweep bin gpu-check-prep
 
 BIN := bin/hiddenlab
 GO_SOURCES := $(shell find . -name '*.go' -not -path './build/*' 2>/dev/null) go.mod go.sum
@@ -66,9 +66,26 @@ $(SHIM): $(SHIM_SOURCES)
 shim: $(SHIM)
 
 # The CUDA variant: same header, same soname, built against the libtorch of an
-# installed CUDA PyTorch. Select it at run time with LD_LIBRARY_PATH=build/cuda.
+# installed CUDA PyTorch (nvcc must be on PATH). Select it at run time with
+# LD_LIBRARY_PATH=build/cuda.
 shim-cuda:
+	TORCH_CUDA_ARCH_LIST=$${TORCH_CUDA_ARCH_LIST:-$$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1)} \
 	$(MAKE) shim BUILD=build/cuda TORCH_DIR=$$($(PYTHON_TORCH) -c 'import torch,os;print(os.path.join(torch.utils.cmake_prefix_path,"Torch"))')
+
+# Builds what scripts/gpu-check.sh carries to a GPU machine without Go:
+# gpu.tar.xz with the binaries and the test binaries of the packages that
+# exercise the device (stripped and compressed to fit the device tool's
+# 64 MiB working-tree limit), each with the directory it runs in.
+GPU_TEST_PKGS := torch torch/internal/capi torch/nn torch/optim torch/checkpoint runner models/codebook models/mohd models/hrpo
+gpu-check-prep: setup shim
+	rm -rf gpu gpu.tar.xz && mkdir -p gpu/tests
+	$(GO) build -ldflags="-s -w" -o gpu/hiddenlab ./cmd/hiddenlab
+	$(GO) build -ldflags="-s -w" -o gpu/hlbench ./cmd/hlbench
+	@for d in $(GPU_TEST_PKGS); do n=$$(echo $$d | tr / _); \
+	  $(GO) test -c -ldflags="-s -w" -o gpu/tests/$$n.test ./$$d && echo $$d > gpu/tests/$$n.dir || exit 1; done
+	tar -cJf gpu.tar.xz gpu
+	@ls -la gpu.tar.xz
+	@echo "gpu.tar.xz is ready: carry it (device carry: [gpu.tar.xz]) and run scripts/gpu-check.sh there"
 
 test: setup shim
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

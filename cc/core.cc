@@ -12,6 +12,10 @@
 
 #include "internal.h"
 
+#ifdef HL_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
 namespace hl {
 
 std::atomic<int64_t> live_tensors{0};
@@ -115,9 +119,10 @@ at::Device device(int32_t type, int32_t index) {
                                       " requested, but this hiddenlab shim was built without CUDA "
                                       "(rebuild it against a CUDA libtorch: make shim-cuda)");
 #else
-      if (index < 0 || index >= static_cast<int32_t>(at::detail::getCUDAHooks().getNumGPUs()))
-        throw Error(HL_ERR_DEVICE, "cuda:" + std::to_string(index) + " does not exist (" +
-                                       std::to_string(at::detail::getCUDAHooks().getNumGPUs()) + " CUDA devices)");
+      const int32_t n = static_cast<int32_t>(c10::cuda::device_count());
+      if (index < 0 || index >= n)
+        throw Error(HL_ERR_DEVICE, "cuda:" + std::to_string(index) + " does not exist (" + std::to_string(n) +
+                                       " CUDA devices)");
       return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(index));
 #endif
     }
@@ -316,10 +321,12 @@ hl_status hl_from_data(const void *data, int64_t nbytes, const int64_t *shape, i
     if (want != nbytes)
       throw hl::Error(HL_ERR_SHAPE, "data holds " + std::to_string(nbytes) + " bytes, shape needs " +
                                         std::to_string(want));
-    at::Tensor t = at::empty(size, at::TensorOptions().dtype(st));
-    if (nbytes > 0) std::memcpy(t.data_ptr(), data, static_cast<size_t>(nbytes));
     auto dev = hl::device(o.device_type, o.device_index);
-    if (!dev.is_cpu()) t = t.to(dev);
+    // A CUDA upload goes through pinned (page-locked) memory, so the copy is
+    // a DMA that overlaps with host work.
+    at::Tensor t = at::empty(size, at::TensorOptions().dtype(st).pinned_memory(!dev.is_cpu()));
+    if (nbytes > 0) std::memcpy(t.data_ptr(), data, static_cast<size_t>(nbytes));
+    if (!dev.is_cpu()) t = t.to(dev, /*non_blocking=*/true);
     hl::put(out, hl::finish(std::move(t), o));
   })
 }

@@ -6,6 +6,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
 #include <algorithm>
@@ -60,6 +61,43 @@ hl_status hl_cuda_synchronize(int32_t index) {
 #else
     (void)index;
     no_cuda("cuda synchronize");
+#endif
+  })
+}
+
+hl_status hl_cuda_memory(int32_t index, int64_t *allocated, int64_t *reserved, int64_t *peak_allocated) {
+  HL_TRY({
+#ifdef HL_WITH_CUDA
+    hl::device(HL_CUDA, index);
+    auto st = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(index));
+    *allocated = st.allocated_bytes[0].current;  // index 0: the aggregate pool
+    *reserved = st.reserved_bytes[0].current;
+    *peak_allocated = st.allocated_bytes[0].peak;
+#else
+    (void)index, (void)allocated, (void)reserved, (void)peak_allocated;
+    no_cuda("cuda memory");
+#endif
+  })
+}
+
+hl_status hl_cuda_reset_peak(int32_t index) {
+  HL_TRY({
+#ifdef HL_WITH_CUDA
+    hl::device(HL_CUDA, index);
+    c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(index));
+#else
+    (void)index;
+    no_cuda("cuda reset peak");
+#endif
+  })
+}
+
+hl_status hl_cuda_empty_cache(void) {
+  HL_TRY({
+#ifdef HL_WITH_CUDA
+    c10::cuda::CUDACachingAllocator::emptyCache();
+#else
+    no_cuda("cuda empty cache");
 #endif
   })
 }

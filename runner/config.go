@@ -18,7 +18,8 @@ type Train struct {
 	Seed            uint64    `key:"seed"`
 	Device          string    `key:"device"` // cpu, cuda, cuda:N or auto
 	Threads         int       `key:"threads"`
-	Precision       string    `key:"precision"` // fp32 (bf16 arrives with the CUDA work)
+	Precision       string    `key:"precision"` // fp32, or bf16 (autocast; no loss scaling needed)
+	TF32            bool      `key:"tf32"`      // TensorFloat-32 for fp32 matmuls on the GPU
 	EvalEvery       int       `key:"eval_every"`
 	CheckpointEvery int       `key:"checkpoint_every"`
 	LogEvery        int       `key:"log_every"`
@@ -88,7 +89,7 @@ func (t *Train) Validate() error {
 		check(len(t.Optimizer.Betas) == 2 && t.Optimizer.Betas[0] >= 0 && t.Optimizer.Betas[0] < 1 &&
 			t.Optimizer.Betas[1] >= 0 && t.Optimizer.Betas[1] < 1, "optimizer.betas", "want two numbers in [0, 1), got %v", t.Optimizer.Betas),
 		check(t.Clip >= 0, "clip", "must not be negative"),
-		check(t.Precision == "fp32", "precision", "only fp32 is supported so far, got %q", t.Precision),
+		check(t.Precision == "fp32" || t.Precision == "bf16", "precision", "want fp32 or bf16, got %q", t.Precision),
 		check(t.EvalEvery >= 0 && t.CheckpointEvery >= 0 && t.LogEvery >= 0, "eval_every", "cadences must not be negative"),
 	} {
 		if err != nil {
@@ -192,4 +193,17 @@ func newRecipe(raw *recipe.Raw) (*Recipe, error) {
 		r.Name = trimExt(raw.Path)
 	}
 	return r, nil
+}
+
+// OpenRecipe reads a recipe file, such as a run directory's resolved
+// recipe.yaml, for tools that rebuild a run's model outside a run (e.g.
+// analyses of a finished run): the top level is checked and the train and
+// output sections are decoded as for a run; the family's sections are left
+// to the caller (r.Decode).
+func OpenRecipe(path, configsDir string) (*Recipe, error) {
+	raw, err := recipe.Load(path, configsDir, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return newRecipe(raw)
 }

@@ -182,6 +182,9 @@ func runStage(r *Recipe, dir string, resume bool, stopAfter int, logf func(strin
 	if err := torch.SetNumThreads(r.Train.Threads); err != nil {
 		return err
 	}
+	if err := torch.SetTF32(r.Train.TF32); err != nil {
+		return err
+	}
 	var runErr error
 	torch.RunLocked(func() {
 		runErr = train(r, dir, resume, device, stopAfter, logf)
@@ -216,10 +219,11 @@ type trainer struct {
 	logf    func(string, ...any)
 	// stopAfter interrupts the run after this many steps (0: never).
 	stopAfter int
+	device    torch.Device
 }
 
 func train(r *Recipe, dir string, resume bool, device torch.Device, stopAfter int, logf func(string, ...any)) (err error) {
-	t := &trainer{r: r, dir: dir, start: time.Now(), logf: logf, stopAfter: stopAfter}
+	t := &trainer{r: r, dir: dir, start: time.Now(), logf: logf, stopAfter: stopAfter, device: device}
 	torch.ManualSeed(r.Train.Seed)
 	fam := families[r.Family]
 	exp, err := fam.Build(r, Env{Dir: dir, Device: device, Log: logf})
@@ -461,7 +465,9 @@ func (t *trainer) loop() error {
 		err := t.safely(func() {
 			s := torch.NewScope()
 			defer s.Close()
-			l, lg := t.exp.Loss(t.step)
+			var l *torch.Tensor
+			var lg Logs
+			t.forward(func() { l, lg = t.exp.Loss(t.step) })
 			loss, logs = l.Item(), lg
 			if math.IsNaN(loss) || math.IsInf(loss, 0) {
 				panic(fmt.Errorf("loss is %v at step %d: stopping before the update; the last good checkpoint is kept (lower train.optimizer.lr or raise train.clip)", loss, t.step))
@@ -529,13 +535,23 @@ func (t *trainer) evaluate() error {
 		wasTraining := t.exp.Store().Training()
 		t.exp.Store().Train(false)
 		defer t.exp.Store().Train(wasTraining)
-		torch.NoGrad(func() { logs = t.exp.Eval() })
+		torch.NoGrad(func() { t.forward(func() { logs = t.exp.Eval() }) })
 	})
 	if err != nil {
 		return fmt.Errorf("eval at step %d: %w", t.step, err)
 	}
 	t.eval = Record{Step: t.step, Split: "eval", Values: logs, At: t.elapsed()}
 	return t.metrics.write(t.eval)
+}
+
+// forward runs a forward pass in the recipe's precision: bf16 autocast on
+// the run's device, or plain fp32.
+func (t *trainer) forward(f func()) {
+	if t.r.Train.Precision == "bf16" {
+		torch.Autocast(t.device.Type, torch.BFloat16, f)
+		return
+	}
+	f()
 }
 
 func (t *trainer) elapsed() float64 { return t.offset + time.Since(t.start).Seconds() }

@@ -64,7 +64,7 @@ func TestRecipeErrors(t *testing.T) {
 		want      string
 	}{
 		{"unknown key", strings.Replace(tinyRecipe, "steps: 12", "stpes: 12", 1), nil, nil,
-			`bad.yaml: train.stpes: unknown key (did you mean "steps"?); known keys: batch, checkpoint_every, clip, device, eval_every, init_from, log_every, optimizer, precision, schedule, seed, steps, threads`},
+			`bad.yaml: train.stpes: unknown key (did you mean "steps"?); known keys: batch, checkpoint_every, clip, device, eval_every, init_from, log_every, optimizer, precision, schedule, seed, steps, tf32, threads`},
 		{"wrong type", strings.Replace(tinyRecipe, "steps: 12", "steps: twelve", 1), nil, nil,
 			`bad.yaml: train.steps: expected an integer, got string "twelve"`},
 		{"wrong type nested", strings.Replace(tinyRecipe, "lr: 3.0e-3", "lr: fast", 1), nil, nil,
@@ -181,6 +181,19 @@ func TestRunDirectoryAndDeterminism(t *testing.T) {
 	c, err := run(t, p, "train.seed=2")
 	require.NoError(t, err)
 	require.NotEqual(t, ma, withoutTiming(t, c), "another seed differs")
+}
+
+// TestBF16Precision: train.precision: bf16 trains under CPU autocast.
+func TestBF16Precision(t *testing.T) {
+	p := writeFile(t, t.TempDir(), "tiny.yaml", tinyRecipe)
+	dir, err := run(t, p, "train.precision=bf16")
+	require.NoError(t, err)
+	s, err := runner.ReadSummary(dir)
+	require.NoError(t, err)
+	require.Equal(t, runner.StatusCompleted, s.Status)
+	require.Less(t, s.Eval["loss"], math.Log(9))
+	_, err = run(t, p, "train.precision=fp8")
+	require.ErrorContains(t, err, `train.precision: want fp32 or bf16, got "fp8"`)
 }
 
 // TestResumeEqualsUninterrupted: a run stopped at step 6 (as by SIGINT) and

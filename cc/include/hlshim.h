@@ -79,6 +79,10 @@ HL_API hl_status hl_cuda_device_count(int32_t *out);
 /* Name and total memory of a CUDA device (HL_ERR_NO_CUDA in a CPU build). */
 HL_API hl_status hl_cuda_device_info(int32_t index, char *name, int64_t cap, int64_t *total_bytes);
 HL_API hl_status hl_cuda_synchronize(int32_t index);
+/* Caching-allocator statistics of a CUDA device, in bytes. */
+HL_API hl_status hl_cuda_memory(int32_t index, int64_t *allocated, int64_t *reserved, int64_t *peak_allocated);
+HL_API hl_status hl_cuda_reset_peak(int32_t index);
+HL_API hl_status hl_cuda_empty_cache(void);
 /* Copies the CPU generator state into a new uint8 tensor / restores it. */
 HL_API hl_status hl_rng_get_state(hl_tensor *out);
 HL_API hl_status hl_rng_set_state(hl_tensor state);
@@ -140,7 +144,9 @@ HL_API hl_status hl_full(const int64_t *shape, int32_t ndim, double value, hl_op
 HL_API hl_status hl_randint(int64_t low, int64_t high, const int64_t *shape, int32_t ndim, hl_options o, hl_tensor *out);
 HL_API hl_status hl_arange(double start, double end, double step, hl_options o, hl_tensor *out);
 HL_API hl_status hl_eye(int64_t n, int64_t m, hl_options o, hl_tensor *out);
-/* Copies nbytes of host data laid out contiguously in o.dtype into a new tensor. */
+/* Copies nbytes of host data laid out contiguously in o.dtype into a new
+ * tensor. For a CUDA destination the bytes go through a pinned host buffer
+ * and an asynchronous copy. */
 HL_API hl_status hl_from_data(const void *data, int64_t nbytes, const int64_t *shape, int32_t ndim, hl_options o, hl_tensor *out);
 
 /* ---- conversion -------------------------------------------------------- */
@@ -284,6 +290,22 @@ HL_API hl_status hl_set_grad(hl_tensor t, hl_tensor grad);
 HL_API hl_status hl_set_data(hl_tensor t, hl_tensor src);
 /* Zeroes (or, with set_to_none, drops) the gradients of n tensors. */
 HL_API hl_status hl_zero_grads(const hl_tensor *ts, int64_t n, int32_t set_to_none);
+
+/* ---- precision ---------------------------------------------------------
+ * Autocast regions are per OS thread and nest. */
+
+/* Enters an autocast region for a device type (HL_CPU, HL_CUDA) computing in
+ * dtype (HL_BFLOAT16 or HL_FLOAT16). */
+HL_API hl_status hl_autocast_enter(int32_t device_type, int32_t dtype);
+/* Leaves the innermost region, restoring the previous state; the cast cache
+ * is cleared when the outermost region ends. */
+HL_API hl_status hl_autocast_exit(void);
+/* Turns autocast for a device type on or off without changing the dtype
+ * (e.g. for an fp32 island inside a region); returns the previous state. */
+HL_API int32_t hl_autocast_set_enabled(int32_t device_type, int32_t on);
+HL_API int32_t hl_autocast_enabled(int32_t device_type);
+/* Allows TF32 for fp32 matmuls on the GPU (matmul precision "high"). */
+HL_API hl_status hl_set_tf32(int32_t on);
 
 /* ---- optimizers ---------------------------------------------------------
  * Each call updates the parameters that have a gradient (others are skipped)

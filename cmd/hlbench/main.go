@@ -35,6 +35,7 @@ type config struct {
 var suites = []suite{
 	{"core", runCore},
 	{"gpt", runGPT},
+	{"gpu", runGPU},
 }
 
 func main() {
@@ -171,6 +172,8 @@ func runChild(cfg config, spec string) error {
 	switch suite {
 	case "gpt":
 		return gptChild(cfg, name)
+	case "codebook":
+		return codebookChild(cfg, name)
 	}
 	return fmt.Errorf("unknown child measurement %q", spec)
 }

@@ -148,3 +148,35 @@ func RNGState() (Tensor, error) {
 
 // SetRNGState restores the CPU generator state.
 func SetRNGState(state Tensor) error { return check(C.hl_rng_set_state(state)) }
+
+// AutocastEnter enters an autocast region for a device type and dtype.
+func AutocastEnter(deviceType, dtype int32) error {
+	return check(C.hl_autocast_enter(C.int32_t(deviceType), C.int32_t(dtype)))
+}
+
+// AutocastExit leaves the innermost autocast region.
+func AutocastExit() error { return check(C.hl_autocast_exit()) }
+
+// AutocastSetEnabled turns autocast on or off for a device type, returning the previous state.
+func AutocastSetEnabled(deviceType int32, on bool) bool {
+	return C.hl_autocast_set_enabled(C.int32_t(deviceType), b2i(on)) != 0
+}
+
+// AutocastEnabled reports whether autocast is on for a device type.
+func AutocastEnabled(deviceType int32) bool { return C.hl_autocast_enabled(C.int32_t(deviceType)) != 0 }
+
+// SetTF32 allows TF32 matmuls on the GPU.
+func SetTF32(on bool) error { return check(C.hl_set_tf32(b2i(on))) }
+
+// CUDAMemory reports a device's allocated, reserved and peak allocated bytes.
+func CUDAMemory(index int) (allocated, reserved, peak int64, err error) {
+	var a, r, p C.int64_t
+	err = check(C.hl_cuda_memory(C.int32_t(index), &a, &r, &p))
+	return int64(a), int64(r), int64(p), err
+}
+
+// CUDAResetPeak resets a device's peak statistics.
+func CUDAResetPeak(index int) error { return check(C.hl_cuda_reset_peak(C.int32_t(index))) }
+
+// CUDAEmptyCache returns cached, unused device memory to the driver.
+func CUDAEmptyCache() error { return check(C.hl_cuda_empty_cache()) }

@@ -1,6 +1,7 @@
 # hiddenlab: a Go research framework for hidden-feature Transformers on libtorch.
 #
-#   make run RECIPE=x.yaml     train and evaluate recipes/x.yaml (ARGS="key=value ...", RESUME=<run dir>)
+#   make run RECIPE=x.yaml     train and evaluate recipes/x.yaml (ARGS="key=value ...", RESUME=<run dir>,
+#                              NPROC=2: data-parallel processes over loopback)
 #   make sweep EXP=x.yaml      run experiments/x.yaml's grid and tabulate it (ARGS="-workers 2")
 #   make test                  set up, build the shim, run every test (CPU)
 #   make bench                 benchmarks, Go side by side with PyTorch eager
@@ -16,7 +17,7 @@ TORCH_DIR ?=
 PYTHON_TORCH ?= /usr/bin/python3
 THREADS ?= 1
 
-PACKAGES := libtorch-dev libopenblas0-openmp cmake ninja-build g++ python3-torch
+PACKAGES := libtorch-dev libopenblas0-openmp libgloo-dev cmake ninja-build g++ python3-torch
 SHIM := $(BUILD)/libhlshim.so
 SHIM_SOURCES := CMakeLists.txt $(wildcard cc/*.cc cc/*.h cc/*.map cc/include/*.h)
 
@@ -30,9 +31,10 @@ $(BIN): $(SHIM) $(GO_SOURCES)
 
 bin: setup shim $(BIN)
 
+NPROC ?= 1
 run: bin
-	@if [ -n "$(RESUME)" ]; then ./$(BIN) run -resume "$(RESUME)" $(ARGS); \
-	elif [ -n "$(RECIPE)" ]; then ./$(BIN) run "$(RECIPE)" $(ARGS); \
+	@if [ -n "$(RESUME)" ]; then ./$(BIN) run -nproc $(NPROC) -resume "$(RESUME)" $(ARGS); \
+	elif [ -n "$(RECIPE)" ]; then ./$(BIN) run -nproc $(NPROC) "$(RECIPE)" $(ARGS); \
 	else echo "make run: set RECIPE=<recipe.yaml> (recipes/: $$(ls recipes | tr '\n' ' ')) or RESUME=<run dir>"; exit 2; fi
 
 sweep: bin

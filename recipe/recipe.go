@@ -4,8 +4,8 @@
 // command line), the key path and what was expected, before anything is built.
 //
 // Precedence, lowest first: base files (configs/, recursively), the recipe
-// file, a stage of the recipe, environment variables HIDDENLAB_<KEY> (nesting
-// with a double underscore: HIDDENLAB_TRAIN__STEPS=200), then command-line
+// file, a stage of the recipe, environment variables HIDDENLAB_<SECTION>__<KEY>
+// (nesting with double underscores: HIDDENLAB_TRAIN__STEPS=200), then command-line
 // overrides key.path=value (values are YAML: 8, 1e-3, true, [1, 2], text).
 package recipe
 
@@ -301,10 +301,10 @@ func parseEnv(env []string) (map[string]any, error) {
 	sort.Strings(env)
 	for _, e := range env {
 		name, val, ok := strings.Cut(e, "=")
-		if !ok || !strings.HasPrefix(name, EnvPrefix) || len(name) == len(EnvPrefix) {
-			continue
-		}
-		if name == "HIDDENLAB_MALLOC" { // read by the torch package, not a recipe key
+		// Only section keys count (HIDDENLAB_TRAIN__STEPS); other HIDDENLAB_
+		// variables (HIDDENLAB_MALLOC, HIDDENLAB_DIST_TIMEOUT) are settings of
+		// the program, not of the recipe.
+		if !ok || !strings.HasPrefix(name, EnvPrefix) || !strings.Contains(name[len(EnvPrefix):], "__") {
 			continue
 		}
 		path := strings.Split(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__")

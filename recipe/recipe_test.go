@@ -102,21 +102,23 @@ func TestLoadLayers(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(cfgs, "mid.yaml"), []byte("base: root.yaml\nsteps: 2\n"), 0o644))
 	p := filepath.Join(dir, "r.yaml")
 	require.NoError(t, os.WriteFile(p, []byte("base: mid.yaml\nopt: {lr: 0.3}\n"), 0o644))
-	r, err := Load(p, cfgs, []string{"HIDDENLAB_NAME=env", "OTHER=1", "HIDDENLAB_OPT__LR=0.4"}, []string{"opt.lr=0.5"})
+	r, err := Load(p, cfgs, []string{"HIDDENLAB_OPT__BETAS=[3, 4]", "HIDDENLAB_MALLOC=default", "OTHER=1", "HIDDENLAB_OPT__LR=0.4"}, []string{"opt.lr=0.5"})
 	require.NoError(t, err)
 	require.Len(t, r.Sources, 5)
+	require.Equal(t, map[string]any{"opt": map[string]any{"betas": []any{3, 4}, "lr": 0.4}}, r.Sources[3].Values,
+		"only HIDDENLAB_<SECTION>__<KEY> variables are recipe keys")
 	var s schema
 	require.NoError(t, r.Decode("", &s))
 	require.Equal(t, 2, s.Steps)
-	require.Equal(t, "env", s.Name)
+	require.Equal(t, "root", s.Name)
 	require.Equal(t, 0.5, s.Opt.LR)
-	require.Equal(t, []float64{1, 2}, s.Opt.Betas, "deep merge keeps sibling keys")
+	require.Equal(t, []float64{3, 4}, s.Opt.Betas, "the environment overrides the files")
 
 	// A type error is attributed to the layer that holds it.
-	r, err = Load(p, cfgs, []string{"HIDDENLAB_STEPS=many"}, nil)
+	r, err = Load(p, cfgs, []string{"HIDDENLAB_OPT__LR=many"}, nil)
 	require.NoError(t, err)
 	err = r.Decode("", &s)
-	require.ErrorContains(t, err, `environment: steps: expected an integer, got string "many"`)
+	require.ErrorContains(t, err, `environment: opt.lr: expected a number, got string "many"`)
 
 	require.NoError(t, os.WriteFile(filepath.Join(cfgs, "root.yaml"), []byte("base: mid.yaml\n"), 0o644))
 	_, err = Load(p, cfgs, nil, nil)

@@ -39,11 +39,22 @@ type Grouper interface {
 	Groups(o Optimizer) []*optim.Group
 }
 
+// Sharder is implemented by experiments that split each batch across
+// data-parallel processes (lm.Experiment does); others train every rank on
+// the same data, which is correct but gains nothing.
+type Sharder interface {
+	SetShard(rank, world int) error
+}
+
 // Env is what a family gets to build an experiment.
 type Env struct {
-	Dir    string       // the run (or stage) directory
+	// Dir is the run (or stage) directory; empty on data-parallel ranks other
+	// than 0, which write nothing.
+	Dir    string
 	Device torch.Device // where tensors go
 	Log    func(format string, args ...any)
+	// Rank and World describe data-parallel training (World 1: one process).
+	Rank, World int
 }
 
 // Family builds experiments from recipes; families register by name.

@@ -26,6 +26,7 @@ import (
 	"hiddenlab/recipe"
 	"hiddenlab/torch"
 	"hiddenlab/torch/checkpoint"
+	"hiddenlab/torch/dist"
 	"hiddenlab/torch/nn"
 	"hiddenlab/torch/optim"
 )
@@ -100,6 +101,11 @@ func Run(o Options) (string, error) {
 		}
 	}()
 
+	group, err := joinGroup(raw, o)
+	if err != nil {
+		return dir, err
+	}
+	defer group.Close()
 	stages := raw.Stages()
 	if len(stages) == 0 {
 		r, err := newRecipe(raw)
@@ -109,7 +115,7 @@ func Run(o Options) (string, error) {
 		if dir == "" {
 			dir = runDir(r)
 		}
-		return dir, runStage(r, dir, o.Resume != "", o.StopAfter, o.Log)
+		return dir, runStage(r, dir, o.Resume != "", o.StopAfter, o.Log, group)
 	}
 	// A staged recipe: one subdirectory per stage, each starting from the
 	// previous stage's final weights when its init_from names that stage.
@@ -131,7 +137,7 @@ func Run(o Options) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return dir, err
 	}
-	if o.Resume == "" {
+	if o.Resume == "" && group.IsRoot() {
 		b, err := recipe.Marshal(raw.Merged())
 		if err != nil {
 			return dir, err
@@ -156,11 +162,45 @@ func Run(o Options) (string, error) {
 			}
 		}
 		o.Log("stage %d/%d: %s", i+1, len(recs), stages[i])
-		if err := runStage(r, sdir, statErr == nil, o.StopAfter, o.Log); err != nil {
+		if err := runStage(r, sdir, statErr == nil, o.StopAfter, o.Log, group); err != nil {
 			return dir, fmt.Errorf("stage %s: %w", stages[i], err)
 		}
 	}
+	if !group.IsRoot() {
+		return dir, nil
+	}
 	return dir, writeStagedReport(dir, raw, stages)
+}
+
+// RunDir is the directory a run of o would write: output.dir, or
+// runs/<name>/<time>. Launchers use it to point every process at one place.
+func RunDir(o Options) (string, error) {
+	if o.RecipesDir == "" {
+		o.RecipesDir = "recipes"
+	}
+	if o.ConfigsDir == "" {
+		o.ConfigsDir = "configs"
+	}
+	path, err := recipe.Find(o.Recipe, o.RecipesDir)
+	if err != nil {
+		return "", err
+	}
+	raw, err := recipe.Load(path, o.ConfigsDir, o.Env, o.Overrides)
+	if err != nil {
+		return "", err
+	}
+	name, _ := raw.Merged()["name"].(string)
+	if name == "" {
+		name = trimExt(path)
+	}
+	var out Output
+	if err := raw.Decode("output", &out); err != nil {
+		return "", err
+	}
+	if out.Dir != "" {
+		return out.Dir, nil
+	}
+	return filepath.Join("runs", name, time.Now().Format("20060102-150405")), nil
 }
 
 func runDir(r *Recipe) string {
@@ -171,9 +211,11 @@ func runDir(r *Recipe) string {
 }
 
 // runStage trains one recipe into dir (resuming from its checkpoint when asked).
-func runStage(r *Recipe, dir string, resume bool, stopAfter int, logf func(string, ...any)) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+func runStage(r *Recipe, dir string, resume bool, stopAfter int, logf func(string, ...any), group *dist.Group) error {
+	if group.IsRoot() {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
 	}
 	device, err := parseDevice(r.Train.Device)
 	if err != nil {
@@ -187,9 +229,43 @@ func runStage(r *Recipe, dir string, resume bool, stopAfter int, logf func(strin
 	}
 	var runErr error
 	torch.RunLocked(func() {
-		runErr = train(r, dir, resume, device, stopAfter, logf)
+		runErr = train(r, dir, resume, device, stopAfter, logf, group)
 	})
 	return runErr
+}
+
+// joinGroup joins the data-parallel process group the torchrun variables
+// describe (nil for one process), on the device type of the recipe's train
+// section.
+func joinGroup(raw *recipe.Raw, o Options) (*dist.Group, error) {
+	lookup := func(k string) (string, bool) {
+		for _, kv := range o.Env {
+			if name, v, ok := strings.Cut(kv, "="); ok && name == k {
+				return v, true
+			}
+		}
+		return "", false
+	}
+	e, ok, err := dist.FromEnvironment(lookup)
+	if err != nil || !ok {
+		return nil, err
+	}
+	devType := torch.DeviceCPU
+	if sec := raw.Section("train"); sec != nil {
+		if d, _ := sec["device"].(string); d != "" {
+			if dev, err := parseDevice(d); err == nil {
+				devType = dev.Type
+			}
+		}
+	}
+	timeout := 30 * time.Minute
+	if v, ok := lookup("HIDDENLAB_DIST_TIMEOUT"); ok {
+		if s, err := time.ParseDuration(v); err == nil {
+			timeout = s
+		}
+	}
+	o.Log("data-parallel: rank %d of %d (local rank %d), rendezvous %s:%d, timeout %v", e.Rank, e.World, e.Local, e.Addr, e.Port, timeout)
+	return dist.Join(e, devType, timeout)
 }
 
 func parseDevice(s string) (torch.Device, error) {
@@ -220,18 +296,39 @@ type trainer struct {
 	// stopAfter interrupts the run after this many steps (0: never).
 	stopAfter int
 	device    torch.Device
+	// group is the data-parallel process group (nil: one process); stopping
+	// is agreed across it.
+	group   *dist.Group
+	stopAll bool
 }
 
-func train(r *Recipe, dir string, resume bool, device torch.Device, stopAfter int, logf func(string, ...any)) (err error) {
-	t := &trainer{r: r, dir: dir, start: time.Now(), logf: logf, stopAfter: stopAfter, device: device}
+func train(r *Recipe, dir string, resume bool, device torch.Device, stopAfter int, logf func(string, ...any), group *dist.Group) (err error) {
+	t := &trainer{r: r, dir: dir, start: time.Now(), logf: logf, stopAfter: stopAfter, device: device, group: group}
 	torch.ManualSeed(r.Train.Seed)
 	fam := families[r.Family]
-	exp, err := fam.Build(r, Env{Dir: dir, Device: device, Log: logf})
+	env := Env{Dir: dir, Device: device, Log: logf, World: 1}
+	if group != nil {
+		env.Rank, env.World = group.Rank, group.World
+		if group.Rank != 0 {
+			env.Dir = "" // only rank 0 writes
+		}
+	}
+	exp, err := fam.Build(r, env)
 	if err != nil {
 		return err
 	}
 	t.exp = exp
 	defer exp.Close()
+	if group != nil {
+		if s, ok := exp.(Sharder); ok {
+			if err := s.SetShard(group.Rank, group.World); err != nil {
+				return &recipe.SourceError{Source: r.Raw.Path, Err: err}
+			}
+		}
+	}
+	if !group.IsRoot() {
+		return t.follow(resume)
+	}
 	// Every section the recipe has must have been read by the family.
 	for _, sec := range []string{"model", "data", "eval"} {
 		if _, read := r.resolved[sec]; r.Raw.Section(sec) != nil && !read {
@@ -296,6 +393,9 @@ func train(r *Recipe, dir string, resume bool, device torch.Device, stopAfter in
 			return err
 		}
 		keep = 0
+	}
+	if err := t.broadcastWeights(); err != nil {
+		return err
 	}
 	if t.metrics, err = openMetrics(dir, keep); err != nil {
 		return err
@@ -454,12 +554,13 @@ func (t *trainer) loop() error {
 	params := t.exp.Store().Params()
 	window, windowTokens := time.Now(), 0.0
 	for t.step < tr.Steps {
-		if stop.Load() || (t.stopAfter > 0 && t.step >= t.stopAfter) {
+		if t.stopping() {
 			if err := t.checkpoint(); err != nil {
 				return fmt.Errorf("saving the checkpoint on interrupt: %w", err)
 			}
 			return ErrInterrupted
 		}
+		root := t.group.IsRoot()
 		var logs Logs
 		var loss float64
 		err := t.safely(func() {
@@ -474,6 +575,16 @@ func (t *trainer) loop() error {
 			}
 			t.exp.Store().ZeroGrad(true)
 			l.Backward()
+			if t.group != nil {
+				if logs == nil {
+					logs = Logs{}
+				}
+				global, err := t.syncStep(params, logs, loss)
+				if err != nil {
+					panic(err)
+				}
+				loss = global
+			}
 			gn := 0.0
 			if tr.Clip > 0 {
 				gn = optim.ClipGradNorm(params, tr.Clip)
@@ -495,7 +606,7 @@ func (t *trainer) loop() error {
 		t.tokens += logs["tokens"]
 		windowTokens += logs["tokens"]
 		last := t.step == tr.Steps
-		if tr.LogEvery > 0 && (t.step%tr.LogEvery == 0 || last) {
+		if root && tr.LogEvery > 0 && (t.step%tr.LogEvery == 0 || last) {
 			rate := windowTokens / time.Since(window).Seconds()
 			window, windowTokens = time.Now(), 0
 			logs["tok_per_s"] = rate
@@ -507,7 +618,7 @@ func (t *trainer) loop() error {
 				bar.Describe(fmt.Sprintf("%s loss %.4f %.0f tok/s", t.r.Name, loss, rate))
 			}
 		}
-		if (tr.EvalEvery > 0 && t.step%tr.EvalEvery == 0) || last {
+		if root && ((tr.EvalEvery > 0 && t.step%tr.EvalEvery == 0) || last) {
 			if err := t.evaluate(); err != nil {
 				return err
 			}
@@ -544,6 +655,107 @@ func (t *trainer) evaluate() error {
 	return t.metrics.write(t.eval)
 }
 
+// stopping reports whether to stop before the next step: on SIGINT/SIGTERM or
+// after StopAfter steps, agreed by every data-parallel rank at the last step.
+func (t *trainer) stopping() bool {
+	local := stop.Load() || (t.stopAfter > 0 && t.step >= t.stopAfter)
+	if t.group == nil {
+		return local
+	}
+	return t.stopAll || (t.step == 0 && local)
+}
+
+// syncStep is a data-parallel step's communication: the gradients are
+// averaged over the ranks (bucketed), and the logs averaged (tokens summed)
+// together with the loss and the stop flag, so every rank logs the global
+// batch's numbers and stops at the same step. It returns the global loss.
+func (t *trainer) syncStep(params []*nn.Param, logs Logs, loss float64) (float64, error) {
+	var grads []*torch.Tensor
+	for _, p := range params {
+		if g := p.T.Grad(); g != nil {
+			grads = append(grads, g)
+		}
+	}
+	if err := t.group.AllReduceMean(grads); err != nil {
+		return 0, err
+	}
+	keys := sortedKeys(logs)
+	vals := []float64{0, loss}
+	if stop.Load() || (t.stopAfter > 0 && t.step+1 >= t.stopAfter) {
+		vals[0] = 1
+	}
+	for _, k := range keys {
+		vals = append(vals, logs[k])
+	}
+	v := torch.FromSlice(vals, nil)
+	if err := t.group.AllReduceSum([]*torch.Tensor{v}); err != nil {
+		return 0, err
+	}
+	sum := v.Float64s()
+	t.stopAll = sum[0] > 0
+	W := float64(t.group.World)
+	for i, k := range keys {
+		if k == "tokens" {
+			logs[k] = sum[2+i]
+		} else {
+			logs[k] = sum[2+i] / W
+		}
+	}
+	return sum[1] / W, nil
+}
+
+// follow is the loop of a data-parallel rank other than 0: the same steps
+// and communication as rank 0, but no files, evaluations or reports.
+func (t *trainer) follow(resume bool) error {
+	groups := defaultGroups(t.exp.Store(), t.r.Train.Optimizer)
+	if g, ok := t.exp.(Grouper); ok {
+		groups = g.Groups(t.r.Train.Optimizer)
+	}
+	var err error
+	if t.r.Train.Optimizer.Name == "sgd" {
+		t.opt, err = optim.NewSGD(groups...)
+	} else {
+		t.opt, err = optim.NewAdamW(groups...)
+	}
+	if err != nil {
+		return err
+	}
+	defer t.opt.Close()
+	s := t.r.Train.Schedule
+	if t.sched, err = optim.NewSchedule(s.Name, s.Warmup, t.r.Train.Steps, s.MinFactor); err != nil {
+		return err
+	}
+	if resume {
+		latest, err := checkpoint.Latest(filepath.Join(t.dir, CheckpointDir))
+		if err == nil {
+			st, err := checkpoint.Load(latest, t.exp.Store(), t.opt, nn.LoadOptions{})
+			if err != nil {
+				return fmt.Errorf("rank %d: resume: %w", t.group.Rank, err)
+			}
+			t.step = int(st.Step)
+		}
+	} else if err := t.initWeights(); err != nil {
+		return err
+	}
+	if err := t.broadcastWeights(); err != nil {
+		return err
+	}
+	t.r.Output.Progress = false
+	return t.loop()
+}
+
+// broadcastWeights makes every rank start from rank 0's parameters.
+func (t *trainer) broadcastWeights() error {
+	if t.group == nil {
+		return nil
+	}
+	var ts []*torch.Tensor
+	for _, p := range t.exp.Store().StateDict() {
+		ts = append(ts, p.T)
+	}
+	return t.group.Broadcast(ts, 0)
+}
+
 // forward runs a forward pass in the recipe's precision: bf16 autocast on
 // the run's device, or plain fp32.
 func (t *trainer) forward(f func()) {
@@ -556,8 +768,11 @@ func (t *trainer) forward(f func()) {
 
 func (t *trainer) elapsed() float64 { return t.offset + time.Since(t.start).Seconds() }
 
-// checkpoint saves the model, optimizer, RNG and loop state.
+// checkpoint saves the model, optimizer, RNG and loop state (rank 0 only).
 func (t *trainer) checkpoint() error {
+	if !t.group.IsRoot() {
+		return nil
+	}
 	st := checkpoint.State{Step: int64(t.step), Extra: map[string]json.RawMessage{}}
 	st.Extra["tokens"], _ = json.Marshal(t.tokens)
 	st.Extra["elapsed_s"], _ = json.Marshal(t.elapsed())

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"hiddenlab/sweep"
 )
@@ -140,4 +141,77 @@ func TestSweepRunsAndTabulates(t *testing.T) {
 	require.Contains(t, string(log), "-resume "+job.Dir)
 	require.Equal(t, sweep.Done, sweep.StateOf(job.Dir))
 	require.Equal(t, rows[0].Values["eval.loss"], sweep.Rows(e)[0].Values["eval.loss"], "the resumed run keeps its numbers")
+}
+
+// TestEmitClusterJobs: the Slurm script and the Kubernetes manifest are valid
+// (bash -n; YAML) and name every configuration × seed exactly once.
+func TestEmitClusterJobs(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "e.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`
+name: Demo Sweep
+recipe: recipes/x.yaml
+seeds: [1, 2]
+workers: 3
+threads: 2
+runs:
+  - {name: "with space", set: {eval.prompts: ["Once upon a time", "it's"]}}
+  - {name: b, set: {model.width: 64}}
+grid:
+  train.optimizer.lr: [0.001, 0.01]
+dir: `+filepath.Join(dir, "out")+`
+`), 0o644))
+	e, err := sweep.Load(p)
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(e.Dir, 0o755))
+	jobs := e.Jobs()
+	require.Len(t, jobs, 8)
+
+	sp, err := sweep.Emit(e, "slurm", "./bin/hiddenlab", "", "")
+	require.NoError(t, err)
+	script, _ := os.ReadFile(sp)
+	out, err := exec.Command("bash", "-n", sp).CombinedOutput()
+	require.NoError(t, err, "bash -n: %s", out)
+	require.Contains(t, string(script), "#SBATCH --array=0-7%3")
+	require.Contains(t, string(script), "#SBATCH --cpus-per-task=2")
+	for _, j := range jobs {
+		require.Equal(t, 1, strings.Count(string(script), "dir="+shellish(j.Dir)+";"), j.Dir)
+	}
+	// Running task 0 with a stand-in binary passes the quoted arguments intact.
+	fake := filepath.Join(dir, "fake.sh")
+	require.NoError(t, os.WriteFile(fake, []byte("#!/bin/bash\nprintf '%s\\n' \"$@\"\n"), 0o755))
+	body := strings.ReplaceAll(string(script), "./bin/hiddenlab", fake)
+	cmd := exec.Command("bash", "-c", body)
+	cmd.Env = append(os.Environ(), "SLURM_ARRAY_TASK_ID=0")
+	got, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", got)
+	require.Contains(t, string(got), "eval.prompts=[Once upon a time, it's]\n", "one argument, quotes intact")
+	require.Contains(t, string(got), "train.seed=1\n")
+
+	kp, err := sweep.Emit(e, "k8s", "hiddenlab", "registry/hiddenlab:1", "claim")
+	require.NoError(t, err)
+	b, _ := os.ReadFile(kp)
+	var job map[string]any
+	require.NoError(t, yaml.Unmarshal(b, &job))
+	spec := job["spec"].(map[string]any)
+	require.Equal(t, "Indexed", spec["completionMode"])
+	require.Equal(t, 8, spec["completions"])
+	require.Equal(t, 3, spec["parallelism"])
+	require.Equal(t, "hiddenlab-demo-sweep", job["metadata"].(map[string]any)["name"])
+	container := spec["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+	require.Equal(t, "registry/hiddenlab:1", container["image"])
+	cmdText := container["command"].([]any)[2].(string)
+	for _, j := range jobs {
+		require.Equal(t, 1, strings.Count(cmdText, "dir="+shellish(j.Dir)+";"), j.Dir)
+	}
+	_, err = sweep.Emit(e, "pbs", "", "", "")
+	require.ErrorContains(t, err, `-emit "pbs": want slurm or k8s`)
+}
+
+// shellish quotes a directory the way the generated scripts do.
+func shellish(s string) string {
+	if strings.ContainsAny(s, " '") {
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	return s
 }

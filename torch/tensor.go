@@ -316,3 +316,7 @@ func FromBytes(data []byte, dtype DType, shape []int, opts ...Option) *Tensor {
 	h, err := capi.FromData(p, int64(len(data)), int64s(shape), o)
 	return wrap("from_bytes", h, err)
 }
+
+// HandleOf exposes t's shim handle to the packages under torch/ that call the
+// shim directly (torch/dist). It panics on a freed tensor.
+func HandleOf(t *Tensor) capi.Tensor { return t.handle() }

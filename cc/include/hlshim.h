@@ -35,6 +35,7 @@ extern "C" {
 
 typedef struct hl_tensor_s *hl_tensor;
 typedef struct hl_error_s *hl_status;
+typedef struct hl_group_s *hl_group;
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -320,6 +321,22 @@ HL_API hl_status hl_sgd_step(const hl_tensor *params, const hl_tensor *momentum_
 /* torch.nn.utils.clip_grad_norm_: scales the gradients so their global 2-norm
  * is at most max_norm (max_norm <= 0: only measures); reports the norm before. */
 HL_API hl_status hl_clip_grad_norm(const hl_tensor *params, int64_t n, double max_norm, double *total_norm);
+
+/* ---- distributed (c10d) --------------------------------------------------
+ * A process group of world processes: Gloo for CPU tensors, NCCL for CUDA
+ * (CUDA builds configured with -DHL_NCCL=ON). Rendezvous goes through a
+ * TCPStore that rank 0 serves at host:port. Every collective waits, and fails
+ * (instead of hanging) when a peer dies or timeout_ms passes. */
+
+HL_API hl_status hl_group_new(const char *host, int32_t port, int32_t rank, int32_t world, int32_t device_type,
+                              int64_t timeout_ms, hl_group *out);
+HL_API void hl_group_free(hl_group g);
+/* Sums (or, with average, averages) n tensors in place across the group, in
+ * buckets of up to bucket_bytes (<= 0: 25 MiB) of one dtype and device. */
+HL_API hl_status hl_group_allreduce(hl_group g, const hl_tensor *ts, int32_t n, int32_t average, int64_t bucket_bytes);
+/* Copies root's n tensors into every rank's, in place. */
+HL_API hl_status hl_group_broadcast(hl_group g, const hl_tensor *ts, int32_t n, int32_t root);
+HL_API hl_status hl_group_barrier(hl_group g);
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,7 @@ import (
 	"hiddenlab/recipe"
 	"hiddenlab/runner"
 	"hiddenlab/sweep"
+	"hiddenlab/torch/dist"
 )
 
 // commands maps subcommand names to their implementations.
@@ -97,6 +98,7 @@ func cmdRun(args []string) error {
 	recipes := fs.String("recipes", "recipes", "directory of recipes")
 	configs := fs.String("configs", "configs", "directory of base configs")
 	noProgress := fs.Bool("no-progress", false, "no progress bar")
+	nproc := fs.Int("nproc", 1, "data-parallel processes on this machine (torchrun-style; each uses train.threads)")
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -112,10 +114,50 @@ func cmdRun(args []string) error {
 	if *noProgress {
 		o.Overrides = append(o.Overrides, "output.progress=false")
 	}
+	if *nproc > 1 {
+		return launchLocal(o, args, *nproc)
+	}
 	dir, err := runner.Run(o)
 	if dir != "" {
 		printOutcome(dir)
 	}
+	return err
+}
+
+// launchLocal runs the same command as nproc data-parallel processes on this
+// machine over loopback (c10d Gloo), all writing through rank 0 into one run
+// directory.
+func launchLocal(o runner.Options, args []string, nproc int) error {
+	if _, set := os.LookupEnv("WORLD_SIZE"); set {
+		return errors.New("run: -nproc inside a launched process (WORLD_SIZE is already set)")
+	}
+	dir := o.Resume
+	if dir == "" {
+		d, err := runner.RunDir(o)
+		if err != nil {
+			return err
+		}
+		dir = d
+	}
+	var childArgs []string
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "-nproc" || a == "--nproc":
+			i++
+		case strings.HasPrefix(a, "-nproc=") || strings.HasPrefix(a, "--nproc="):
+		default:
+			childArgs = append(childArgs, a)
+		}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	logf("launching %d data-parallel processes into %s", nproc, dir)
+	env := []string{"HIDDENLAB_OUTPUT__DIR=" + dir}
+	err = dist.Launch(ctx, self, append([]string{"run"}, childArgs...), nproc, env, os.Stdout, os.Stderr)
 	return err
 }
 
@@ -145,6 +187,9 @@ func cmdSweep(args []string) error {
 	workers := fs.Int("workers", 0, "parallel runs (default: the experiment's, capped by cores/threads)")
 	tabulate := fs.Bool("tabulate", false, "only rebuild the tables and plots from finished runs")
 	dir := fs.String("experiments", "experiments", "directory of experiment files")
+	emit := fs.String("emit", "", "write a cluster job instead of running: slurm (job array) or k8s (indexed Job)")
+	image := fs.String("image", "hiddenlab:latest", "container image for -emit k8s (the repository at /work, bin/hiddenlab built)")
+	claim := fs.String("claim", "hiddenlab-sweeps", "persistent volume claim holding the sweep directory, for -emit k8s")
 	rest, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -162,6 +207,17 @@ func cmdSweep(args []string) error {
 	}
 	if *workers > 0 {
 		e.Workers = *workers
+	}
+	if *emit != "" {
+		if err := os.MkdirAll(e.Dir, 0o755); err != nil {
+			return err
+		}
+		path, err := sweep.Emit(e, *emit, "./bin/hiddenlab", *image, *claim)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s: %d runs (%d configurations × %d seeds)\n", path, len(e.Jobs()), len(e.Points()), len(e.Seeds))
+		return nil
 	}
 	if *tabulate {
 		err = sweep.Tabulate(e)

@@ -55,7 +55,21 @@ type Experiment struct {
 	Metrics func() runner.Logs
 	// Section adds a family-specific Markdown section to the report.
 	Section func(dir string) (string, error)
-	samples []string
+	// Rank and World shard each batch across data-parallel processes: this
+	// process trains rows [Rank·Batch/World, (Rank+1)·Batch/World) of the
+	// global batch (World 0 or 1: all rows).
+	Rank, World int
+	samples     []string
+}
+
+// SetShard implements runner.Sharder: data-parallel ranks split the global
+// batch, so World processes see exactly the batch one process would.
+func (e *Experiment) SetShard(rank, world int) error {
+	if world > 1 && e.Batch%world != 0 {
+		return fmt.Errorf("train.batch %d does not split evenly over %d data-parallel processes", e.Batch, world)
+	}
+	e.Rank, e.World = rank, world
+	return nil
 }
 
 // NewExperiment builds an experiment of m on d with the recipe's train batch
@@ -86,7 +100,13 @@ func (e *Experiment) tensors(x, y []int64, rows int) (*torch.Tensor, *torch.Tens
 // model's auxiliary losses.
 func (e *Experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
 	x, y := e.D.Batch(step, e.Batch)
-	X, Y := e.tensors(x, y, e.Batch)
+	rows := e.Batch
+	if e.World > 1 {
+		rows = e.Batch / e.World
+		T := len(x) / e.Batch
+		x, y = x[e.Rank*rows*T:(e.Rank+1)*rows*T], y[e.Rank*rows*T:(e.Rank+1)*rows*T]
+	}
+	X, Y := e.tensors(x, y, rows)
 	ce := nn.LMLoss(e.M.Forward(X), Y, -100)
 	logs := runner.Logs{"tokens": float64(len(x))}
 	loss := ce

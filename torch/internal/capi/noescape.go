@@ -249,6 +249,16 @@ package capi
 #cgo nocallback hl_sgd_step
 #cgo noescape hl_clip_grad_norm
 #cgo nocallback hl_clip_grad_norm
+#cgo noescape hl_group_new
+#cgo nocallback hl_group_new
+#cgo noescape hl_group_free
+#cgo nocallback hl_group_free
+#cgo noescape hl_group_allreduce
+#cgo nocallback hl_group_allreduce
+#cgo noescape hl_group_broadcast
+#cgo nocallback hl_group_broadcast
+#cgo noescape hl_group_barrier
+#cgo nocallback hl_group_barrier
 #include "hlshim.h"
 */
 import "C"

@@ -94,9 +94,12 @@ func Run(o Options) (string, error) {
 	go func() {
 		for range ch {
 			if stop.Load() {
-				continue
+				// A second signal does not wait for the step (or an evaluation
+				// or report in progress): the last checkpoint stays the latest.
+				o.Log("\nsecond signal: exiting now; resume from the last checkpoint")
+				os.Exit(130)
 			}
-			o.Log("\nsignal received: finishing the step, saving a checkpoint and stopping")
+			o.Log("\nsignal received: finishing the step, saving a checkpoint and stopping (again to exit at once)")
 			stop.Store(true)
 		}
 	}()

@@ -77,9 +77,22 @@ type SynthStoriesConfig struct {
 }
 
 // LoadData decodes the recipe's data section and builds the dataset; the
-// text tokenizer is saved into dir. seed fixes the batch order.
+// text tokenizer is saved into dir (when set). seed fixes the batch order.
+// The section of the chosen kind starts from its defaults, so a recipe names
+// only what it changes.
 func LoadData(r *runner.Recipe, dir string, seed uint64) (Data, *DataConfig, error) {
 	cfg := &DataConfig{}
+	kind, _ := r.Raw.Section("data")["kind"].(string)
+	switch kind {
+	case "text":
+		cfg.Text = &TextConfig{Tokenizer: "byte", Context: 128, ValidFraction: 0.1}
+	case "tokfsm":
+		s := tokfsm.SmallConfig
+		cfg.TokFSM = &FSMConfig{States: s.States, Edges: s.Edges, Base: s.Base, SeqLen: s.SeqLen, Seed: s.Seed, EvalSeqs: 512}
+	case "synthstories":
+		cfg.SynthStories = &SynthStoriesConfig{TrainChars: synthstories.TrainChars, ValidChars: synthstories.ValidChars,
+			TrainSeed: synthstories.TrainSeed, ValidSeed: synthstories.ValidSeed, Context: 128}
+	}
 	if err := r.Decode("data", cfg); err != nil {
 		return nil, nil, err
 	}
@@ -92,86 +105,22 @@ func LoadData(r *runner.Recipe, dir string, seed uint64) (Data, *DataConfig, err
 			return nil, nil, bad(k, "given, but data.kind is %q", cfg.Kind)
 		}
 	}
+	var d Data
+	var err error
 	switch cfg.Kind {
 	case "text":
-		if cfg.Text == nil {
-			return nil, nil, bad("text", "required for kind text")
-		}
-		d, err := newTextData(*cfg.Text, dir, seed)
-		if err != nil {
-			return nil, nil, bad("text", "%v", err)
-		}
-		return d, cfg, nil
+		d, err = newTextData(*cfg.Text, dir, seed)
 	case "tokfsm":
-		c := FSMConfig{States: tokfsm.SmallConfig.States, Edges: tokfsm.SmallConfig.Edges, Base: tokfsm.SmallConfig.Base,
-			SeqLen: tokfsm.SmallConfig.SeqLen, Seed: tokfsm.SmallConfig.Seed, EvalSeqs: 512}
-		if cfg.TokFSM != nil {
-			c = mergeFSM(c, *cfg.TokFSM)
-		}
-		cfg.TokFSM = &c
-		r.Record("data", cfg)
-		d, err := NewFSMData(c, seed)
-		if err != nil {
-			return nil, nil, bad("tokfsm", "%v", err)
-		}
-		return d, cfg, nil
+		d, err = NewFSMData(*cfg.TokFSM, seed)
 	case "synthstories":
-		c := SynthStoriesConfig{TrainChars: synthstories.TrainChars, ValidChars: synthstories.ValidChars,
-			TrainSeed: synthstories.TrainSeed, ValidSeed: synthstories.ValidSeed, Context: 128}
-		if cfg.SynthStories != nil {
-			c = mergeStories(c, *cfg.SynthStories)
-		}
-		cfg.SynthStories = &c
-		r.Record("data", cfg)
-		d, err := newStoriesData(c, seed)
-		if err != nil {
-			return nil, nil, bad("synthstories", "%v", err)
-		}
-		return d, cfg, nil
+		d, err = newStoriesData(*cfg.SynthStories, seed)
+	default:
+		return nil, nil, bad("kind", "want text, tokfsm or synthstories, got %q", cfg.Kind)
 	}
-	return nil, nil, bad("kind", "want text, tokfsm or synthstories, got %q", cfg.Kind)
-}
-
-// mergeFSM fills c's zero fields from defaults d.
-func mergeFSM(d, c FSMConfig) FSMConfig {
-	if c.States == 0 {
-		c.States = d.States
+	if err != nil {
+		return nil, nil, bad(cfg.Kind, "%v", err)
 	}
-	if c.Edges == 0 {
-		c.Edges = d.Edges
-	}
-	if c.Base == 0 {
-		c.Base = d.Base
-	}
-	if c.SeqLen == 0 {
-		c.SeqLen = d.SeqLen
-	}
-	if c.Seed == 0 {
-		c.Seed = d.Seed
-	}
-	if c.EvalSeqs == 0 {
-		c.EvalSeqs = d.EvalSeqs
-	}
-	return c
-}
-
-func mergeStories(d, c SynthStoriesConfig) SynthStoriesConfig {
-	if c.TrainChars == 0 {
-		c.TrainChars = d.TrainChars
-	}
-	if c.ValidChars == 0 {
-		c.ValidChars = d.ValidChars
-	}
-	if c.TrainSeed == 0 {
-		c.TrainSeed = d.TrainSeed
-	}
-	if c.ValidSeed == 0 {
-		c.ValidSeed = d.ValidSeed
-	}
-	if c.Context == 0 {
-		c.Context = d.Context
-	}
-	return c
+	return d, cfg, nil
 }
 
 // tokenData is a token stream with a tokenizer-like codec.
@@ -231,12 +180,6 @@ func (d *tokenData) Decode(ids []int64) string {
 }
 
 func newTextData(c TextConfig, dir string, seed uint64) (*tokenData, error) {
-	if c.Tokenizer == "" {
-		c.Tokenizer = "byte"
-	}
-	if c.Context == 0 {
-		c.Context = 128
-	}
 	corpus, err := text.ReadCorpus(c.Train)
 	if err != nil {
 		return nil, err
@@ -247,11 +190,7 @@ func newTextData(c TextConfig, dir string, seed uint64) (*tokenData, error) {
 			return nil, err
 		}
 	} else {
-		frac := c.ValidFraction
-		if frac == 0 {
-			frac = 0.1
-		}
-		if trainText, validText, err = text.Split(corpus, frac, "\n"); err != nil {
+		if trainText, validText, err = text.Split(corpus, c.ValidFraction, "\n"); err != nil {
 			return nil, err
 		}
 	}

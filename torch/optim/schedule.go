@@ -28,15 +28,7 @@ type Cosine struct {
 
 // Factor implements Schedule.
 func (c Cosine) Factor(step int) float64 {
-	if step < c.Warmup {
-		return warmup(step, c.Warmup, 1)
-	}
-	span := c.Total - c.Warmup
-	if span <= 0 || step >= c.Total {
-		return c.MinFactor
-	}
-	progress := float64(step-c.Warmup) / float64(span)
-	return c.MinFactor + (1-c.MinFactor)*0.5*(1+math.Cos(math.Pi*progress))
+	return decay(step, c.Warmup, c.Total, c.MinFactor, func(p float64) float64 { return 0.5 * (1 + math.Cos(math.Pi*p)) })
 }
 
 // Linear warms up linearly for Warmup steps, then decays linearly to
@@ -48,15 +40,20 @@ type Linear struct {
 
 // Factor implements Schedule.
 func (l Linear) Factor(step int) float64 {
-	if step < l.Warmup {
-		return warmup(step, l.Warmup, 1)
+	return decay(step, l.Warmup, l.Total, l.MinFactor, func(p float64) float64 { return 1 - p })
+}
+
+// decay warms up for warmup steps, then follows shape (1 at progress 0, 0 at
+// progress 1) from 1 down to minFactor at total steps.
+func decay(step, warmupSteps, total int, minFactor float64, shape func(progress float64) float64) float64 {
+	if step < warmupSteps {
+		return warmup(step, warmupSteps, 1)
 	}
-	span := l.Total - l.Warmup
-	if span <= 0 || step >= l.Total {
-		return l.MinFactor
+	span := total - warmupSteps
+	if span <= 0 || step >= total {
+		return minFactor
 	}
-	progress := float64(step-l.Warmup) / float64(span)
-	return 1 - (1-l.MinFactor)*progress
+	return minFactor + (1-minFactor)*shape(float64(step-warmupSteps)/float64(span))
 }
 
 // warmup ramps linearly as top·(step+1)/n over the first n steps, so the

@@ -24,6 +24,9 @@ type Analysis struct {
 type EvalConfig struct {
 	lm.EvalConfig `key:",inline"`
 	Analysis      Analysis `key:"analysis"`
+	// Steering, when present, runs the topic-steering experiment in the
+	// report (see Steering; steer.go).
+	Steering *Steering `key:"steering"`
 }
 
 type family struct{}
@@ -37,6 +40,8 @@ type experiment struct {
 	analysis Analysis
 	seed     uint64
 	result   *FSMAnalysis
+	steering *Steering
+	steered  *SteerReport
 }
 
 func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error) {
@@ -56,10 +61,17 @@ func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error)
 	if ev.Batch == 0 {
 		ev.Batch = r.Train.Batch
 	}
+	if ev.Steering != nil {
+		ev.Steering.fill()
+		if err := ev.Steering.check(); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("%s: %w", r.Raw.Path, err)
+		}
+	}
 	r.Record("eval", &ev)
 	e := &experiment{
 		Experiment: &lm.Experiment{M: m, D: d, Evaluation: ev.EvalConfig, Batch: r.Train.Batch, Device: env.Device},
-		m:          m, analysis: ev.Analysis, seed: r.Train.Seed,
+		m:          m, analysis: ev.Analysis, seed: r.Train.Seed, steering: ev.Steering,
 	}
 	e.fsm, _ = d.(*lm.FSMData)
 	e.Metrics = e.metrics
@@ -158,6 +170,14 @@ func (e *experiment) section(dir string) (string, error) {
 			len(e.m.Sites), siteList(e.m), e.m.Set.Codes, e.m.Set.K,
 			groupInt(e.m.Store().NumParams(IsCodebookParam)))
 	}
+	if e.steering != nil && len(e.m.Sites) > 0 {
+		rep, sec, err := steerSection(e.m, e.D, *e.steering, e.Batch, dir)
+		if err != nil {
+			return "", err
+		}
+		e.steered = rep
+		b.WriteString("\n" + sec)
+	}
 	if e.fsm == nil {
 		return b.String(), nil
 	}
@@ -173,13 +193,19 @@ func (e *experiment) section(dir string) (string, error) {
 // Extra implements the runner's summary extension: the headline analysis
 // numbers, for sweep tables.
 func (e *experiment) Extra() map[string]any {
+	var out map[string]any
+	if e.steered != nil {
+		out = e.steered.Extra()
+	}
 	if e.result == nil {
-		return nil
+		return out
 	}
-	out := map[string]any{
-		"transition_accuracy": e.result.TransitionAcc, "first_transition_accuracy": e.result.FirstTransitionAcc,
-		"exact_first_transition": e.result.ExactFirstAcc,
+	if out == nil {
+		out = map[string]any{}
 	}
+	out["transition_accuracy"] = e.result.TransitionAcc
+	out["first_transition_accuracy"] = e.result.FirstTransitionAcc
+	out["exact_first_transition"] = e.result.ExactFirstAcc
 	if len(e.result.States) > 0 {
 		out["state_code_precision"] = e.result.MeanCodePrecision
 		out["state_code_recall"] = e.result.MeanCodeRecall

@@ -46,15 +46,19 @@ type StateCode struct {
 	NeuronPrecision   float64
 }
 
-// InterventionResult is the mean normalised JSD of one patching condition:
-// JSD(patched, target) / JSD(unpatched, target), so 1 means no effect and 0 a
-// complete move to the other state's distribution.
+// InterventionResult measures one patching condition over the trials. The
+// headline NormJSD is mean JSD(patched, target) / mean JSD(unpatched,
+// target) — 1 means no effect, 0 a complete move to the other state's
+// next-token distribution. The per-trial ratio is also summarised by its
+// median (a mean of ratios is dominated by trials whose unpatched
+// distribution is already close to the target).
 type InterventionResult struct {
-	Condition string
-	Codebooks int
-	NormJSD   float64
-	Std       float64
-	Trials    int
+	Condition       string
+	Codebooks       int
+	NormJSD         float64 // ratio of means
+	MedianRatio     float64 // median of per-trial ratios
+	Patched, Before float64 // mean JSD to the target with and without the patch
+	Trials          int
 }
 
 // probs returns the model's next-token distribution after prefix.
@@ -382,7 +386,9 @@ func interventions(m *Model, f *tokfsm.FSM, seed uint64, trials int) []Intervent
 	add("all codebooks", m.Sites)
 	rng := rand.New(rand.NewPCG(seed, 0x1e7))
 	N := f.Config().States
-	scores := map[string][]float64{}
+	ratios := map[string][]float64{}
+	patchedSum := map[string]float64{}
+	beforeSum := 0.0
 	maxStates := (f.Config().SeqLen - 2) / f.Digits()
 	for t := 0; t < trials; t++ {
 		s := rng.IntN(N)
@@ -396,6 +402,7 @@ func interventions(m *Model, f *tokfsm.FSM, seed uint64, trials int) []Intervent
 		target := f.NextTokenProbs(seqB)
 		codesB := lastCodes(m, [][]int32{seqB})
 		base := probs(m, seqA)
+		beforeSum += interp.JSD(base, target)
 		for _, name := range order {
 			for _, site := range conds[name] {
 				l := m.Layers[site]
@@ -409,23 +416,22 @@ func interventions(m *Model, f *tokfsm.FSM, seed uint64, trials int) []Intervent
 			}
 			patched := probs(m, seqA)
 			m.ClearInterventions()
-			v := interp.NormalizedJSD(patched, base, target)
-			if !math.IsNaN(v) && !math.IsInf(v, 0) {
-				scores[name] = append(scores[name], v)
+			patchedSum[name] += interp.JSD(patched, target)
+			if v := interp.NormalizedJSD(patched, base, target); !math.IsNaN(v) && !math.IsInf(v, 0) {
+				ratios[name] = append(ratios[name], v)
 			}
 		}
 	}
 	var out []InterventionResult
 	for _, name := range order {
-		xs := scores[name]
-		r := InterventionResult{Condition: name, Codebooks: len(conds[name]), Trials: len(xs)}
-		for _, x := range xs {
-			r.NormJSD += x / float64(len(xs))
+		r := InterventionResult{Condition: name, Codebooks: len(conds[name]), Trials: trials,
+			Patched: patchedSum[name] / float64(trials), Before: beforeSum / float64(trials)}
+		r.NormJSD = r.Patched / r.Before
+		xs := ratios[name]
+		sort.Float64s(xs)
+		if len(xs) > 0 {
+			r.MedianRatio = xs[len(xs)/2]
 		}
-		for _, x := range xs {
-			r.Std += (x - r.NormJSD) * (x - r.NormJSD) / float64(max(1, len(xs)-1))
-		}
-		r.Std = math.Sqrt(r.Std)
 		out = append(out, r)
 	}
 	return out
@@ -453,9 +459,9 @@ func (a *FSMAnalysis) Markdown() string {
 		}
 	}
 	if len(a.Interventions) > 0 {
-		b.WriteString("\n### Interventions (§2.2)\n\nPatch the final position's codes of a sequence ending in state s with those of a sequence ending in s'; normalised JSD = JSD(patched, true next-token distribution after s') / JSD(unpatched, same); 1 = no effect, 0 = fully moved.\n\n| condition | codebooks | normalised JSD (mean ± std) | trials |\n|---|---|---|---|\n")
+		b.WriteString("\n### Interventions (§2.2)\n\nPatch the final position's codes of a sequence ending in state s with those of a sequence ending in s' (random states and prefix lengths); compare the next-token distribution with the true one after s'. Normalised JSD = mean JSD(patched, target) / mean JSD(unpatched, target): 1 = no effect, 0 = fully moved to s'.\n\n| condition | codebooks | normalised JSD | median per-trial ratio | mean JSD patched / unpatched | trials |\n|---|---|---|---|---|---|\n")
 		for _, r := range a.Interventions {
-			fmt.Fprintf(&b, "| %s | %d | %.3f ± %.3f | %d |\n", r.Condition, r.Codebooks, r.NormJSD, r.Std, r.Trials)
+			fmt.Fprintf(&b, "| %s | %d | %.3f | %.3f | %.4f / %.4f | %d |\n", r.Condition, r.Codebooks, r.NormJSD, r.MedianRatio, r.Patched, r.Before, r.Trials)
 		}
 	}
 	return b.String()

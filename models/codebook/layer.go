@@ -36,6 +36,9 @@ type Layer struct {
 	LNB     *torch.Tensor // [G, D/G] LayerNorm bias
 	Eps     float64
 	// ChunkElems bounds the score matrix materialised at once (tokens×G×C).
+	// The default, 2²³ floats (32 MiB), stays below the 64 MiB glibc mmap
+	// threshold the torch package sets, so a chunk's buffer is reused from the
+	// heap instead of being mapped and page-faulted in at every forward.
 	ChunkElems int
 	// Counts [G, C] accumulates how often each code was selected while
 	// training (since the last ResetCounts).
@@ -68,7 +71,7 @@ func NewLayer(p nn.Path, D, G, C, K int) (*Layer, error) {
 		return nil, fmt.Errorf("codebook: need 1 ≤ k (%d) ≤ codes (%d)", K, C)
 	}
 	d := D / G
-	l := &Layer{G: G, C: C, K: K, D: D, Eps: 1e-5, ChunkElems: 1 << 24, store: p.Store()}
+	l := &Layer{G: G, C: C, K: K, D: D, Eps: 1e-5, ChunkElems: 1 << 23, store: p.Store()}
 	l.Codes = p.Param("codes", torch.Randn([]int{G, C, d}))
 	l.LNW = p.Param("ln.weight", torch.Ones([]int{G, d}))
 	l.LNB = p.Param("ln.bias", torch.Zeros([]int{G, d}))
@@ -86,8 +89,17 @@ func (l *Layer) Normalize(x *torch.Tensor) *torch.Tensor {
 // Select is steps 2–3: the ids [N, G, K] (int64) of the K codes most similar
 // to a [N, G, d], computed without gradient in chunks of tokens so that the
 // N×G×C score matrix never exists at once. Disabled codes (an intervention)
-// are never chosen.
+// are never chosen. Scores are computed in float32 even inside a bf16
+// autocast region: bf16 keeps 8 bits of mantissa, so among thousands of codes
+// near-equal scores would round together and the top-k would flip between
+// them.
 func (l *Layer) Select(a *torch.Tensor) *torch.Tensor {
+	var ids *torch.Tensor
+	torch.WithoutAutocast(a.Device().Type, func() { ids = l.selectFP32(a.To(torch.Float32)) })
+	return ids
+}
+
+func (l *Layer) selectFP32(a *torch.Tensor) *torch.Tensor {
 	var ids *torch.Tensor
 	torch.NoGrad(func() {
 		s := torch.NewScope()
@@ -123,11 +135,14 @@ func (l *Layer) Select(a *torch.Tensor) *torch.Tensor {
 func (l *Layer) Lookup(ids *torch.Tensor) *torch.Tensor {
 	N := ids.Size(0)
 	d := l.D / l.G
-	offset := torch.Arange(0, float64(l.G*l.C), float64(l.C), ids.Device()).View(1, l.G, 1)
-	valid := ids.GeScalar(0)
-	flat := ids.ClampMin(0).Add(offset).Reshape(-1)
-	vecs := torch.Embedding(l.Codes.Reshape(l.G*l.C, d), flat).View(N, l.G, l.K, d)
-	vecs = vecs.Mul(valid.Unsqueeze(-1).To(vecs.DType()))
+	GC := l.G * l.C
+	// Blocked slots read an extra zero row (id G·C) of the table: cheaper than
+	// masking the [N, G, K, d] gathered codes (a broadcast multiply as costly
+	// as the lookup itself on the CPU), and the zero row's gradient is dropped.
+	table := torch.Cat([]*torch.Tensor{l.Codes.Reshape(GC, d), torch.Zeros([]int{1, d}, l.Codes.DType(), ids.Device())}, 0)
+	offset := torch.Arange(0, float64(GC), float64(l.C), ids.Device()).View(1, l.G, 1)
+	flat := ids.Add(offset).MaskedFill(ids.LtScalar(0), float64(GC)).Reshape(-1)
+	vecs := torch.Embedding(table, flat).View(N, l.G, l.K, d)
 	return vecs.Sum(2).DivScalar(float64(l.K))
 }
 
@@ -255,7 +270,9 @@ func (l *Layer) ReplaceDead(x *torch.Tensor, rho float64) int {
 // algorithm, cosine-free Euclidean on the normalised inputs, iters
 // iterations, centroids seeded from random inputs) of the normalised
 // activations x [.., D]. It works for group codebooks too (the official
-// code's group k-means is a no-op; this is not).
+// code's group k-means is a no-op; this is not). The assignment step works
+// in chunks of ChunkElems distances and each iteration frees its
+// temporaries, so memory stays bounded by the inputs and one chunk.
 func (l *Layer) KMeansInit(x *torch.Tensor, iters int) {
 	torch.NoGrad(func() {
 		torch.WithScope(func() {
@@ -264,15 +281,29 @@ func (l *Layer) KMeansInit(x *torch.Tensor, iters int) {
 			N := a.Size(1)
 			pick := torch.RandInt(0, N, []int{l.C}, a.Device())
 			cent := a.IndexSelect(1, pick) // [G, C, d]
+			chunk := max(1, l.ChunkElems/(l.G*l.C))
 			for it := 0; it < iters; it++ {
-				// squared distances via ‖a‖² − 2 a·c + ‖c‖², per group
-				dist := a.Square().SumKeep(-1).Sub(a.Bmm(cent.Transpose(1, 2)).MulScalar(2)).Add(cent.Square().Sum(-1).Unsqueeze(1))
-				assign := dist.Argmin(-1, false) // [G, N]
+				s := torch.NewScope()
+				// The nearest centroid minimises ‖a − c‖² = ‖a‖² − 2 a·c + ‖c‖²,
+				// i.e. maximises a·c − ‖c‖²/2, per group.
+				half := cent.Square().Sum(-1).MulScalar(0.5).Unsqueeze(1) // [G, 1, C]
+				centT := cent.Transpose(1, 2)                             // [G, d, C]
+				var parts []*torch.Tensor
+				for start := 0; start < N; start += chunk {
+					cs := torch.NewScope()
+					best := a.Narrow(1, start, min(chunk, N-start)).Bmm(centT).Sub(half).Argmax(-1, false)
+					cs.Keep(best)
+					cs.Close()
+					parts = append(parts, best)
+				}
+				assign := torch.Cat(parts, 1) // [G, N]
 				sums := torch.ZerosLike(cent).ScatterAdd(1, assign.Unsqueeze(-1).Expand(l.G, N, d), a)
 				counts := torch.Zeros([]int{l.G, l.C}, a.Device()).ScatterAdd(1, assign, torch.Ones([]int{l.G, N}, a.Device()))
 				mean := sums.Div(counts.ClampMin(1).Unsqueeze(-1))
 				empty := counts.EqScalar(0).Unsqueeze(-1)
 				cent = torch.Where(empty, cent, mean)
+				s.Keep(cent)
+				s.Close()
 			}
 			l.Codes.CopyFrom(cent)
 		})

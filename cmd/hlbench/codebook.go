@@ -1,0 +1,226 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"hiddenlab/models/codebook"
+	"hiddenlab/torch"
+	"hiddenlab/torch/nn"
+	"hiddenlab/torch/optim"
+)
+
+func init() { suites = append(suites, suite{"codebook", runCodebook}) }
+
+// codebookBench is the codebook suite's workload: the benchmark GPT (width
+// 256, 4 layers, 4 heads, context 128, batch 16) with a group codebook per
+// attention head at attn_preproj and a codebook at the MLP output of every
+// layer, C codes per codebook, k selected; the PyTorch side is
+// benchmarks/codebook_train.py, which reads the same JSON.
+type codebookBench struct {
+	gptSize
+	Codes  int  `json:"codes"`
+	K      int  `json:"k"`
+	Enable bool `json:"-"`
+}
+
+// codebookCases are the measurements of each side: the model with
+// codebooks and without.
+var codebookCases = []string{"codebook", "vanilla"}
+
+func newCodebookBench(withCodebooks bool) codebookBench {
+	g := gptSizes[1] // benchmark
+	g.fill()
+	g.Warmup, g.Steps = 2, 8
+	return codebookBench{gptSize: g, Codes: 1024, K: 8, Enable: withCodebooks}
+}
+
+// codebookResult is a child's measurement: a stepResult plus the process's
+// CPU seconds per step, which a loaded machine disturbs less than the wall
+// time.
+type codebookResult struct {
+	stepResult
+	CPUS float64 `json:"cpu_s"`
+}
+
+// cpuSeconds is the process's user plus system CPU time so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// codebookChild trains one case in this process and prints a codebookResult.
+func codebookChild(cfg config, name string) error {
+	var b codebookBench
+	switch name {
+	case "codebook":
+		b = newCodebookBench(true)
+	case "vanilla":
+		b = newCodebookBench(false)
+	default:
+		return fmt.Errorf("unknown codebook case %q (want codebook or vanilla)", name)
+	}
+	var res codebookResult
+	var err, trainErr error
+	torch.RunLocked(func() {
+		err = torch.Try(func() { res, trainErr = codebookTrain(b) })
+	})
+	if err == nil {
+		err = trainErr
+	}
+	if err != nil {
+		return err
+	}
+	res.PeakRSS, res.Threads, res.Torch = peakRSS(), torch.NumThreads(), torch.Version()
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// codebookTrain times training steps: cross-entropy plus every codebook's
+// reconstruction loss, AdamW with the codebooks in their own group (lr 3e-4,
+// no weight decay) and the model's parameters in another (lr 3e-4, weight
+// decay 0.1), as the codebook family trains.
+func codebookTrain(b codebookBench) (codebookResult, error) {
+	torch.ManualSeed(0)
+	g, err := nn.NewGPT(b.config())
+	if err != nil {
+		return codebookResult{}, err
+	}
+	var at []string
+	if b.Enable {
+		at = []string{"attn_preproj", "mlp"}
+	}
+	m, err := codebook.NewModel(g, codebook.Settings{At: at, Codes: b.Codes, K: b.K, ModelLRFactor: 1})
+	if err != nil {
+		g.Close()
+		return codebookResult{}, err
+	}
+	defer m.Close()
+	var codes, model []*nn.Param
+	for _, p := range m.Store().Params() {
+		switch {
+		case !p.T.RequiresGrad():
+		case codebook.IsCodebookParam(p.Name):
+			codes = append(codes, p)
+		default:
+			model = append(model, p)
+		}
+	}
+	groups := []*optim.Group{{Name: "model", Params: model, LR: 3e-4, WeightDecay: 0.1}}
+	if len(codes) > 0 {
+		groups = append(groups, &optim.Group{Name: "codebook", Params: codes, LR: 3e-4})
+	}
+	opt, err := optim.NewAdamW(groups...)
+	if err != nil {
+		return codebookResult{}, err
+	}
+	defer opt.Close()
+	ids := torch.RandInt(0, b.Vocab, []int{b.Batch, b.Context}).Retain()
+	targets := torch.RandInt(0, b.Vocab, []int{b.Batch, b.Context}).Retain()
+	defer ids.Free()
+	defer targets.Free()
+	var loss float64
+	step := func() {
+		s := torch.NewScope()
+		defer s.Close()
+		l := nn.LMLoss(m.Forward(ids), targets, -100)
+		if aux, _ := m.AuxLoss(); aux != nil {
+			l = l.Add(aux)
+		}
+		m.Store().ZeroGrad(true)
+		l.Backward()
+		opt.Step(1)
+		loss = l.Item()
+	}
+	for i := 0; i < b.Warmup; i++ {
+		step()
+	}
+	t0, c0 := time.Now(), cpuSeconds()
+	for i := 0; i < b.Steps; i++ {
+		step()
+	}
+	n := float64(b.Steps)
+	return codebookResult{stepResult{StepS: time.Since(t0).Seconds() / n, Loss: loss}, (cpuSeconds() - c0) / n}, nil
+}
+
+// runCodebook times a training step of the benchmark GPT with codebooks
+// against the same GPT without them and against the same codebook model in
+// PyTorch eager (with and without codebooks), each measurement in its own
+// process, rounds alternating Go and PyTorch. It reports the median wall and
+// CPU time per step and the goals' ratios on both.
+func runCodebook(cfg config) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b := newCodebookBench(true)
+	fmt.Printf("benchmark GPT (width %d, %d layers, %d heads, context %d, batch %d) + group codebooks at attn_preproj\n",
+		b.Width, b.Layers, b.Heads, b.Context, b.Batch)
+	fmt.Printf("and a codebook at the MLP output of every layer, C = %d per codebook, k = %d; CE + MSE, AdamW.\n", b.Codes, b.K)
+	fmt.Printf("each measurement in its own process (%d timed steps after %d warm-up); %d round(s) alternate Go and PyTorch; medians over rounds.\n",
+		b.Steps, b.Warmup, cfg.rounds)
+	js, _ := json.Marshal(b)
+	wall, cpu := map[string][]float64{}, map[string][]float64{}
+	rss := map[string]int64{}
+	add := func(name string, res codebookResult) {
+		wall[name] = append(wall[name], res.StepS)
+		cpu[name] = append(cpu[name], res.CPUS)
+		rss[name] = res.PeakRSS
+	}
+	for r := 0; r < cfg.rounds; r++ {
+		for _, c := range codebookCases {
+			var res codebookResult
+			out, err := exec.Command(self, "-child", "codebook:"+c, "-threads", strconv.Itoa(cfg.threads)).Output()
+			if err != nil {
+				return fmt.Errorf("go %s: %w", c, err)
+			}
+			if err := json.Unmarshal(out, &res); err != nil {
+				return fmt.Errorf("go %s: %w (%s)", c, err, out)
+			}
+			add("go "+c, res)
+		}
+		for _, c := range codebookCases {
+			var res codebookResult
+			args := []string{string(js), strconv.Itoa(cfg.threads), strconv.Itoa(b.Warmup), strconv.Itoa(b.Steps),
+				strconv.FormatBool(c == "codebook")}
+			if err := pytorch(cfg, "benchmarks/codebook_train.py", args, &res, mallocEnv...); err != nil {
+				return err
+			}
+			add("pytorch "+c, res)
+		}
+	}
+	w, c := map[string]float64{}, map[string]float64{}
+	for k := range wall {
+		w[k], c[k] = median(wall[k]), median(cpu[k])
+	}
+	tokens := float64(b.Batch * b.Context)
+	fmt.Printf("%-18s %10s %10s %12s %8s\n", "case", "ms/step", "tok/s", "CPU ms/step", "RSS")
+	for _, k := range []string{"go codebook", "go vanilla", "pytorch codebook", "pytorch vanilla"} {
+		fmt.Printf("%-18s %10.1f %10.0f %12.1f %7.0fM\n", k, 1e3*w[k], tokens/w[k], 1e3*c[k], float64(rss[k])/(1<<20))
+	}
+	fmt.Printf("(CPU time per step is the process's user + system time: on a shared machine it is disturbed less than the wall time.)\n")
+	for _, m := range []struct {
+		name string
+		v    map[string]float64
+	}{{"wall", w}, {"CPU", c}} {
+		overhead := m.v["go codebook"] / m.v["go vanilla"]
+		vsPy := m.v["pytorch codebook"] / m.v["go codebook"]
+		fmt.Printf("%-4s  Go codebook / Go vanilla: %.2fx (goal ≤ 1.5x: %s); PyTorch codebook / Go codebook: %.2fx (goal ≥ 1.0x: %s); PyTorch codebook / PyTorch vanilla: %.2fx\n",
+			m.name, overhead, verdict(overhead <= 1.5), vsPy, verdict(vsPy >= 1.0), m.v["pytorch codebook"]/m.v["pytorch vanilla"])
+	}
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "missed"
+}

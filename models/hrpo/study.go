@@ -1,0 +1,576 @@
+package hrpo
+
+import (
+	"encoding/csv"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"hiddenlab/runner"
+)
+
+// StudyRun is one finished RL run of a study: a sweep configuration (its
+// name, e.g. the arm) and a seed.
+type StudyRun struct {
+	Config string
+	Seed   int
+	Dir    string
+}
+
+// PromptResults are a run's per-prompt final results ([PromptsFile], and
+// [SampledFile] when the run has it).
+type PromptResults struct {
+	K          []int
+	Correct    []float64 // greedy, 0 or 1
+	CorrectOff []float64 // greedy with the latent off; nil if the run has none
+	Length     []float64 // completion length
+	// SampledK and Sampled are the problems of the sampled evaluation and
+	// their share of correct samples; nil without it.
+	SampledK []int
+	Sampled  []float64
+}
+
+// readCSV reads a CSV file with a header into rows and column indices,
+// checking that the named columns exist.
+func readCSV(path string, need ...string) ([][]string, map[string]int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(rows) == 0 {
+		return nil, nil, fmt.Errorf("%s: empty", path)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	for _, h := range need {
+		if _, ok := col[h]; !ok {
+			return nil, nil, fmt.Errorf("%s: no %q column", path, h)
+		}
+	}
+	return rows[1:], col, nil
+}
+
+// ReadPromptResults reads dir's per-prompt tables.
+func ReadPromptResults(dir string) (*PromptResults, error) {
+	path := filepath.Join(dir, PromptsFile)
+	rows, col, err := readCSV(path, "k", "correct", "correct_off", "length")
+	if err != nil {
+		return nil, err
+	}
+	r := &PromptResults{}
+	hasOff := len(rows) > 0 && rows[0][col["correct_off"]] != ""
+	for line, row := range rows {
+		k, err1 := strconv.Atoi(row[col["k"]])
+		c, err2 := strconv.ParseFloat(row[col["correct"]], 64)
+		n, err3 := strconv.ParseFloat(row[col["length"]], 64)
+		if err := firstError(err1, err2, err3); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", path, line+2, err)
+		}
+		r.K, r.Correct, r.Length = append(r.K, k), append(r.Correct, c), append(r.Length, n)
+		if hasOff {
+			o, err := strconv.ParseFloat(row[col["correct_off"]], 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", path, line+2, err)
+			}
+			r.CorrectOff = append(r.CorrectOff, o)
+		}
+	}
+	path = filepath.Join(dir, SampledFile)
+	if _, err := os.Stat(path); err != nil {
+		return r, nil
+	}
+	rows, col, err = readCSV(path, "k", "samples", "correct")
+	if err != nil {
+		return nil, err
+	}
+	for line, row := range rows {
+		k, err1 := strconv.Atoi(row[col["k"]])
+		n, err2 := strconv.Atoi(row[col["samples"]])
+		c, err3 := strconv.Atoi(row[col["correct"]])
+		if err := firstError(err1, err2, err3); err != nil || n == 0 {
+			return nil, fmt.Errorf("%s:%d: bad row %v", path, line+2, row)
+		}
+		r.SampledK, r.Sampled = append(r.SampledK, k), append(r.Sampled, float64(c)/float64(n))
+	}
+	return r, nil
+}
+
+func firstError(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Paired is a paired comparison of two score vectors over the same
+// prompts (Table 9 of the paper: a paired t-test), with an exact sign test
+// as a distribution-free check.
+type Paired struct {
+	N            int
+	MeanA, MeanB float64 // mean score of each side
+	Diff, SE     float64 // mean difference A − B and its standard error
+	T            float64 // paired t statistic, N − 1 degrees of freedom
+	P            float64 // two-sided p-value of the t-test
+	Wins, Losses int     // prompts where A scores above / below B
+	SignP        float64 // two-sided exact sign test on Wins vs Losses
+}
+
+// PairedTest compares a and b (same length, paired by index).
+func PairedTest(a, b []float64) Paired {
+	n := len(a)
+	p := Paired{N: n}
+	if n == 0 || len(b) != n {
+		p.P, p.SignP = math.NaN(), math.NaN()
+		return p
+	}
+	d := make([]float64, n)
+	for i := range a {
+		p.MeanA += a[i] / float64(n)
+		p.MeanB += b[i] / float64(n)
+		d[i] = a[i] - b[i]
+		switch {
+		case d[i] > 0:
+			p.Wins++
+		case d[i] < 0:
+			p.Losses++
+		}
+	}
+	mean, sd := meanStd(d)
+	p.Diff = mean
+	p.SE = sd / math.Sqrt(float64(n))
+	switch {
+	case n < 2:
+		p.T, p.P = math.NaN(), math.NaN()
+	case p.SE == 0 && mean == 0:
+		p.T, p.P = 0, 1
+	case p.SE == 0:
+		p.T, p.P = math.Copysign(math.Inf(1), mean), 0
+	default:
+		p.T = mean / p.SE
+		p.P = studentTwoSided(p.T, float64(n-1))
+	}
+	p.SignP = signTest(p.Wins, p.Losses)
+	return p
+}
+
+// studentTwoSided is P(|T| ≥ |t|) for Student's t with df degrees of
+// freedom: I_{df/(df+t²)}(df/2, 1/2).
+func studentTwoSided(t, df float64) float64 {
+	return regIncBeta(df/2, 0.5, df/(df+t*t))
+}
+
+// signTest is the two-sided exact binomial test of w successes against l
+// failures at probability 1/2.
+func signTest(w, l int) float64 {
+	n := w + l
+	if n == 0 {
+		return 1
+	}
+	k := min(w, l)
+	lgN, _ := math.Lgamma(float64(n + 1))
+	sum := 0.0
+	for i := 0; i <= k; i++ {
+		a, _ := math.Lgamma(float64(i + 1))
+		b, _ := math.Lgamma(float64(n - i + 1))
+		sum += math.Exp(lgN - a - b - float64(n)*math.Ln2)
+	}
+	return math.Min(1, 2*sum)
+}
+
+// regIncBeta is the regularised incomplete beta function I_x(a, b)
+// (continued fraction, Numerical Recipes §6.4).
+func regIncBeta(a, b, x float64) float64 {
+	switch {
+	case x <= 0:
+		return 0
+	case x >= 1:
+		return 1
+	}
+	la, _ := math.Lgamma(a)
+	lb, _ := math.Lgamma(b)
+	lab, _ := math.Lgamma(a + b)
+	front := math.Exp(lab - la - lb + a*math.Log(x) + b*math.Log(1-x))
+	if x < (a+1)/(a+b+2) {
+		return front * betaCF(a, b, x) / a
+	}
+	return 1 - front*betaCF(b, a, 1-x)/b
+}
+
+func betaCF(a, b, x float64) float64 {
+	const tiny = 1e-300
+	qab, qap, qam := a+b, a+1, a-1
+	c, d := 1.0, 1-qab*x/qap
+	if math.Abs(d) < tiny {
+		d = tiny
+	}
+	d = 1 / d
+	h := d
+	for m := 1; m <= 300; m++ {
+		fm := float64(m)
+		aa := fm * (b - fm) * x / ((qam + 2*fm) * (a + 2*fm))
+		d = 1 + aa*d
+		if math.Abs(d) < tiny {
+			d = tiny
+		}
+		c = 1 + aa/c
+		if math.Abs(c) < tiny {
+			c = tiny
+		}
+		d = 1 / d
+		h *= d * c
+		aa = -(a + fm) * (qab + fm) * x / ((a + 2*fm) * (qap + 2*fm))
+		d = 1 + aa*d
+		if math.Abs(d) < tiny {
+			d = tiny
+		}
+		c = 1 + aa/c
+		if math.Abs(c) < tiny {
+			c = tiny
+		}
+		d = 1 / d
+		del := d * c
+		h *= del
+		if math.Abs(del-1) < 1e-14 {
+			break
+		}
+	}
+	return h
+}
+
+// studyArm is one row of the study: a configuration's runs.
+type studyArm struct {
+	name    string
+	arm     string // from the runs' summaries
+	off     bool   // the latent-off evaluation of name's runs
+	seeds   []int
+	results []*PromptResults
+	sums    []*runner.Summary
+}
+
+// score returns run i's per-prompt greedy correctness (latent-off for off
+// rows), or its sampled accuracy when sampled is set.
+func (a *studyArm) score(i int, sampled bool) []float64 {
+	switch {
+	case sampled && a.off:
+		return nil
+	case sampled:
+		return a.results[i].Sampled
+	case a.off:
+		return a.results[i].CorrectOff
+	}
+	return a.results[i].Correct
+}
+
+// promptMeans averages the per-prompt scores over the arm's seeds.
+func (a *studyArm) promptMeans(sampled bool) []float64 {
+	out := make([]float64, len(a.score(0, sampled)))
+	for i := range a.results {
+		for j, v := range a.score(i, sampled) {
+			out[j] += v / float64(len(a.results))
+		}
+	}
+	return out
+}
+
+// Study tabulates a study's finished RL runs (per configuration, mean ±
+// std over seeds: greedy accuracy by K, completion and think length, the
+// final training hidden ratio, faithfulness; sampled accuracy by K), adds
+// the latent-off evaluation of every latent arm as its own row, and runs
+// paired tests over the held-out prompts, greedy and sampled: HRPO against
+// GRPO and against each ablation, HRPO against itself with the latent off,
+// and each ablation against GRPO. It returns Markdown.
+func Study(runs []StudyRun) (string, error) {
+	var arms []*studyArm
+	byName := map[string]*studyArm{}
+	for _, r := range runs {
+		s, err := runner.ReadSummary(r.Dir)
+		if err != nil || s.Status != runner.StatusCompleted {
+			continue
+		}
+		pr, err := ReadPromptResults(r.Dir)
+		if err != nil {
+			return "", err
+		}
+		a := byName[r.Config]
+		if a == nil {
+			arm, _ := s.Extra["arm"].(string)
+			a = &studyArm{name: r.Config, arm: arm}
+			byName[r.Config] = a
+			arms = append(arms, a)
+		}
+		a.seeds, a.results, a.sums = append(a.seeds, r.Seed), append(a.results, pr), append(a.sums, s)
+	}
+	if len(arms) == 0 {
+		return "", fmt.Errorf("study: no completed runs with %s", PromptsFile)
+	}
+	first := arms[0].results[0]
+	for _, a := range arms {
+		for i, r := range a.results {
+			if !equalInts(r.K, first.K) || !equalInts(r.SampledK, first.SampledK) {
+				return "", fmt.Errorf("study: %s seed %d was evaluated on other prompts than %s seed %d (eval settings differ)",
+					a.name, a.seeds[i], arms[0].name, arms[0].seeds[0])
+			}
+		}
+	}
+	var rows []*studyArm
+	for _, a := range arms {
+		rows = append(rows, a)
+		if a.results[0].CorrectOff != nil {
+			rows = append(rows, &studyArm{name: a.name + " (latent off)", arm: a.arm, off: true, seeds: a.seeds, results: a.results, sums: a.sums})
+		}
+	}
+	ks := distinct(first.K)
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Greedy accuracy by chain length K\n\nGreedy decoding on %d held-out problems (%d per K); mean ± std over seeds. Latent-off rows evaluate the same checkpoints with plain token inputs.\n\n", len(first.K), len(first.K)/len(ks))
+	b.WriteString("| config | seeds |")
+	for _, k := range ks {
+		fmt.Fprintf(&b, " K=%d |", k)
+	}
+	b.WriteString(" all | completion length | think length | final hidden ratio (train) | faithfulness |\n|---|---|")
+	b.WriteString(strings.Repeat("---|", len(ks)+5) + "\n")
+	for _, a := range rows {
+		fmt.Fprintf(&b, "| %s | %d |", a.name, len(a.results))
+		for _, k := range ks {
+			b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return meanWhere(a.score(i, false), a.results[i].K, k) })) + " |")
+		}
+		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return meanWhere(a.score(i, false), nil, 0) })) + " |")
+		if a.off {
+			b.WriteString(" – | – | – | – |\n")
+			continue
+		}
+		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return meanWhere(a.results[i].Length, nil, 0) })) + " |")
+		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return extraValue(a.sums[i], "think_len") })) + " |")
+		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return trainValue(a.sums[i], "hidden_ratio") })) + " |")
+		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return extraValue(a.sums[i], "faith") })) + " |\n")
+	}
+	if first.Sampled != nil {
+		sks := distinct(first.SampledK)
+		fmt.Fprintf(&b, "\n## Sampled accuracy by K\n\nShare of correct completions sampled at τ on %d held-out problems (%d per K), the paper's Table 9 setting; mean ± std over seeds.\n\n| config | seeds |", len(first.SampledK), len(first.SampledK)/len(sks))
+		for _, k := range sks {
+			fmt.Fprintf(&b, " K=%d |", k)
+		}
+		b.WriteString(" all |\n|---|---|" + strings.Repeat("---|", len(sks)+1) + "\n")
+		for _, a := range arms {
+			fmt.Fprintf(&b, "| %s | %d |", a.name, len(a.results))
+			for _, k := range sks {
+				b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return meanWhere(a.score(i, true), a.results[i].SampledK, k) })) + " |")
+			}
+			b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return meanWhere(a.score(i, true), nil, 0) })) + " |\n")
+		}
+	}
+
+	find := func(arm string) *studyArm {
+		for _, a := range arms {
+			if a.arm == arm {
+				return a
+			}
+		}
+		return nil
+	}
+	hrpo, grpo := find(string(HRPO)), find(string(GRPO))
+	var pairs [][2]*studyArm
+	if hrpo != nil {
+		if grpo != nil {
+			pairs = append(pairs, [2]*studyArm{hrpo, grpo})
+		}
+		for _, a := range arms {
+			if a != hrpo && a != grpo {
+				pairs = append(pairs, [2]*studyArm{hrpo, a})
+			}
+		}
+		for _, a := range rows {
+			if a.off && a.name == hrpo.name+" (latent off)" {
+				pairs = append(pairs, [2]*studyArm{hrpo, a})
+			}
+		}
+	}
+	if grpo != nil {
+		for _, a := range arms {
+			if a != grpo && a != hrpo {
+				pairs = append(pairs, [2]*studyArm{a, grpo})
+			}
+		}
+	}
+	if len(pairs) > 0 {
+		b.WriteString("\n## Paired tests over prompts\n\nEach prompt's score is averaged over the seeds of each side; the t-test treats the held-out prompts as the sample (it does not cover seed-to-seed variance, which the tables' std shows). Sign test: prompts where A's seed-mean is higher vs lower.\n")
+		b.WriteString(pairedTable("Greedy accuracy", pairs, false, first.K))
+		if first.Sampled != nil {
+			var sp [][2]*studyArm
+			for _, p := range pairs {
+				if !p[0].off && !p[1].off {
+					sp = append(sp, p)
+				}
+			}
+			b.WriteString(pairedTable("Sampled accuracy", sp, true, first.SampledK))
+		}
+		if hrpo != nil && grpo != nil && equalInts(hrpo.seeds, grpo.seeds) {
+			b.WriteString("\n### HRPO against GRPO seed by seed\n\nSeed s of each arm started from the same SFT checkpoint and saw the same prompt stream.\n\n| seed | greedy HRPO | greedy GRPO | difference | p (paired t over prompts) |")
+			if first.Sampled != nil {
+				b.WriteString(" sampled HRPO | sampled GRPO | difference | p |")
+			}
+			b.WriteString("\n|---|---|---|---|---|")
+			if first.Sampled != nil {
+				b.WriteString("---|---|---|---|")
+			}
+			b.WriteString("\n")
+			for i := range hrpo.results {
+				t := PairedTest(hrpo.score(i, false), grpo.score(i, false))
+				fmt.Fprintf(&b, "| %d | %.4f | %.4f | %+.4f | %s |", hrpo.seeds[i], t.MeanA, t.MeanB, t.Diff, pval(t.P))
+				if first.Sampled != nil {
+					t := PairedTest(hrpo.score(i, true), grpo.score(i, true))
+					fmt.Fprintf(&b, " %.4f | %.4f | %+.4f | %s |", t.MeanA, t.MeanB, t.Diff, pval(t.P))
+				}
+				b.WriteString("\n")
+			}
+			for _, sampled := range []bool{false, true} {
+				if sampled && first.Sampled == nil {
+					continue
+				}
+				hs := hrpo.perSeed(func(i int) float64 { return meanWhere(hrpo.score(i, sampled), nil, 0) })
+				gs := grpo.perSeed(func(i int) float64 { return meanWhere(grpo.score(i, sampled), nil, 0) })
+				st := PairedTest(hs, gs)
+				kind := "greedy"
+				if sampled {
+					kind = "sampled"
+				}
+				fmt.Fprintf(&b, "\nSeed-level paired t-test on %s accuracy (n = %d seeds): difference %+.4f, SE %.4f, t = %.2f, p = %s.\n", kind, st.N, st.Diff, st.SE, st.T, pval(st.P))
+			}
+		}
+	}
+	return b.String(), nil
+}
+
+// pairedTable renders the paired tests of pairs on greedy or sampled
+// scores; ks are the prompts' chain lengths.
+func pairedTable(title string, pairs [][2]*studyArm, sampled bool, ks []int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n### %s\n\n| A | B | prompts | A | B | A − B | SE | t | p (t-test) | wins/losses | p (sign) | A − B, K ≤ 8 | A − B, K ≥ 9 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", title)
+	for _, pr := range pairs {
+		a, c := pr[0], pr[1]
+		x, y := a.promptMeans(sampled), c.promptMeans(sampled)
+		t := PairedTest(x, y)
+		in, out := splitByK(x, y, ks, 8)
+		fmt.Fprintf(&b, "| %s | %s | %d | %.4f | %.4f | %+.4f | %.4f | %.2f | %s | %d/%d | %s | %+.4f | %+.4f |\n",
+			a.name, c.name, t.N, t.MeanA, t.MeanB, t.Diff, t.SE, t.T, pval(t.P), t.Wins, t.Losses, pval(t.SignP), in, out)
+	}
+	return b.String()
+}
+
+// perSeed evaluates f for each of the arm's runs.
+func (a *studyArm) perSeed(f func(i int) float64) []float64 {
+	out := make([]float64, len(a.results))
+	for i := range out {
+		out[i] = f(i)
+	}
+	return out
+}
+
+// meanWhere is the mean of xs where ks equals k (all when ks is nil).
+func meanWhere(xs []float64, ks []int, k int) float64 {
+	s, n := 0.0, 0
+	for i, x := range xs {
+		if ks == nil || ks[i] == k {
+			s += x
+			n++
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return s / float64(n)
+}
+
+// splitByK returns the mean difference x − y over prompts with K ≤ cut
+// and over those with K > cut.
+func splitByK(x, y []float64, ks []int, cut int) (in, out float64) {
+	var si, so float64
+	var ni, no int
+	for i := range x {
+		if ks[i] <= cut {
+			si += x[i] - y[i]
+			ni++
+		} else {
+			so += x[i] - y[i]
+			no++
+		}
+	}
+	return si / float64(max(1, ni)), so / float64(max(1, no))
+}
+
+func extraValue(s *runner.Summary, key string) float64 {
+	if v, ok := s.Extra[key].(float64); ok {
+		return v
+	}
+	return math.NaN()
+}
+
+func trainValue(s *runner.Summary, key string) float64 {
+	if v, ok := s.Train[key]; ok {
+		return v
+	}
+	return math.NaN()
+}
+
+// pm renders mean ± std of the finite values ("–" if none).
+func pm(xs []float64) string {
+	var keep []float64
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			keep = append(keep, x)
+		}
+	}
+	if len(keep) == 0 {
+		return "–"
+	}
+	m, s := meanStd(keep)
+	return fmt.Sprintf("%.3f ± %.3f", m, s)
+}
+
+func pval(p float64) string {
+	switch {
+	case math.IsNaN(p):
+		return "–"
+	case p < 1e-4:
+		return fmt.Sprintf("%.1e", p)
+	}
+	return fmt.Sprintf("%.4f", p)
+}
+
+func distinct(ks []int) []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, k := range ks {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

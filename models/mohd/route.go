@@ -1,0 +1,212 @@
+package mohd
+
+import (
+	"math"
+
+	"hiddenlab/torch"
+)
+
+// Route is one router's choice for a batch of BT tokens (brief §2.2 steps
+// 2–3), with the dispatch the gathered path needs. Its tensors belong to
+// the Forward's scope.
+type Route struct {
+	P    *torch.Tensor // [BT, N_r] p = softmax(u W_r)
+	Top  *torch.Tensor // [BT, K] T_t: the chosen routed groups, 0…N_r−1 (int64)
+	Gate *torch.Tensor // [BT, K] w_j of the chosen groups, before α
+	Load *torch.Tensor // [N_r] assignments (t, k) per routed group (int64)
+	// The gathered path visits the BT·K assignments sorted by group, Loads[j]
+	// of them for group j: the i-th is assignment Order[i] = t·K + k, of
+	// token Tok[i] = t; it reads row Rows[i] = t·N + N_s + j of u's groups
+	// and writes row Dest[i] = t·N_r + j of the tokens' routed groups.
+	// Assignment t·K + k is the Inv[t·K + k]-th in that order.
+	Order, Tok, Rows, Dest, Inv *torch.Tensor // [BT·K] int64
+	Loads                       []int
+}
+
+// route scores the routed groups of u [BT, D] and picks each token's top K.
+func route(c *Config, r *Router, u *torch.Tensor) *Route {
+	N, Nr, K := c.Groups, c.Routed(), c.TopK
+	p := u.Matmul(r.W).Softmax(-1)
+	pv, top := p.TopK(K, -1)
+	gate := pv
+	if c.Renorm {
+		gate = gate.Div(pv.SumKeep(-1))
+	}
+	switch Scale(c.Scale) {
+	case ScaleConst:
+		uniform := float64(Nr) // a uniform router's p_j = 1/N_r …
+		if c.Renorm {
+			uniform = float64(K) // … or 1/K after renormalisation
+		}
+		gate = gate.MulScalar(uniform)
+	case ScaleGateSum:
+		gate = gate.Mul(pv.SumKeep(-1).MulScalar(float64(Nr)))
+	}
+	load := top.Reshape(-1).OneHot(Nr).Sum(0)
+	group, order := top.Reshape(-1).Sort(0, false)
+	tok := order.FloorDivide(torch.Scalar(int64(K), u.Device()))
+	_, inv := order.Sort(0, false)
+	loads := make([]int, Nr)
+	for j, n := range load.Int64s() {
+		loads[j] = int(n)
+	}
+	return &Route{
+		P: p, Top: top, Gate: gate, Load: load, Loads: loads, Order: order, Tok: tok, Inv: inv,
+		Rows: tok.MulScalar(float64(N)).Add(group).AddScalar(float64(c.Shared)),
+		Dest: tok.MulScalar(float64(Nr)).Add(group),
+	}
+}
+
+// balanceLoss is N_r·Σ_j f_j·P̄_j, with f_j the share of assignments that go
+// to group j (Σ f = 1) and P̄_j the mean router probability of j; it is 1
+// for a uniform router with balanced choices.
+func (r *Route) balanceLoss() *torch.Tensor {
+	BT, Nr, K := r.P.Size(0), r.P.Size(1), r.Top.Size(1)
+	f := r.Load.To(r.P.DType()).DivScalar(float64(BT * K))
+	return f.Mul(r.P.Mean(0)).Sum().MulScalar(float64(Nr))
+}
+
+// gating is a sublayer's gates: the route (nil when every group is shared)
+// and the activation scaling α, per token ([BT, 1]) or constant.
+type gating struct {
+	cfg   *Config
+	route *Route
+	alpha *torch.Tensor // [BT, 1] per-token α, or nil
+	// alphaConst is the constant α (1 when per-token or off).
+	alphaConst float64
+}
+
+// newGating computes α for u [BT, D] under route r (brief §2.2 step 4).
+func newGating(c *Config, u *torch.Tensor, r *Route) *gating {
+	g := &gating{cfg: c, route: r, alphaConst: 1}
+	switch Scale(c.Scale) {
+	case ScaleNorm:
+		// ‖w ⊙ u‖² from the group energies ‖u^(j)‖²: shared groups count
+		// whole, chosen routed groups times w_j², the rest not at all.
+		BT, N, Ns := u.Size(0), c.Groups, c.Shared
+		e := u.View(BT, N, c.G()).Square().Sum(-1) // [BT, N]
+		kept := e.Narrow(1, 0, Ns).SumKeep(-1)
+		if r != nil {
+			routed := e.Narrow(1, Ns, N-Ns).Gather(1, r.Top)
+			kept = kept.Add(r.Gate.Square().Mul(routed).SumKeep(-1))
+		}
+		norm := e.SumKeep(-1).ClampMin(1e-30).Sqrt()
+		g.alpha = norm.Div(kept.ClampMin(1e-30).Sqrt().AddScalar(c.ScaleEps))
+	case ScaleConst:
+		g.alphaConst = math.Sqrt(1 / c.Delta())
+	}
+	return g
+}
+
+// scale applies α to x [BT, …] (whose rows are tokens).
+func (g *gating) scale(x *torch.Tensor) *torch.Tensor {
+	switch {
+	case g.alpha != nil:
+		return x.Mul(g.alpha)
+	case g.alphaConst != 1:
+		return x.MulScalar(g.alphaConst)
+	}
+	return x
+}
+
+// groupGates is w per group [BT, N], routed entries scattered from Gate
+// (mask: ones instead of the gates).
+func (g *gating) groupGates(mask bool) *torch.Tensor {
+	r, c := g.route, g.cfg
+	BT := r.Top.Size(0)
+	src := r.Gate
+	if mask {
+		src = torch.OnesLike(r.Gate)
+	}
+	routed := torch.Zeros([]int{BT, c.Routed()}, src.DType(), src.Device()).Scatter(1, r.Top, src)
+	return torch.Cat([]*torch.Tensor{torch.Ones([]int{BT, c.Shared}, src.DType(), src.Device()), routed}, 1)
+}
+
+// perDim expands a per-group tensor [BT, N] to the dimensions [BT, D].
+func (g *gating) perDim(w *torch.Tensor) *torch.Tensor {
+	BT, N := w.Size(0), w.Size(1)
+	return w.Unsqueeze(-1).Expand(BT, N, g.cfg.G()).Reshape(BT, N*g.cfg.G())
+}
+
+// maskD is the active-group mask m [BT, D].
+func (g *gating) maskD() *torch.Tensor { return g.perDim(g.groupGates(true)) }
+
+// in is the input projection z W of u [BT, D] with W [D, n] (rows are input
+// dimensions), z = α·(w ⊙ u); it reads only the active groups' rows on the
+// gathered path.
+func (g *gating) in(u, W *torch.Tensor) *torch.Tensor {
+	if ExecPath(g.cfg.Path) == PathMasked || g.route == nil {
+		if g.route != nil {
+			return g.scale(u.Mul(g.perDim(g.groupGates(false)))).Matmul(W)
+		}
+		return g.scale(u).Matmul(W)
+	}
+	c, r := g.cfg, g.route
+	BT, n, grp := u.Size(0), W.Size(1), c.G()
+	// Routed groups: the assignments' gated inputs, sorted by group, each
+	// group's block times its g rows of W; back in token order, each
+	// token's K products are added. (index_select's backward is a row-wise
+	// index_add; an accumulating index_put's is a slow elementwise gather.)
+	gates := r.Gate.Reshape(-1).IndexSelect(0, r.Order).Unsqueeze(1)
+	if g.alpha != nil {
+		gates = gates.Mul(g.alpha.IndexSelect(0, r.Tok))
+	} else {
+		gates = g.scale(gates)
+	}
+	vals := u.View(BT*c.Groups, grp).IndexSelect(0, r.Rows).Mul(gates)
+	shared, routed := g.perGroup(vals, W, func(x, w *torch.Tensor) *torch.Tensor { return x.Matmul(w) })
+	out := routed.IndexSelect(0, r.Inv).View(BT, c.TopK, n).Sum(1)
+	if shared != nil { // shared groups: one GEMM over their rows
+		out = out.Add(g.scale(u.Narrow(1, 0, shared.Size(0))).Matmul(shared))
+	}
+	return out
+}
+
+// perGroup splits W [D, n] into the shared groups' rows (nil when N_s = 0)
+// and each routed group's g rows, applies f to each routed group's block
+// of x's rows (x sorted by group) and its rows of W, and concatenates the
+// results. Splitting in one op keeps the backward to one concatenation.
+func (g *gating) perGroup(x, W *torch.Tensor, f func(x, w *torch.Tensor) *torch.Tensor) (shared, routed *torch.Tensor) {
+	c, r := g.cfg, g.route
+	sizes := make([]int, 0, c.Routed()+1)
+	if c.Shared > 0 {
+		sizes = append(sizes, c.Shared*c.G())
+	}
+	for range c.Routed() {
+		sizes = append(sizes, c.G())
+	}
+	ws := W.SplitSizes(sizes, 0)
+	if c.Shared > 0 {
+		shared, ws = ws[0], ws[1:]
+	}
+	xs := x.SplitSizes(r.Loads, 0)
+	parts := make([]*torch.Tensor, 0, len(xs))
+	for j, xj := range xs {
+		if r.Loads[j] > 0 {
+			parts = append(parts, f(xj, ws[j]))
+		}
+	}
+	return shared, torch.Cat(parts, 0)
+}
+
+// out is the output projection m ⊙ (h Wᵀ) of h [BT, n] with W [D, n] (rows
+// are output dimensions); it computes only the active groups' rows on the
+// gathered path.
+func (g *gating) out(h, W *torch.Tensor) *torch.Tensor {
+	if ExecPath(g.cfg.Path) == PathMasked || g.route == nil {
+		y := torch.Linear(h, W, nil)
+		if g.route != nil {
+			y = y.Mul(g.maskD())
+		}
+		return y
+	}
+	c, r := g.cfg, g.route
+	BT, Nr, grp := h.Size(0), c.Routed(), c.G()
+	shared, res := g.perGroup(h.IndexSelect(0, r.Tok), W, func(x, w *torch.Tensor) *torch.Tensor { return torch.Linear(x, w, nil) })
+	routed := torch.Zeros([]int{BT * Nr, grp}, h.DType(), h.Device()).
+		IndexPut([]*torch.Tensor{r.Dest}, res, false).View(BT, Nr*grp)
+	if shared == nil {
+		return routed
+	}
+	return torch.Cat([]*torch.Tensor{torch.Linear(h, shared, nil), routed}, 1)
+}

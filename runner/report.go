@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"hiddenlab/internal/atomicio"
@@ -137,7 +138,7 @@ func formatValue(v float64) string {
 func writeReport(dir string, r *Recipe, s Summary, figs []figure, family string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s: %s\n\n", s.Name, s.Status)
-	fmt.Fprintf(&b, "Family **%s**; %d of %d steps; %s parameters; %.1f s wall", s.Family, s.Steps, s.StepsPlan, groupDigits(s.Params), s.WallS)
+	fmt.Fprintf(&b, "Family **%s**; %d of %d steps; %s parameters; %.1f s wall", s.Family, s.Steps, s.StepsPlan, Thousands(s.Params), s.WallS)
 	if s.TokPerS > 0 {
 		fmt.Fprintf(&b, "; %.0f tokens/s", s.TokPerS)
 	}
@@ -203,8 +204,13 @@ func sortedKeys(l Logs) []string {
 	return keys
 }
 
-func groupDigits(n int) string {
-	s := fmt.Sprint(n)
+// Thousands writes n in decimal with comma thousands separators
+// (1234567 → "1,234,567"), as reports and benchmark tables print counts.
+func Thousands(n int) string {
+	s := strconv.Itoa(n)
+	if n < 0 {
+		return "-" + Thousands(-n)
+	}
 	var out []byte
 	for i := range s {
 		if i > 0 && (len(s)-i)%3 == 0 {

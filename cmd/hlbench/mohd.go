@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"hiddenlab/runner"
 	"strconv"
 	"time"
 
@@ -177,8 +178,8 @@ func runMoHD(cfg config) error {
 		for _, c := range size.cases {
 			mc := c.config()
 			g, p := median(goS[c.Name]), median(pyS[c.Name])
-			fmt.Printf("%-28s %11s %11s %9.1f %9.0f %9.2fx %10.1f %7.2fx\n", c.Name, thousands(mc.TotalParams().NonEmbedding()),
-				thousands(mc.ActiveParams().NonEmbedding()), 1e3*g, tokens/g, g/g0, 1e3*p, p/p0)
+			fmt.Printf("%-28s %11s %11s %9.1f %9.0f %9.2fx %10.1f %7.2fx\n", c.Name, runner.Thousands(mc.TotalParams().NonEmbedding()),
+				runner.Thousands(mc.ActiveParams().NonEmbedding()), 1e3*g, tokens/g, g/g0, 1e3*p, p/p0)
 		}
 		gathered := size.cases[1]
 		ratio := median(goS[gathered.Name]) / g0
@@ -187,17 +188,4 @@ func runMoHD(cfg config) error {
 			1e3*(median(goS[gathered.Name])-median(goS[size.cases[2].Name])), 1e3*(median(goS[size.cases[2].Name])-g0))
 	}
 	return nil
-}
-
-// thousands writes n with comma separators.
-func thousands(n int) string {
-	s := strconv.Itoa(n)
-	var out []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
 }

@@ -168,7 +168,7 @@ func (e *experiment) section(dir string) (string, error) {
 	} else {
 		fmt.Fprintf(&b, "%d codebook site(s): %s; C = %d codes per codebook, k = %d; %s codebook parameters.\n",
 			len(e.m.Sites), siteList(e.m), e.m.Set.Codes, e.m.Set.K,
-			groupInt(e.m.Store().NumParams(IsCodebookParam)))
+			runner.Thousands(e.m.Store().NumParams(IsCodebookParam)))
 	}
 	if e.steering != nil && len(e.m.Sites) > 0 {
 		rep, sec, err := steerSection(e.m, e.D, *e.steering, e.Batch, dir)
@@ -228,16 +228,4 @@ func siteList(m *Model) string {
 		names = append(names, n)
 	}
 	return strings.Join(names, ", ")
-}
-
-func groupInt(n int) string {
-	s := fmt.Sprint(n)
-	var out []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -319,7 +320,7 @@ func Study(runs []StudyRun) (string, error) {
 	first := arms[0].results[0]
 	for _, a := range arms {
 		for i, r := range a.results {
-			if !equalInts(r.K, first.K) || !equalInts(r.SampledK, first.SampledK) {
+			if !slices.Equal(r.K, first.K) || !slices.Equal(r.SampledK, first.SampledK) {
 				return "", fmt.Errorf("study: %s seed %d was evaluated on other prompts than %s seed %d (eval settings differ)",
 					a.name, a.seeds[i], arms[0].name, arms[0].seeds[0])
 			}
@@ -417,7 +418,7 @@ func Study(runs []StudyRun) (string, error) {
 			}
 			b.WriteString(pairedTable("Sampled accuracy", sp, true, first.SampledK))
 		}
-		if hrpo != nil && grpo != nil && equalInts(hrpo.seeds, grpo.seeds) {
+		if hrpo != nil && grpo != nil && slices.Equal(hrpo.seeds, grpo.seeds) {
 			b.WriteString("\n### HRPO against GRPO seed by seed\n\nSeed s of each arm started from the same SFT checkpoint and saw the same prompt stream.\n\n| seed | greedy HRPO | greedy GRPO | difference | p (paired t over prompts) |")
 			if first.Sampled != nil {
 				b.WriteString(" sampled HRPO | sampled GRPO | difference | p |")
@@ -561,16 +562,4 @@ func distinct(ks []int) []int {
 	}
 	sort.Ints(out)
 	return out
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

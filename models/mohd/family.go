@@ -218,7 +218,7 @@ func (e *experiment) section(dir string) (string, error) {
 	ft, fa := c.TotalParams(), c.ActiveParams()
 	b.WriteString("### Parameters (brief §2.3; counter = the module tree's tensors)\n\n| term | total (formula) | total (counter) | activated/token (formula) | activated/token (counter) |\n|---|---|---|---|---|\n")
 	row := func(name string, f func(Params) int) {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, groupInt(f(ft)), groupInt(f(e.total)), groupInt(f(fa)), groupInt(f(e.active)))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, runner.Thousands(f(ft)), runner.Thousands(f(e.total)), runner.Thousands(f(fa)), runner.Thousands(f(e.active)))
 	}
 	row("attention", func(p Params) int { return p.Attn })
 	row("FFN", func(p Params) int { return p.FFN })
@@ -321,16 +321,4 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
-}
-
-func groupInt(n int) string {
-	s := fmt.Sprint(n)
-	var out []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
 }

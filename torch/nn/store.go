@@ -12,6 +12,7 @@ package nn
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -161,7 +162,7 @@ func (s *Store) LoadStateDict(src map[string]*torch.Tensor, o LoadOptions) error
 			}
 			continue
 		}
-		if !sameShape(t.Shape(), p.T.Shape()) {
+		if !slices.Equal(t.Shape(), p.T.Shape()) {
 			problems = append(problems, fmt.Sprintf("%s: shape %v, model has %v", p.Name, t.Shape(), p.T.Shape()))
 		}
 		if t.DType() != p.T.DType() {
@@ -187,18 +188,6 @@ func (s *Store) LoadStateDict(src map[string]*torch.Tensor, o LoadOptions) error
 		}
 	}
 	return nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Path names a position in the parameter tree.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -217,7 +218,7 @@ func LoadCache(dir string) (*Cache, error) {
 		if !ok {
 			return nil, bad("no tensor %s", name)
 		}
-		if shape != nil && !sameShape(t.Shape(), shape) {
+		if shape != nil && !slices.Equal(t.Shape(), shape) {
 			return nil, bad("tensor %s has shape %v, want %v", name, t.Shape(), shape)
 		}
 		return t, nil
@@ -269,18 +270,6 @@ func (c *Cache) read(get func(name string, shape ...int) (*torch.Tensor, error),
 		c.Texts[i] = text[offs[i]:offs[i+1]]
 	}
 	return nil
-}
-
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Book is one codebook of a cache: group Group of the site (−1 for a

@@ -158,7 +158,7 @@ func writeReport(dir string, r *Recipe, s Summary, figs []figure, family string)
 		}
 	}
 	if family != "" {
-		b.WriteString("\n" + strings.TrimSpace(family) + "\n")
+		fmt.Fprintf(&b, "\n%s\n%s\n%s\n", familyBegin, strings.TrimSpace(family), familyEnd)
 	}
 	if res, err := recipe.Marshal(r.Resolved()); err == nil {
 		fmt.Fprintf(&b, "\n## Recipe\n\nResolved from `%s` (full file: `%s`):\n\n```yaml\n%s```\n", r.Raw.Path, RecipeFile, res)
@@ -169,6 +169,36 @@ func writeReport(dir string, r *Recipe, s Summary, figs []figure, family string)
 	fmt.Fprintf(&b, "\nFiles: `%s` (train and eval logs), `%s`, `%s/` (latest: `%s/latest`).\n",
 		MetricsFile, SummaryFile, CheckpointDir, CheckpointDir)
 	return atomicio.WriteFile(filepath.Join(dir, ReportFile), []byte(b.String()), 0o644)
+}
+
+// The family's section of report.md stands between these markers (HTML
+// comments: invisible in rendered Markdown), so tools can find it.
+const (
+	familyBegin = "<!-- family section -->"
+	familyEnd   = "<!-- end of family section -->"
+)
+
+// FamilySection returns the model family's section of a run's report.md
+// (for a staged run, of its last stage that has one), or "" when there is
+// none.
+func FamilySection(dir string) string {
+	if b, err := os.ReadFile(filepath.Join(dir, ReportFile)); err == nil {
+		s := string(b)
+		if i := strings.Index(s, familyBegin); i >= 0 {
+			s = s[i+len(familyBegin):]
+			if j := strings.Index(s, familyEnd); j >= 0 {
+				return strings.TrimSpace(s[:j])
+			}
+		}
+	}
+	stages, _ := filepath.Glob(filepath.Join(dir, "[0-9]*-*", ReportFile))
+	sort.Strings(stages)
+	for i := len(stages) - 1; i >= 0; i-- {
+		if sec := FamilySection(filepath.Dir(stages[i])); sec != "" {
+			return sec
+		}
+	}
+	return ""
 }
 
 // writeStagedReport links the stages' reports from the top of a staged run.

@@ -20,8 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"hiddenlab/internal/atomicio"
 	"hiddenlab/recipe"
 	"hiddenlab/torch"
@@ -541,18 +539,9 @@ func (t *trainer) safely(f func()) (err error) {
 // loop trains from t.step to the recipe's steps.
 func (t *trainer) loop() error {
 	tr := t.r.Train
-	var bar *progressbar.ProgressBar
+	var bar progress
 	if t.r.Output.Progress {
-		bar = progressbar.NewOptions(tr.Steps,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription(t.r.Name),
-			progressbar.OptionShowCount(),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionSetWidth(20),
-			progressbar.OptionClearOnFinish(),
-		)
-		bar.Set(t.step)
+		bar = newProgress(os.Stderr, t.r.Name, t.step, tr.Steps)
 	}
 	params := t.exp.Store().Params()
 	window, windowTokens := time.Now(), 0.0
@@ -609,6 +598,7 @@ func (t *trainer) loop() error {
 		t.tokens += logs["tokens"]
 		windowTokens += logs["tokens"]
 		last := t.step == tr.Steps
+		status := ""
 		if root && tr.LogEvery > 0 && (t.step%tr.LogEvery == 0 || last) {
 			rate := windowTokens / time.Since(window).Seconds()
 			window, windowTokens = time.Now(), 0
@@ -617,9 +607,7 @@ func (t *trainer) loop() error {
 			if err := t.metrics.write(t.last); err != nil {
 				return err
 			}
-			if bar != nil {
-				bar.Describe(fmt.Sprintf("%s loss %.4f %.0f tok/s", t.r.Name, loss, rate))
-			}
+			status = fmt.Sprintf("loss %.4f %.0f tok/s", loss, rate)
 		}
 		if root && ((tr.EvalEvery > 0 && t.step%tr.EvalEvery == 0) || last) {
 			if err := t.evaluate(); err != nil {
@@ -632,7 +620,7 @@ func (t *trainer) loop() error {
 			}
 		}
 		if bar != nil {
-			bar.Set(t.step)
+			bar.Set(t.step, status)
 		}
 	}
 	if bar != nil {

@@ -167,6 +167,9 @@ func TestRunDirectoryAndDeterminism(t *testing.T) {
 	require.Contains(t, string(report), "## Final numbers")
 	require.Contains(t, string(report), "## Samples")
 	require.Contains(t, string(report), "## Environment")
+	sec := runner.FamilySection(a)
+	require.Contains(t, sec, "## Samples", "the family's section is found in report.md")
+	require.NotContains(t, sec, "## Environment")
 	var env runner.Environment
 	b, _ := os.ReadFile(filepath.Join(a, runner.EnvFile))
 	require.NoError(t, json.Unmarshal(b, &env))
@@ -313,6 +316,7 @@ stages:
 	require.Contains(t, strings.Join(logs, "\n"), "initialised from "+filepath.Join(dir, "0-pre"))
 	report, _ := os.ReadFile(filepath.Join(dir, runner.ReportFile))
 	require.Contains(t, string(report), "[fine](1-fine/report.md)")
+	require.Contains(t, runner.FamilySection(dir), "## Samples", "a staged run's family section is its last stage's")
 	logs = nil
 	_, err = runner.Run(runner.Options{Resume: dir, Log: logf})
 	require.NoError(t, err)

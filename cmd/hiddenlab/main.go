@@ -161,8 +161,14 @@ func launchLocal(o runner.Options, args []string, nproc int) error {
 	return err
 }
 
-// printOutcome prints where the run is and its final numbers.
+// printOutcome prints where the run is, its final numbers and the model
+// family's section of the report (e.g. the codebook state-code table).
 func printOutcome(dir string) {
+	defer func() {
+		if sec := runner.FamilySection(dir); sec != "" {
+			fmt.Printf("\n%s\n\n", sec)
+		}
+	}()
 	s, err := runner.ReadSummary(dir)
 	if err != nil {
 		if _, err := os.Stat(filepath.Join(dir, runner.ReportFile)); err == nil {

@@ -51,7 +51,7 @@ namespace {
 
 bool loopback(const std::string &host) { return host == "localhost" || host.rfind("127.", 0) == 0; }
 
-[[noreturn]] void unavailable(const char *what) {
+[[noreturn, maybe_unused]] void unavailable(const char *what) {
   throw hl::Error(HL_ERR_NOT_IMPLEMENTED, std::string(what) +
                                               ": this hiddenlab shim was built without c10d Gloo support "
                                               "(install libgloo-dev and rebuild: make shim)");

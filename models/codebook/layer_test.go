@@ -280,3 +280,35 @@ func approx(a, b []float64) bool {
 	}
 	return true
 }
+
+// TestSelectIsFP32UnderAutocast: inside a bf16 autocast region the chosen
+// codes are those of the fp32 computation, while the same scores taken in
+// bf16 would pick other codes for some tokens (so the fp32 island matters).
+func TestSelectIsFP32UnderAutocast(t *testing.T) {
+	torch.ManualSeed(4)
+	const G, C, K, d = 2, 2000, 4, 16
+	l, _ := newTestLayer(t, G, C, K, d, nil)
+	s := torch.NewScope()
+	defer s.Close()
+	a := torch.Randn([]int{64, G, d})
+	want := l.Select(a).Int64s()
+	var got []int64
+	naive := 0
+	torch.Autocast(torch.DeviceCPU, torch.BFloat16, func() {
+		got = l.Select(a).Int64s()
+		// The naive path: scores in bf16 (what autocast does to a matmul).
+		norm := l.Codes.Div(l.Codes.NormKeep(2, -1).ClampMin(1e-12))
+		scores := a.Transpose(0, 1).Bmm(norm.Transpose(1, 2)) // [G, N, C]
+		require.Equal(t, torch.BFloat16, scores.DType())
+		_, idx := scores.TopK(K, -1)
+		bf := idx.Transpose(0, 1).Contiguous().Int64s()
+		for i := range bf {
+			if bf[i] != want[i] {
+				naive++
+			}
+		}
+	})
+	require.Equal(t, want, got)
+	require.Positive(t, naive, "bf16 scores pick different codes somewhere among %d", C)
+	t.Logf("bf16 scores would change %d of %d chosen ids", naive, len(want))
+}

@@ -170,7 +170,11 @@ func (e *Experiment) Report(dir string) (string, error) {
 			return "", err
 		}
 		e.samples = samples
-		fmt.Fprintf(&b, "\n## Samples\n\n%d continuation(s) of %d tokens, temperature %g, top-k %d:\n\n", len(samples), e.Evaluation.SampleLen, e.Evaluation.Temperature, e.Evaluation.TopK)
+		fmt.Fprintf(&b, "\n## Samples\n\n%d continuation(s) of %d tokens, temperature %g, top-k %d", len(samples), e.sampleLen(), e.Evaluation.Temperature, e.Evaluation.TopK)
+		if e.sampleLen() < e.Evaluation.SampleLen {
+			fmt.Fprintf(&b, " (eval.sample_len %d is capped by the context of %d tokens)", e.Evaluation.SampleLen, e.D.Context())
+		}
+		b.WriteString(":\n\n")
 		for i, s := range samples {
 			fmt.Fprintf(&b, "**Sample %d**\n\n```\n%s\n```\n\n", i+1, s)
 		}
@@ -199,10 +203,7 @@ func (e *Experiment) Sample(g Generator) ([]string, error) {
 			prompts[i] = append(prompts[i], e.D.Encode(texts[i])...)
 		}
 	}
-	n := e.Evaluation.SampleLen
-	if max := e.D.Context() - maxLen(prompts); n > max {
-		n = max
-	}
+	n := e.sampleLen()
 	out, err := g.Generate(prompts, nn.GenerateOptions{MaxNew: n, Stop: -1,
 		Sampling: nn.Sampling{Temperature: e.Evaluation.Temperature, TopK: e.Evaluation.TopK}})
 	if err != nil {
@@ -215,12 +216,15 @@ func (e *Experiment) Sample(g Generator) ([]string, error) {
 	return res, nil
 }
 
-func maxLen(xs [][]int64) int {
-	m := 0
-	for _, x := range xs {
-		m = max(m, len(x))
+// sampleLen is the number of new tokens per sample: eval.sample_len, capped
+// so that the longest prompt (with its start token) plus the sample fits the
+// context.
+func (e *Experiment) sampleLen() int {
+	longest := 1
+	for _, p := range e.Evaluation.Prompts {
+		longest = max(longest, 1+len(e.D.Encode(p)))
 	}
-	return m
+	return max(0, min(e.Evaluation.SampleLen, e.D.Context()-longest))
 }
 
 // Close implements runner.Experiment.

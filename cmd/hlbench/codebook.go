@@ -122,23 +122,10 @@ func codebookTrain(b codebookBench) (codebookResult, error) {
 		return codebookResult{}, err
 	}
 	defer opt.Close()
-	ids := torch.RandInt(0, b.Vocab, []int{b.Batch, b.Context}).Retain()
-	targets := torch.RandInt(0, b.Vocab, []int{b.Batch, b.Context}).Retain()
-	defer ids.Free()
-	defer targets.Free()
+	batch := newFixedBatch(b.Vocab, b.Batch, b.Context)
+	defer batch.Free()
 	var loss float64
-	step := func() {
-		s := torch.NewScope()
-		defer s.Close()
-		l := nn.LMLoss(m.Forward(ids), targets, -100)
-		if aux, _ := m.AuxLoss(); aux != nil {
-			l = l.Add(aux)
-		}
-		m.Store().ZeroGrad(true)
-		l.Backward()
-		opt.Step(1)
-		loss = l.Item()
-	}
+	step := func() { loss = batch.trainStep(m.Forward, m, m.Store(), opt) }
 	for i := 0; i < b.Warmup; i++ {
 		step()
 	}

@@ -108,20 +108,11 @@ func gptTrain(g gptSize) stepResult {
 		panic(err)
 	}
 	defer opt.Close()
-	ids := torch.RandInt(0, g.Vocab, []int{g.Batch, g.Context}).Retain()
-	targets := torch.RandInt(0, g.Vocab, []int{g.Batch, g.Context}).Retain()
-	defer ids.Free()
-	defer targets.Free()
+	b := newFixedBatch(g.Vocab, g.Batch, g.Context)
+	defer b.Free()
+	forward := func(ids *torch.Tensor) *torch.Tensor { return m.Forward(ids, nil) }
 	var loss float64
-	step := func() {
-		s := torch.NewScope()
-		defer s.Close()
-		l := nn.LMLoss(m.Forward(ids, nil), targets, -100)
-		m.Store.ZeroGrad(true)
-		l.Backward()
-		opt.Step(1)
-		loss = l.Item()
-	}
+	step := func() { loss = b.trainStep(forward, nil, m.Store, opt) }
 	for i := 0; i < g.Warmup; i++ {
 		step()
 	}

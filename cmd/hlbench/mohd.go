@@ -9,7 +9,6 @@ import (
 
 	"hiddenlab/models/mohd"
 	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
 	"hiddenlab/torch/optim"
 )
 
@@ -109,22 +108,9 @@ func mohdStep(c mohdCase) (float64, error) {
 				return
 			}
 			defer opt.Close()
-			ids := torch.RandInt(0, c.Vocab, []int{c.Batch, c.Context}).Retain()
-			targets := torch.RandInt(0, c.Vocab, []int{c.Batch, c.Context}).Retain()
-			defer ids.Free()
-			defer targets.Free()
-			step := func() {
-				s := torch.NewScope()
-				defer s.Close()
-				l := nn.LMLoss(m.Forward(ids), targets, -100)
-				if aux, _ := m.AuxLoss(); aux != nil {
-					l = l.Add(aux)
-				}
-				m.Store().ZeroGrad(true)
-				l.Backward()
-				opt.Step(1)
-				l.Item()
-			}
+			b := newFixedBatch(c.Vocab, c.Batch, c.Context)
+			defer b.Free()
+			step := func() { b.trainStep(m.Forward, m, m.Store(), opt) }
 			for i := 0; i < c.Warmup; i++ {
 				step()
 			}

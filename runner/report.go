@@ -30,30 +30,11 @@ func writePlots(dir string) []figure {
 	if err := os.MkdirAll(filepath.Join(dir, PlotsDir), 0o755); err != nil {
 		return nil
 	}
-	series := func(split, key string) plot.Series {
-		s := plot.Series{Name: split + " " + key}
-		for _, r := range recs {
-			if v, ok := r.Values[key]; ok && r.Split == split {
-				s.X = append(s.X, float64(r.Step))
-				s.Y = append(s.Y, v)
-			}
-		}
-		return s
-	}
+	series := func(split, key string) plot.Series { return Curve(recs, split, key, split+" "+key) }
 	var figs []figure
 	draw := func(name, title, ylabel string, logY bool, ss ...plot.Series) {
-		var keep []plot.Series
-		for _, s := range ss {
-			if len(s.X) > 0 {
-				keep = append(keep, s)
-			}
-		}
-		if len(keep) == 0 {
-			return
-		}
-		rel := filepath.Join(PlotsDir, name+".png")
 		fig := plot.Figure{Title: title, XLabel: "step", YLabel: ylabel, LogY: logY}
-		if err := plot.Lines(filepath.Join(dir, rel), fig, keep...); err == nil {
+		if rel, ok := DrawCurves(dir, name, fig, ss...); ok {
 			figs = append(figs, figure{Title: title, Path: rel})
 		}
 	}
@@ -80,6 +61,40 @@ func writePlots(dir string) []figure {
 		draw("eval_"+sanitize(k), "eval "+k, k, false, series("eval", k))
 	}
 	return figs
+}
+
+// Curve is one metric over training steps: the values of key in the records
+// of split ("train" or "eval"), as a series named name (plot.Lines skips
+// NaN points).
+func Curve(recs []Record, split, key, name string) plot.Series {
+	s := plot.Series{Name: name}
+	for _, r := range recs {
+		if v, ok := r.Values[key]; ok && r.Split == split {
+			s.X = append(s.X, float64(r.Step))
+			s.Y = append(s.Y, v)
+		}
+	}
+	return s
+}
+
+// DrawCurves draws the series that have points as a line figure into
+// dir/plots/name.png and returns its path relative to dir; ok is false when
+// no series has a point or the figure could not be written.
+func DrawCurves(dir, name string, fig plot.Figure, ss ...plot.Series) (rel string, ok bool) {
+	var keep []plot.Series
+	for _, s := range ss {
+		if len(s.X) > 0 {
+			keep = append(keep, s)
+		}
+	}
+	if len(keep) == 0 {
+		return "", false
+	}
+	rel = filepath.Join(PlotsDir, name+".png")
+	if err := plot.Lines(filepath.Join(dir, rel), fig, keep...); err != nil {
+		return "", false
+	}
+	return rel, true
 }
 
 func sanitize(s string) string {

@@ -50,16 +50,9 @@ func cmdHRPO(args []string) error {
 	} else if len(rest) > 1 {
 		return errors.New("hrpo: name at most one experiment file")
 	}
-	path, err := recipe.Find(name, *expDir)
+	e, err := loadExperiment(name, *expDir, *workers)
 	if err != nil {
 		return err
-	}
-	e, err := sweep.Load(path)
-	if err != nil {
-		return err
-	}
-	if *workers > 0 {
-		e.Workers = *workers
 	}
 	if action == "study" {
 		init, err := initFrom(e, *recipes, *configs)

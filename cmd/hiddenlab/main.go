@@ -188,6 +188,23 @@ func printOutcome(dir string) {
 	fmt.Printf("run directory: %s\nreport: %s\n", dir, filepath.Join(dir, runner.ReportFile))
 }
 
+// loadExperiment finds the experiment file name (a path, or a file in dir)
+// and loads it; workers > 0 overrides the file's worker count.
+func loadExperiment(name, dir string, workers int) (*sweep.Experiment, error) {
+	path, err := recipe.Find(name, dir)
+	if err != nil {
+		return nil, err
+	}
+	e, err := sweep.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if workers > 0 {
+		e.Workers = workers
+	}
+	return e, nil
+}
+
 func cmdSweep(args []string) error {
 	fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
 	workers := fs.Int("workers", 0, "parallel runs (default: the experiment's, capped by cores/threads)")
@@ -203,16 +220,9 @@ func cmdSweep(args []string) error {
 	if len(rest) != 1 {
 		return errors.New("sweep: name one experiment file")
 	}
-	path, err := recipe.Find(rest[0], *dir)
+	e, err := loadExperiment(rest[0], *dir, *workers)
 	if err != nil {
 		return err
-	}
-	e, err := sweep.Load(path)
-	if err != nil {
-		return err
-	}
-	if *workers > 0 {
-		e.Workers = *workers
 	}
 	if *emit != "" {
 		if err := os.MkdirAll(e.Dir, 0o755); err != nil {

@@ -317,28 +317,13 @@ func (e *Experiment) plots(dir string) []string {
 		return nil
 	}
 	series := func(split, key, name string, dashed bool) plot.Series {
-		s := plot.Series{Name: name, Dashed: dashed}
-		for _, r := range recs {
-			if v, ok := r.Values[key]; ok && r.Split == split && !math.IsNaN(v) {
-				s.X = append(s.X, float64(r.Step))
-				s.Y = append(s.Y, v)
-			}
-		}
+		s := runner.Curve(recs, split, key, name)
+		s.Dashed = dashed
 		return s
 	}
 	var out []string
 	draw := func(name, title, ylabel string, ss ...plot.Series) {
-		var keep []plot.Series
-		for _, s := range ss {
-			if len(s.X) > 0 {
-				keep = append(keep, s)
-			}
-		}
-		if len(keep) == 0 {
-			return
-		}
-		rel := filepath.Join(runner.PlotsDir, name+".png")
-		if err := plot.Lines(filepath.Join(dir, rel), plot.Figure{Title: title, XLabel: "step", YLabel: ylabel}, keep...); err == nil {
+		if rel, ok := runner.DrawCurves(dir, name, plot.Figure{Title: title, XLabel: "step", YLabel: ylabel}, ss...); ok {
 			out = append(out, rel)
 		}
 	}

@@ -152,8 +152,10 @@ func withoutTiming(t *testing.T, dir string) []string {
 // and the same recipe, seed and threads give identical metrics.
 func TestRunDirectoryAndDeterminism(t *testing.T) {
 	p := writeFile(t, t.TempDir(), "tiny.yaml", tinyRecipe)
+	baseline := torch.LiveTensors()
 	a, err := run(t, p)
 	require.NoError(t, err)
+	require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after a run")
 	for _, f := range []string{runner.RecipeFile, runner.EnvFile, runner.MetricsFile, runner.SummaryFile, runner.ReportFile,
 		"plots/loss.png", "checkpoints/latest"} {
 		require.FileExists(t, filepath.Join(a, f))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"hiddenlab/runner"
+	"hiddenlab/torch"
 	"hiddenlab/torch/nn"
 )
 
@@ -210,8 +211,10 @@ output: {progress: false}
 `
 	path := filepath.Join(dir, "r.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(recipe), 0o644))
+	baseline := torch.LiveTensors()
 	run, err := runner.Run(runner.Options{Recipe: path, Overrides: []string{"output.dir=" + filepath.Join(dir, "run")}})
 	require.NoError(t, err)
+	require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after training, steering and the report")
 	report, err := os.ReadFile(filepath.Join(run, runner.ReportFile))
 	require.NoError(t, err)
 	require.Contains(t, string(report), "## Steering with topic codes")

@@ -250,8 +250,10 @@ stages:
 `
 	path := filepath.Join(dir, "tiny.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(recipe), 0o644))
+	baseline := torch.LiveTensors()
 	runDir, err := runner.Run(runner.Options{Recipe: path, Overrides: []string{"output.dir=" + filepath.Join(dir, "run")}})
 	require.NoError(t, err)
+	require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the staged run")
 
 	_, err = Open(filepath.Join(runDir, "0-pre"), torch.CPU)
 	require.ErrorContains(t, err, "family gpt has no codebooks")

@@ -55,14 +55,58 @@ func NewNeuronIndex(acts [][]float32) (*NeuronIndex, error) {
 	return x, nil
 }
 
+// NeuronBaseline is the rule that thresholds a neuron at a target recall r
+// over the M matched positions in the best-neuron baseline.
+type NeuronBaseline string
+
+// The best-neuron baselines.
+const (
+	// OfficialBaseline is the official code's
+	// (code_search_utils.get_neuron_precision_and_recall), the default:
+	// n = ⌊r·M⌋ (Python's int() of the float product), the threshold is
+	// the n-th largest matched activation, the neuron fires where its
+	// activation is at least the threshold, and its precision is
+	// n / fires — the hits are counted as n even when ties at the threshold
+	// make more matched positions fire. When r·M < 1 (n = 0) the threshold
+	// is the smallest matched activation and every precision is 0 (the
+	// official sorted[..., −0] and 0/fires), so the first neuron wins.
+	OfficialBaseline NeuronBaseline = "official"
+	// MatchedRecallBaseline is hiddenlab's earlier rule: n = ⌈r·M⌉ (at
+	// least 1), the same threshold, and hits are the matched positions that
+	// actually fire (ties included), so recall reaches the target and
+	// precision is hits / fires.
+	MatchedRecallBaseline NeuronBaseline = "matched_recall"
+)
+
+// ParseNeuronBaseline checks a baseline name ("official" or
+// "matched_recall"; "" is official).
+func ParseNeuronBaseline(s string) (NeuronBaseline, error) {
+	switch b := NeuronBaseline(s); b {
+	case "":
+		return OfficialBaseline, nil
+	case OfficialBaseline, MatchedRecallBaseline:
+		return b, nil
+	}
+	return "", fmt.Errorf("interp: unknown neuron baseline %q (want official or matched_recall)", s)
+}
+
 // Best returns the neuron that best picks out the matched positions at a
-// given recall, the paper's neuron baseline for a code: each neuron's
-// threshold is the highest at which its recall reaches targetRecall (so
-// recall equals the target up to ties and rounding: the threshold is the
-// ⌈targetRecall·matched⌉-th largest matched activation), and the neuron with
-// the highest precision wins (the lowest index on ties). targetRecall must be
-// in (0, 1] and at least one position must be matched.
+// given recall under the official rule ([OfficialBaseline]); see BestWith.
 func (x *NeuronIndex) Best(matched []bool, targetRecall float64) (NeuronStat, error) {
+	return x.BestWith(OfficialBaseline, matched, targetRecall)
+}
+
+// BestWith returns the neuron that best picks out the matched positions at
+// a given recall, the paper's neuron baseline for a code: each neuron is
+// thresholded at targetRecall by rule b (see [NeuronBaseline]) and the
+// neuron with the highest precision wins (the lowest index on ties, as
+// numpy's argmax). Hits and Recall report the rule's count (n for the
+// official rule). targetRecall must be in (0, 1] and at least one position
+// must be matched.
+func (x *NeuronIndex) BestWith(b NeuronBaseline, matched []bool, targetRecall float64) (NeuronStat, error) {
+	if b != OfficialBaseline && b != MatchedRecallBaseline {
+		return NeuronStat{}, fmt.Errorf("interp: unknown neuron baseline %q", b)
+	}
 	if len(matched) != x.positions {
 		return NeuronStat{}, fmt.Errorf("interp: %d match flags for %d positions", len(matched), x.positions)
 	}
@@ -78,10 +122,14 @@ func (x *NeuronIndex) Best(matched []bool, targetRecall float64) (NeuronStat, er
 	if len(rows) == 0 {
 		return NeuronStat{}, errors.New("interp: no matched position")
 	}
-	// The smallest count of matched positions that reaches the target; the
-	// slack absorbs rounding in a recall computed as hits/matched.
-	need := int(math.Ceil(targetRecall*float64(len(rows)) - 1e-9))
-	need = max(need, 1)
+	var need int
+	if b == OfficialBaseline {
+		need = int(targetRecall * float64(len(rows)))
+	} else {
+		// The smallest count of matched positions that reaches the target;
+		// the slack absorbs rounding in a recall computed as hits/matched.
+		need = max(int(math.Ceil(targetRecall*float64(len(rows))-1e-9)), 1)
+	}
 
 	best := NeuronStat{Neuron: -1}
 	vals := make([]float32, len(rows))
@@ -91,8 +139,14 @@ func (x *NeuronIndex) Best(matched []bool, targetRecall float64) (NeuronStat, er
 			vals[k] = col[i]
 		}
 		slices.Sort(vals)
-		thr := vals[len(vals)-need]
-		hits := len(vals) - sort.Search(len(vals), func(k int) bool { return vals[k] >= thr })
+		thr := vals[0] // official n = 0: sorted[..., −0]
+		if need > 0 {
+			thr = vals[len(vals)-need]
+		}
+		hits := need
+		if b == MatchedRecallBaseline {
+			hits = len(vals) - sort.Search(len(vals), func(k int) bool { return vals[k] >= thr })
+		}
 		sorted := x.sorted[j*x.positions : (j+1)*x.positions]
 		fires := len(sorted) - sort.Search(len(sorted), func(k int) bool { return sorted[k] >= thr })
 		prec := float64(hits) / float64(fires)
@@ -107,7 +161,8 @@ func (x *NeuronIndex) Best(matched []bool, targetRecall float64) (NeuronStat, er
 }
 
 // BestNeuron indexes acts ([positions][neurons]) and returns its best neuron
-// for the matched positions at targetRecall; see NeuronIndex.Best. To test
+// for the matched positions at targetRecall under the official rule; see
+// NeuronIndex.Best. To test
 // many features against the same activations, build a NeuronIndex once.
 func BestNeuron(acts [][]float32, matched []bool, targetRecall float64) (NeuronStat, error) {
 	x, err := NewNeuronIndex(acts)

@@ -1,11 +1,12 @@
 package plot_test
 
 import (
+	"fmt"
 	"log"
 	"os"
 	"path/filepath"
 
-	"hiddenlab/plot"
+	"github.com/hiddenlab/hiddenlab/plot"
 )
 
 func ExampleLines() {
@@ -32,4 +33,36 @@ func ExampleBands() {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+func ExampleLines_smoothed() {
+	// A noisy training loss drawn as its EMA over the faint raw curve, with
+	// the axis labelled from the metric key.
+	var steps, loss []float64
+	for i := range 100 {
+		steps = append(steps, float64(i))
+		loss = append(loss, 2+2/float64(i+1)+0.3*float64(i%3-1))
+	}
+	path := filepath.Join(os.TempDir(), "train_loss.png")
+	err := plot.Lines(path, plot.Figure{Title: "Training loss", XLabel: "step", YLabel: plot.Label("train.loss"), Smooth: 0.9},
+		plot.Series{Name: "train", X: steps, Y: loss})
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleEMA() {
+	fmt.Printf("%.4f\n", plot.EMA([]float64{1, 3, 5}, 0.5))
+	// Output: [1.0000 2.3333 3.8571]
+}
+
+func ExampleLabel() {
+	for _, k := range []string{"eval.loss", "grad_norm", "tok_per_s", "eval.router_cv_max"} {
+		fmt.Println(plot.Label(k))
+	}
+	// Output:
+	// eval cross-entropy (nats/token)
+	// gradient norm (L2, before clipping)
+	// throughput (tokens/s)
+	// eval router cv max
 }

@@ -41,7 +41,8 @@ var nanColor = color.Gray{Y: 0xc8}
 // they have both signs it is Moreland's diverging blue–white–red map, white
 // at zero and symmetric about it. Cells that are NaN or ±Inf are grey.
 // Tables of up to 300 cells and 20 columns have each cell labelled with its
-// value.
+// value. fig.ColorLabel, if set, is written beside the colour scale: say
+// what the colours measure, with units.
 //
 // It is an error if rows or cols is empty, len(values) != len(rows), a row
 // has other than len(cols) values, no value is finite, or fig.LogY is set.
@@ -68,17 +69,26 @@ func Heatmap(path string, fig Figure, rows, cols []string, values [][]float64) e
 			p.X.Tick.Label.XAlign = text.XRight
 			p.X.Tick.Label.YAlign = text.YCenter
 		}
-		area := draw.Crop(c, 0, -colorBarWidth-2*vg.Millimeter, 0, 0)
-		p.Draw(area)
-
-		// The colour scale spans the height of the cells.
-		data := p.DataCanvas(area)
 		bar := gplot.New()
 		bar.HideX()
 		bar.Y.Padding = 0
 		bar.Y.Tick.Marker = plainTicks{}
 		bar.Add(&plotter.ColorBar{ColorMap: cmap, Vertical: true})
-		bar.Draw(draw.Crop(c, c.Max.X-c.Min.X-colorBarWidth, 0, data.Min.Y-c.Min.Y, data.Max.Y-c.Max.Y))
+		barWidth := colorBarWidth
+		if fig.ColorLabel != "" {
+			// The label runs up the left of the scale, beside its ticks;
+			// widen the column by its height so the strip keeps its width
+			// (gonum sizes a vertical axis label the same way).
+			bar.Y.Label.Text = fig.ColorLabel
+			l := bar.Y.Label
+			barWidth += l.TextStyle.FontExtents().Descent + l.TextStyle.Height(l.Text) + l.Padding
+		}
+		area := draw.Crop(c, 0, -barWidth-2*vg.Millimeter, 0, 0)
+		p.Draw(area)
+
+		// The colour scale spans the height of the cells.
+		data := p.DataCanvas(area)
+		bar.Draw(draw.Crop(c, c.Max.X-c.Min.X-barWidth, 0, data.Min.Y-c.Min.Y, data.Max.Y-c.Max.Y))
 		return nil
 	})
 }

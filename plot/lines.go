@@ -3,6 +3,7 @@ package plot
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 
 	gplot "gonum.org/v1/plot"
@@ -17,6 +18,23 @@ type Series struct {
 	X, Y []float64
 	// Dashed draws the line dashed, e.g. for validation next to training.
 	Dashed bool
+	// Smooth, in [0, 1), draws the series as its exponential moving average
+	// of that weight (see EMA) at full strength over the raw curve drawn
+	// faint. Zero takes Figure.Smooth; a negative value draws the raw curve
+	// alone whatever Figure.Smooth says.
+	Smooth float64
+}
+
+// smoothWeight returns the EMA weight the series is drawn with in fig (0:
+// not smoothed).
+func (s Series) smoothWeight(fig Figure) float64 {
+	switch {
+	case s.Smooth < 0:
+		return 0
+	case s.Smooth > 0:
+		return s.Smooth
+	}
+	return fig.Smooth
 }
 
 // Band is a mean curve with a shaded ±Std band around it, such as a metric
@@ -31,23 +49,34 @@ const (
 	lineWidth = vg.Length(1.5)
 	// bandAlpha is the opacity (of 255) of a band's shading.
 	bandAlpha = 0x50
+	// rawAlpha is the opacity (of 255) of the raw curve under a smoothed
+	// one, and rawWidth its width.
+	rawAlpha = 0x40
+	rawWidth = vg.Length(1)
 )
 
-var dashes = []vg.Length{vg.Points(6), vg.Points(3)}
-
 // Lines writes a line chart of the series to path as a PNG. Series i is
-// drawn in the i-th colour of gonum's plotutil palette, and a legend names
-// the series when there is more than one. Points with a NaN or infinite
-// coordinate (and, with LogY, points with Y <= 0) are skipped and their
-// neighbours joined; a series left with no point keeps its legend entry,
-// marked "(no data)". It is an error if there are no series, a series is
-// empty or has len(X) != len(Y), or no series has a point to draw.
+// drawn in the i-th of 12 distinct colours, solid (or dashed if Dashed);
+// series 13 to 24 reuse the colours dotted, 25 to 36 dash-dotted, 37 to 48
+// long-dashed. A legend names the series when there is more than one or any
+// is smoothed. Points with a NaN or infinite coordinate (and, with LogY,
+// points with Y <= 0) are skipped and their neighbours joined; a series left
+// with no point keeps its legend entry, marked "(no data)".
+//
+// A smoothed series (Series.Smooth or Figure.Smooth) is drawn as the EMA of
+// its drawable points, in their given order, over its raw curve at a
+// quarter opacity, and its legend entry says "EMA" and the weight.
+//
+// It is an error if there are no series, a series is empty or has
+// len(X) != len(Y), a smoothing weight is outside [0, 1), or no series has
+// a point to draw.
 func Lines(path string, fig Figure, series ...Series) error {
 	if len(series) == 0 {
 		return fmt.Errorf("plot %s: no series", path)
 	}
 	pts := make([]plotter.XYs, len(series))
-	drawable := false
+	smoothed := make([]plotter.XYs, len(series)) // nil: not smoothed
+	drawable, anySmoothed := false, false
 	for i, s := range series {
 		if len(s.X) == 0 {
 			return fmt.Errorf("plot %s: series %q is empty", path, s.Name)
@@ -55,12 +84,21 @@ func Lines(path string, fig Figure, series ...Series) error {
 		if len(s.X) != len(s.Y) {
 			return fmt.Errorf("plot %s: series %q has %d x values and %d y values", path, s.Name, len(s.X), len(s.Y))
 		}
+		if s.Smooth > 0 {
+			if err := checkSmooth(s.Smooth); err != nil {
+				return fmt.Errorf("plot %s: series %q: %w", path, s.Name, err)
+			}
+		}
 		for j := range s.X {
 			if drawablePoint(fig, s.X[j], s.Y[j]) {
 				pts[i] = append(pts[i], plotter.XY{X: s.X[j], Y: s.Y[j]})
 			}
 		}
 		drawable = drawable || len(pts[i]) > 0
+		if w := s.smoothWeight(fig); w > 0 {
+			anySmoothed = true
+			smoothed[i] = smoothPoints(pts[i], w)
+		}
 	}
 	if !drawable {
 		return fmt.Errorf("plot %s: %w", path, errNoData)
@@ -69,14 +107,76 @@ func Lines(path string, fig Figure, series ...Series) error {
 		p := fig.newPlot()
 		p.Add(plotter.NewGrid())
 		legend := gplot.NewLegend()
-		for i, s := range series {
-			l := &plotter.Line{XYs: pts[i], LineStyle: lineStyle(i, s.Dashed)}
-			addLine(p, l)
-			legend.Add(legendName(s.Name, len(pts[i]) > 0), l)
+		// All raw curves first, so that no faint line covers a smoothed one.
+		for i := range series {
+			if smoothed[i] != nil && len(pts[i]) > 1 {
+				p.Add(&plotter.Line{XYs: pts[i], LineStyle: draw.LineStyle{
+					Color: translucent(seriesColor(i), rawAlpha),
+					Width: rawWidth,
+				}})
+			}
 		}
-		drawPlot(c, p, legendFor(&legend, len(series)))
+		for i, s := range series {
+			xys, name := pts[i], s.Name
+			if smoothed[i] != nil {
+				xys = smoothed[i]
+				name = fmt.Sprintf("%s (EMA %g)", s.Name, s.smoothWeight(fig))
+			}
+			l := &plotter.Line{XYs: xys, LineStyle: lineStyle(i, s.Dashed)}
+			addLine(p, l)
+			legend.Add(legendName(name, len(pts[i]) > 0), l)
+		}
+		n := len(series)
+		if anySmoothed {
+			n = max(n, 2) // a legend says the curve is smoothed
+		}
+		drawPlot(c, p, legendFor(&legend, n))
 		return nil
 	})
+}
+
+// EMA returns ys smoothed by an exponential moving average of the given
+// weight, debiased as TensorBoard's smoothing is: with a running value
+// starting at 0, each finite y updates it to weight·last + (1−weight)·y,
+// and the smoothed value is it divided by 1 − weight^n, n being the number
+// of finite values so far, so the start is not pulled toward zero. NaN and
+// ±Inf values are passed through and do not enter the average. Weight 0
+// returns a copy of ys; larger weights smooth more. weight must be in
+// [0, 1).
+func EMA(ys []float64, weight float64) []float64 {
+	out := make([]float64, len(ys))
+	last, n := 0.0, 0
+	for i, y := range ys {
+		if !finite(y) {
+			out[i] = y
+			continue
+		}
+		n++
+		last = weight*last + (1-weight)*y
+		out[i] = last / (1 - math.Pow(weight, float64(n)))
+	}
+	return out
+}
+
+// smoothPoints returns pts with their Y replaced by its EMA.
+func smoothPoints(pts plotter.XYs, weight float64) plotter.XYs {
+	ys := make([]float64, len(pts))
+	for i, p := range pts {
+		ys[i] = p.Y
+	}
+	out := make(plotter.XYs, len(pts))
+	for i, y := range EMA(ys, weight) {
+		out[i] = plotter.XY{X: pts[i].X, Y: y}
+	}
+	return out
+}
+
+// checkSmooth reports whether w is a usable EMA weight.
+func checkSmooth(w float64) error {
+	if !(w >= 0 && w < 1) {
+		return fmt.Errorf("smoothing weight %g: must be in [0, 1)", w)
+	}
+	return nil
 }
 
 // Bands writes a chart of mean curves with shaded ±std bands to path as a
@@ -201,14 +301,6 @@ func addLine(p *gplot.Plot, l *plotter.Line) {
 // drawablePoint reports whether (x, y) can be placed on the figure's axes.
 func drawablePoint(fig Figure, x, y float64) bool {
 	return finite(x) && finite(y) && (!fig.LogY || y > 0)
-}
-
-func lineStyle(i int, dashed bool) draw.LineStyle {
-	s := draw.LineStyle{Color: seriesColor(i), Width: lineWidth}
-	if dashed {
-		s.Dashes = dashes
-	}
-	return s
 }
 
 func legendName(name string, hasData bool) string {

@@ -1,6 +1,13 @@
 // Package plot writes PNG figures for run directories and sweep reports:
 // line charts, mean ± std bands, grouped bars, heat maps and histograms.
 //
+// Figures are meant to say what they show: series get one of 12 distinct
+// colours and, past 12, a line pattern too, so no two look the same;
+// noisy curves can be drawn smoothed over their faint raw values
+// (Figure.Smooth, Series.Smooth, [EMA]); heat maps label their colour scale
+// (Figure.ColorLabel); and [Label] turns metric keys such as "eval.loss"
+// into axis labels with units.
+//
 // Every function renders one figure in memory first and then writes it with
 // [atomicio.Write], so a reader sees either the previous file or the complete
 // new one, and a failed call leaves no file behind. Bad input (empty or
@@ -21,12 +28,11 @@ import (
 	"strings"
 
 	gplot "gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
-	"hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
 )
 
 // Default figure geometry, used where a Figure leaves the field zero.
@@ -54,6 +60,16 @@ type Figure struct {
 
 	// DPI is the resolution in pixels per inch; zero means DefaultDPI.
 	DPI int
+
+	// Smooth, in [0, 1), is the weight of the exponential moving average
+	// that Lines draws over each series' faint raw curve, as TensorBoard's
+	// smoothing slider does (0.9 suits a noisy training loss); zero draws
+	// the raw curves alone. A Series may set its own (see Series.Smooth).
+	Smooth float64
+
+	// ColorLabel names what a heat map's colours stand for, with units; it
+	// is written beside the colour scale. Only Heatmap uses it.
+	ColorLabel string
 }
 
 // pixels returns the image size in pixels, after defaults.
@@ -84,6 +100,9 @@ func (f Figure) validate() error {
 	}
 	if dpi < 0 {
 		return fmt.Errorf("figure DPI %d: must be positive", dpi)
+	}
+	if err := checkSmooth(f.Smooth); err != nil {
+		return fmt.Errorf("figure: %w", err)
 	}
 	if pw, ph := f.pixels(); pw < 1 || ph < 1 || pw > maxPixels || ph > maxPixels {
 		return fmt.Errorf("figure %gx%g in at %d dpi is %dx%d px: each side must be 1..%d", w, h, dpi, pw, ph, maxPixels)
@@ -119,6 +138,7 @@ func drawPlot(c draw.Canvas, p *gplot.Plot, legend *gplot.Legend) {
 		return
 	}
 	legend.Top = true
+	legend.ThumbnailWidth = legendThumbWidth
 	if p.Title.Text != "" {
 		legend.YOffs = -(p.Title.TextStyle.Height(p.Title.Text) + p.Title.Padding)
 	}
@@ -196,9 +216,6 @@ func render(path string, f Figure, paint func(c draw.Canvas) error) (err error) 
 
 // finite reports whether v is neither NaN nor ±Inf.
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-
-// seriesColor is the colour of the i-th series of a figure.
-func seriesColor(i int) color.Color { return plotutil.Color(i) }
 
 // translucent returns c at the given opacity (0–255), for filled areas.
 func translucent(c color.Color, alpha uint8) color.Color {

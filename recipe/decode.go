@@ -79,7 +79,7 @@ func decodeStruct(src map[string]any, v reflect.Value, prefix string) error {
 	for _, k := range keys {
 		f, ok := known[k]
 		if !ok {
-			return &KeyError{Key: join(prefix, k), Reason: unknownReason(k, fs)}
+			return &KeyError{Key: join(prefix, k), Reason: unknownReason(k, fieldKeys(fs))}
 		}
 		if err := decodeValue(src[k], v.FieldByIndex(f.index), join(prefix, k)); err != nil {
 			return err
@@ -93,13 +93,22 @@ func decodeStruct(src map[string]any, v reflect.Value, prefix string) error {
 	return nil
 }
 
-func unknownReason(k string, fs []field) string {
+func fieldKeys(fs []field) []string {
 	names := make([]string, len(fs))
-	best, bestD := "", 3
 	for i, f := range fs {
 		names[i] = f.key
-		if d := editDistance(k, f.key); d < bestD {
-			best, bestD = f.key, d
+	}
+	return names
+}
+
+// unknownReason explains an unknown key k among the known ones, with the
+// closest known key as a hint.
+func unknownReason(k string, known []string) string {
+	names := append([]string(nil), known...)
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(k, n); d < bestD {
+			best, bestD = n, d
 		}
 	}
 	sort.Strings(names)

@@ -12,6 +12,7 @@ package recipe
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -29,7 +30,22 @@ const EnvPrefix = "HIDDENLAB_"
 type Source struct {
 	Name   string         // file path, "environment" or "command line"
 	Values map[string]any // keys in lower case, nested maps
+	// Vars maps the dotted key path each environment variable sets to the
+	// variable (only for the environment layer), so that messages can name
+	// HIDDENLAB_TRAIN__STEPS rather than "environment".
+	Vars map[string]string
 }
+
+// DefaultSource is what SourceOf reports for a key no layer sets: its value,
+// if any, is a default filled in by the code that decodes the recipe.
+const DefaultSource = "default"
+
+// Settings are the HIDDENLAB_ environment variables that configure the
+// program rather than a recipe: HIDDENLAB_MALLOC=default keeps glibc's malloc
+// thresholds, HIDDENLAB_DIST_TIMEOUT bounds a stalled collective,
+// HIDDENLAB_SHIM_DIR and HIDDENLAB_NCCL configure the libtorch shim. Any other
+// HIDDENLAB_ variable must be a recipe key, HIDDENLAB_<SECTION>__<KEY>.
+var Settings = []string{"HIDDENLAB_MALLOC", "HIDDENLAB_DIST_TIMEOUT", "HIDDENLAB_SHIM_DIR", "HIDDENLAB_NCCL"}
 
 // Raw is a recipe before typed decoding: its layers and their merge.
 type Raw struct {
@@ -64,10 +80,26 @@ func Find(name, dir string) (string, error) {
 // readFile reads one YAML file. Keys are kept even when their value is empty
 // or null (viper's view drops them, and a misspelt empty section must still
 // be reported); viper merges the layers afterwards.
+//
+// A recipe is a short file: one larger than maxRecipeBytes, or nested deeper
+// than maxRecipeDepth, is refused before it is parsed (the parser's time
+// grows with the nesting), and a file that never ends (/dev/zero) is never
+// read whole.
 func readFile(path string) (map[string]any, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxRecipeBytes+1))
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRecipeBytes {
+		return nil, fmt.Errorf("%s: larger than %d MiB, too large for a recipe", path, maxRecipeBytes>>20)
+	}
+	if yamlDepth(string(b)) > maxRecipeDepth {
+		return nil, fmt.Errorf("%s: too deeply nested (more than %d levels); a recipe nests a few sections", path, maxRecipeDepth)
 	}
 	var doc any
 	if err := yaml.Unmarshal(b, &doc); err != nil {
@@ -78,9 +110,90 @@ func readFile(path string) (map[string]any, error) {
 	}
 	m, ok := normalize(doc).(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%s: a recipe is a mapping of sections, got %s", path, describe(doc))
+		return nil, fmt.Errorf("%s: expected a mapping of keys, got %s", path, describe(doc))
 	}
 	return m, nil
+}
+
+// Limits of a recipe file (readFile).
+const (
+	maxRecipeBytes = 16 << 20
+	maxRecipeDepth = 64
+)
+
+// yamlDepth estimates a YAML text's nesting depth without parsing it: the
+// open block levels (by indentation, each "- " a level of its own) plus the
+// open flow brackets, outside quotes, comments and block scalars. It stops
+// counting past maxRecipeDepth.
+func yamlDepth(text string) int {
+	var levels []int // indentation of each open block level
+	flow, deepest := 0, 0
+	scalar := -1 // indentation of a block scalar's key (|, >) whose lines are text
+	for _, line := range strings.Split(text, "\n") {
+		body := strings.TrimLeft(line, " ")
+		indent := len(line) - len(body)
+		col := indent
+		if strings.TrimSpace(body) == "" || body[0] == '#' {
+			continue
+		}
+		if scalar >= 0 {
+			if indent > scalar {
+				continue
+			}
+			scalar = -1
+		}
+		if flow == 0 {
+			push := func(c int) {
+				for len(levels) > 0 && levels[len(levels)-1] >= c {
+					levels = levels[:len(levels)-1]
+				}
+				levels = append(levels, c)
+			}
+			for strings.HasPrefix(body, "- ") || body == "-" {
+				push(col)
+				rest := strings.TrimLeft(body[1:], " ")
+				col += len(body) - len(rest)
+				body = rest
+			}
+			if body != "" {
+				push(col)
+			}
+		}
+		quote := byte(0)
+		prev := byte(' ')
+	scan:
+		for i := 0; i < len(body); i++ {
+			c := body[i]
+			switch {
+			case quote == '"' && c == '\\':
+				i++
+			case quote != 0:
+				if c == quote {
+					quote = 0
+				}
+			case (c == '"' || c == '\'') && strings.IndexByte(" [{,:", prev) >= 0:
+				quote = c
+			case c == '#' && prev == ' ':
+				body = body[:i]
+				break scan
+			case c == '[' || c == '{':
+				flow++
+				deepest = max(deepest, len(levels)+flow)
+			case c == ']' || c == '}':
+				flow = max(flow-1, 0)
+			}
+			prev = c
+		}
+		deepest = max(deepest, len(levels)+flow)
+		if deepest > maxRecipeDepth {
+			return deepest
+		}
+		if t := strings.TrimRight(body, " "); flow == 0 && (strings.HasSuffix(t, "|") || strings.HasSuffix(t, ">") ||
+			strings.HasSuffix(t, "|-") || strings.HasSuffix(t, ">-") || strings.HasSuffix(t, "|+") || strings.HasSuffix(t, ">+")) {
+			scalar = indent
+		}
+	}
+	return deepest
 }
 
 // Load reads the recipe at path with its base chain (base files are looked up
@@ -117,7 +230,7 @@ func Load(path, configsDir string, env, overrides []string) (*Raw, error) {
 		p = next
 	}
 	r.Sources = chain
-	envSrc, err := parseEnv(env)
+	envSrc, vars, err := parseEnv(env)
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +239,7 @@ func Load(path, configsDir string, env, overrides []string) (*Raw, error) {
 		return nil, err
 	}
 	if len(envSrc) > 0 {
-		r.Sources = append(r.Sources, Source{Name: "environment", Values: envSrc})
+		r.Sources = append(r.Sources, Source{Name: "environment", Values: envSrc, Vars: vars})
 	}
 	if len(cli) > 0 {
 		r.Sources = append(r.Sources, Source{Name: "command line", Values: cli})
@@ -172,7 +285,7 @@ func (r *Raw) WithStage(i int) (*Raw, error) {
 	out := &Raw{Path: r.Path}
 	var files, rest []Source
 	for _, s := range r.Sources {
-		c := Source{Name: s.Name, Values: copyMap(s.Values)}
+		c := Source{Name: s.Name, Values: copyMap(s.Values), Vars: s.Vars}
 		delete(c.Values, "stages")
 		if s.Name == "environment" || s.Name == "command line" {
 			rest = append(rest, c)
@@ -247,7 +360,7 @@ func (r *Raw) Decode(section string, dst any) error {
 		}
 		probe := reflect.New(reflect.TypeOf(dst).Elem()).Interface()
 		if err := decodeLoose(part, probe, section); err != nil {
-			return &SourceError{Source: s.Name, Err: err}
+			return &SourceError{Source: s.nameFor(errorKey(err)), Err: err}
 		}
 	}
 	merged := r.merged
@@ -296,27 +409,67 @@ func ParseOverrides(args []string) (map[string]any, error) {
 	return out, nil
 }
 
-func parseEnv(env []string) (map[string]any, error) {
+// parseEnv collects the recipe keys set by HIDDENLAB_<SECTION>__<KEY>
+// variables and the variable behind each key path. Any other HIDDENLAB_
+// variable must be one of Settings.
+func parseEnv(env []string) (map[string]any, map[string]string, error) {
 	out := map[string]any{}
+	vars := map[string]string{}
+	env = append([]string(nil), env...)
 	sort.Strings(env)
 	for _, e := range env {
 		name, val, ok := strings.Cut(e, "=")
-		// Only section keys count (HIDDENLAB_TRAIN__STEPS); other HIDDENLAB_
-		// variables (HIDDENLAB_MALLOC, HIDDENLAB_DIST_TIMEOUT) are settings of
-		// the program, not of the recipe.
-		if !ok || !strings.HasPrefix(name, EnvPrefix) || !strings.Contains(name[len(EnvPrefix):], "__") {
+		if !ok || !strings.HasPrefix(name, EnvPrefix) {
+			continue
+		}
+		if !strings.Contains(name[len(EnvPrefix):], "__") {
+			if err := checkSetting(name); err != nil {
+				return nil, nil, err
+			}
 			continue
 		}
 		path := strings.Split(strings.ToLower(strings.TrimPrefix(name, EnvPrefix)), "__")
 		var v any
 		if err := yaml.Unmarshal([]byte(val), &v); err != nil {
-			return nil, fmt.Errorf("environment: %s: value is not valid YAML: %v", name, err)
+			return nil, nil, fmt.Errorf("environment: %s: value is not valid YAML: %v", name, err)
 		}
 		if err := setPath(out, path, normalize(v)); err != nil {
-			return nil, fmt.Errorf("environment: %s: %v", name, err)
+			return nil, nil, fmt.Errorf("environment: %s: %v", name, err)
+		}
+		vars[strings.Join(path, ".")] = name
+	}
+	return out, vars, nil
+}
+
+// checkSetting accepts the program settings among HIDDENLAB_ variables that
+// are not recipe keys.
+func checkSetting(name string) error {
+	best, bestD := "", 3
+	for _, s := range Settings {
+		if s == name {
+			return nil
+		}
+		if d := editDistance(name, s); d < bestD {
+			best, bestD = s, d
 		}
 	}
-	return out, nil
+	if rest := name[len(EnvPrefix):]; best == "" && strings.Contains(rest, "_") && !strings.HasPrefix(rest, "_") {
+		best = EnvPrefix + strings.Replace(rest, "_", "__", 1)
+	}
+	hint := ""
+	if best != "" {
+		hint = " (did you mean " + best + "?)"
+	}
+	return fmt.Errorf("environment: %s: unknown variable%s; recipe keys are %s<SECTION>__<KEY> (e.g. %sTRAIN__STEPS), settings are %s",
+		name, hint, EnvPrefix, EnvPrefix, strings.Join(Settings, ", "))
+}
+
+// CheckEnv checks the HIDDENLAB_ variables of env ("NAME=value" entries) as
+// Load does: each is a program setting or a well-formed recipe key. Whether a
+// recipe key names a known section and key is for the decoder to say.
+func CheckEnv(env []string) error {
+	_, _, err := parseEnv(env)
+	return err
 }
 
 func setPath(m map[string]any, path []string, v any) error {

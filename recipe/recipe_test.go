@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 type inner struct {
@@ -118,11 +119,118 @@ func TestLoadLayers(t *testing.T) {
 	r, err = Load(p, cfgs, []string{"HIDDENLAB_OPT__LR=many"}, nil)
 	require.NoError(t, err)
 	err = r.Decode("", &s)
-	require.ErrorContains(t, err, `environment: opt.lr: expected a number, got string "many"`)
+	require.ErrorContains(t, err, `environment HIDDENLAB_OPT__LR: opt.lr: expected a number, got string "many"`)
 
 	require.NoError(t, os.WriteFile(filepath.Join(cfgs, "root.yaml"), []byte("base: mid.yaml\n"), 0o644))
 	_, err = Load(p, cfgs, nil, nil)
 	require.ErrorContains(t, err, "base chain loops back")
+}
+
+// TestSourceOf: every key is attributed to the highest layer that sets it,
+// environment values to their variable, stage values to the stage.
+func TestSourceOf(t *testing.T) {
+	dir := t.TempDir()
+	base := filepath.Join(dir, "base.yaml")
+	require.NoError(t, os.WriteFile(base, []byte("steps: 1\nname: root\nopt: {lr: 0.1, betas: [1, 2]}\n"), 0o644))
+	p := filepath.Join(dir, "r.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("base: base.yaml\nsteps: 2\nstages:\n  - {name: pre, opt: {lr: 0.2}}\n  - {name: fine}\n"), 0o644))
+	r, err := Load(p, dir, []string{"HIDDENLAB_OPT__BETAS=[3, 4]", "HIDDENLAB_TAGS__A=1"}, []string{"seed=4", "ptr={lr: 1}"})
+	require.NoError(t, err)
+	for key, want := range map[string]string{
+		"steps":        p,
+		"name":         base,
+		"opt.lr":       base,
+		"opt.betas":    "environment HIDDENLAB_OPT__BETAS",
+		"opt.betas[1]": "environment HIDDENLAB_OPT__BETAS",
+		"OPT.Betas":    "environment HIDDENLAB_OPT__BETAS",
+		"tags":         "environment HIDDENLAB_TAGS__A",
+		"seed":         "command line",
+		"ptr.lr":       "command line",
+		"opt":          "environment HIDDENLAB_OPT__BETAS",
+		"on":           DefaultSource,
+		"opt.eps":      DefaultSource,
+		"name.x":       DefaultSource,
+		"":             DefaultSource,
+	} {
+		require.Equal(t, want, r.SourceOf(key), key)
+	}
+	require.Equal(t, []string{base, p, "environment (HIDDENLAB_OPT__BETAS, HIDDENLAB_TAGS__A)", "command line"}, r.Layers())
+
+	s, err := r.WithStage(0)
+	require.NoError(t, err)
+	require.Equal(t, p+` stage "pre"`, s.SourceOf("opt.lr"))
+	require.Equal(t, "environment HIDDENLAB_OPT__BETAS", s.SourceOf("opt.betas"), "the stage keeps the variables")
+	require.Equal(t, p, s.SourceOf("steps"))
+
+	require.NoError(t, r.CheckTopLevel("steps", "name", "opt", "stages", "tags", "seed", "ptr"))
+	r, err = Load(p, dir, []string{"HIDDENLAB_OTP__LR=1"}, nil)
+	require.NoError(t, err)
+	require.EqualError(t, r.CheckTopLevel("steps", "name", "opt", "stages"),
+		`environment HIDDENLAB_OTP__LR: otp: unknown key (did you mean "opt"?); known keys: name, opt, stages, steps`)
+}
+
+// TestStrictEnvironment: a HIDDENLAB_ variable is a setting or a recipe key.
+func TestStrictEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("steps: 1\n"), 0o644))
+	for _, c := range []struct{ env, want string }{
+		{"HIDDENLAB_TRAINN=5", "environment: HIDDENLAB_TRAINN: unknown variable; recipe keys are HIDDENLAB_<SECTION>__<KEY> (e.g. HIDDENLAB_TRAIN__STEPS), settings are HIDDENLAB_MALLOC, HIDDENLAB_DIST_TIMEOUT, HIDDENLAB_SHIM_DIR, HIDDENLAB_NCCL"},
+		{"HIDDENLAB_MALOC=default", "HIDDENLAB_MALOC: unknown variable (did you mean HIDDENLAB_MALLOC?)"},
+		{"HIDDENLAB_TRAIN_STEPS=5", "HIDDENLAB_TRAIN_STEPS: unknown variable (did you mean HIDDENLAB_TRAIN__STEPS?)"},
+		{"HIDDENLAB_=1", "environment: HIDDENLAB_: unknown variable"},
+		{"HIDDENLAB_TRAIN____STEPS=1", "environment: HIDDENLAB_TRAIN____STEPS: empty key segment"},
+		{"HIDDENLAB_TRAIN__STEPS=[", "environment: HIDDENLAB_TRAIN__STEPS: value is not valid YAML"},
+	} {
+		_, err := Load(p, dir, []string{"HIDDENLAB_MALLOC=default", c.env}, nil)
+		require.ErrorContains(t, err, c.want, c.env)
+		require.ErrorContains(t, CheckEnv([]string{c.env}), c.want, c.env)
+	}
+	for _, ok := range append([]string{"HIDDENLAB_TRAIN__STEPS=3", "OTHER=1", "hiddenlab_x=1"}, Settings...) {
+		if !strings.Contains(ok, "=") {
+			ok += "=1"
+		}
+		require.NoError(t, CheckEnv([]string{ok}), ok)
+	}
+}
+
+// TestWriteAnnotated: the annotated recipe is YAML that reads back as the
+// map, with one source comment per value.
+func TestWriteAnnotated(t *testing.T) {
+	m := map[string]any{
+		"name":   "x",
+		"train":  map[string]any{"steps": 5, "optimizer": map[string]any{"betas": []any{0.9, 0.95}, "name": "adamw"}, "init_from": ""},
+		"model":  map[string]any{"family": "gpt", "empty": map[string]any{}},
+		"stages": []any{map[string]any{"name": "a", "train": map[string]any{"steps": 1}}},
+		"eval":   map[string]any{"prompts": []any{"Once: upon", "it's"}, "on": true},
+	}
+	var b strings.Builder
+	require.NoError(t, WriteAnnotated(&b, m, []string{"name", "model", "train"}, func(k string) string { return "src of " + k }))
+	out := b.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Regexp(t, `^name: x +# src of name$`, lines[0])
+	require.Equal(t, "model:", lines[1])
+	require.Contains(t, out, "  steps: 5")
+	require.Regexp(t, `\n    betas: \[0\.9, 0\.95\] +# src of train\.optimizer\.betas\n`, out)
+	require.Regexp(t, `\n  init_from: "" +# src of train\.init_from\n`, out)
+	require.Regexp(t, `\nstages: +# src of stages\n  - name: a\n`, out)
+	require.Less(t, strings.Index(out, "train:"), strings.Index(out, "eval:"), "listed top-level keys first")
+	var back map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(out), &back))
+	require.Equal(t, m, back)
+}
+
+// TestDecodeFile: one file, strictly, errors naming file and key.
+func TestDecodeFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "e.yaml")
+	require.NoError(t, os.WriteFile(p, []byte("steps: 2\nopt: {lr: 0.5}\n"), 0o644))
+	var s schema
+	require.NoError(t, DecodeFile(p, &s))
+	require.Equal(t, 0.5, s.Opt.LR)
+	require.NoError(t, os.WriteFile(p, []byte("steps: 2\nopt: {lrr: 0.5}\n"), 0o644))
+	require.EqualError(t, DecodeFile(p, &s), p+`: opt.lrr: unknown key (did you mean "lr"?); known keys: betas, lr`)
+	require.NoError(t, os.WriteFile(p, []byte("- 1\n"), 0o644))
+	require.ErrorContains(t, DecodeFile(p, &s), "expected a mapping of keys, got a list")
 }
 
 // FuzzLoad: any bytes as a recipe file either load and decode or fail with an

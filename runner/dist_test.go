@@ -15,10 +15,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"hiddenlab/models/gpt"
-	"hiddenlab/models/lm"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	_ "github.com/hiddenlab/hiddenlab/families"
+	"github.com/hiddenlab/hiddenlab/models/gpt"
+	"github.com/hiddenlab/hiddenlab/models/lm"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // checksummed is the gpt family, whose experiments print a checksum of their
@@ -31,7 +34,7 @@ type checksumExp struct {
 	rank int
 }
 
-func (checksummed) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error) {
+func (checksummed) Build(r *experiment.Recipe, env experiment.Env) (experiment.Experiment, error) {
 	d, _, err := lm.LoadData(r, env.Dir, r.Train.Seed)
 	if err != nil {
 		return nil, err
@@ -44,7 +47,7 @@ func (checksummed) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, e
 	return &checksumExp{Experiment: e, rank: env.Rank}, err
 }
 
-func (e *checksumExp) Loss(step int) (*torch.Tensor, runner.Logs) {
+func (e *checksumExp) Loss(step int) (*torch.Tensor, experiment.Logs) {
 	if e.rank == 1 && step == 3 && os.Getenv("HL_DDP_KILL") != "" {
 		os.Exit(3) // a rank that dies mid-run
 	}
@@ -64,7 +67,7 @@ func (e *checksumExp) Close() {
 	e.Experiment.Close()
 }
 
-func init() { runner.Register("test-checksum", checksummed{}) }
+func init() { experiment.Register("test-checksum", checksummed{}) }
 
 const ddpRecipe = `
 name: ddp
@@ -120,7 +123,7 @@ func launch(t *testing.T, recipe, dir string, world int, extra ...string) ([]str
 
 func trainLosses(t *testing.T, dir string) []float64 {
 	t.Helper()
-	recs, err := runner.ReadMetrics(dir)
+	recs, err := rundir.ReadMetrics(dir)
 	require.NoError(t, err)
 	var out []float64
 	for _, r := range recs {
@@ -162,11 +165,11 @@ func TestDataParallelEqualsSingleProcess(t *testing.T) {
 	t.Logf("2 processes vs 1: max |Δloss| over %d steps %.2e; parameter checksums %s / %s", len(a), maxDiff, sums[0], sums[1])
 	require.Less(t, maxDiff, 1e-5)
 	// Only rank 0 wrote the run directory, and its record is complete.
-	s, err := runner.ReadSummary(dir)
+	s, err := rundir.ReadSummary(dir)
 	require.NoError(t, err)
-	require.Equal(t, runner.StatusCompleted, s.Status)
+	require.Equal(t, rundir.StatusCompleted, s.Status)
 	var recs []json.RawMessage
-	b2, _ := os.ReadFile(filepath.Join(dir, runner.MetricsFile))
+	b2, _ := os.ReadFile(filepath.Join(dir, rundir.MetricsFile))
 	for _, line := range strings.Split(strings.TrimSpace(string(b2)), "\n") {
 		recs = append(recs, json.RawMessage(line))
 	}
@@ -185,9 +188,9 @@ func TestKilledRankStopsTheGroup(t *testing.T) {
 	require.Error(t, errs[1])
 	require.Error(t, errs[0], "rank 0 must not succeed")
 	require.Less(t, wall, 60*time.Second)
-	s, err := runner.ReadSummary(dir)
+	s, err := rundir.ReadSummary(dir)
 	require.NoError(t, err)
-	require.Equal(t, runner.StatusFailed, s.Status)
+	require.Equal(t, rundir.StatusFailed, s.Status)
 	require.Contains(t, s.Error, "rank 0: all-reduce")
 	t.Logf("rank 0 after %.1f s: %s", wall.Seconds(), s.Error)
 	_ = outs

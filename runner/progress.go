@@ -4,28 +4,33 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/hiddenlab/hiddenlab/experiment"
 )
 
-// progress shows a run's training progress: a live bar on a terminal, and
-// on anything else (a log file, a pipe, CI) a plain line at most every
-// lineEvery, so logs stay readable instead of filling with redraws.
-type progress interface {
-	// Set moves to step and, when status is not empty, shows it (loss, rate).
-	Set(step int, status string)
-	// Finish ends the display.
-	Finish()
+// console is the sink that shows a run on stderr. Off a terminal (a log
+// file, a sweep worker, CI) or with output.progress false it prints a
+// nanoGPT-style line per train log (step, loss, learning rate, tokens/s)
+// and one per evaluation with every eval metric; on a terminal with
+// progress on it draws a live bar and prints the evaluations above it.
+type console struct {
+	w           io.Writer
+	name        string
+	steps       int
+	bar         *progressbar.ProgressBar
+	began       time.Time
+	start, step int
 }
 
-const lineEvery = 30 * time.Second
-
-// newProgress returns the display for a run of steps steps named name,
-// starting at step start, writing to w (a bar when w is a terminal).
-func newProgress(w *os.File, name string, start, steps int) progress {
-	if fi, err := w.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		bar := progressbar.NewOptions(steps,
+func newConsole(w *os.File, name string, start, steps int, progress bool) *console {
+	c := &console{w: w, name: name, steps: steps, start: start, step: start, began: time.Now()}
+	if fi, err := w.Stat(); progress && err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		c.bar = progressbar.NewOptions(steps,
 			progressbar.OptionSetWriter(w),
 			progressbar.OptionSetDescription(name),
 			progressbar.OptionShowCount(),
@@ -34,51 +39,73 @@ func newProgress(w *os.File, name string, start, steps int) progress {
 			progressbar.OptionSetWidth(20),
 			progressbar.OptionClearOnFinish(),
 		)
-		bar.Set(start)
-		return &barProgress{bar: bar, name: name}
+		c.bar.Set(start)
 	}
-	return &lineProgress{w: w, name: name, steps: steps, start: start, began: time.Now(), last: time.Now()}
+	return c
 }
 
-type barProgress struct {
-	bar  *progressbar.ProgressBar
-	name string
-}
-
-func (p *barProgress) Set(step int, status string) {
-	if status != "" {
-		p.bar.Describe(p.name + " " + status)
+// Write implements experiment.Sink.
+func (c *console) Write(r experiment.Record) error {
+	c.step = r.Step
+	line := c.line(r)
+	if c.bar != nil {
+		if r.Split == "train" {
+			c.bar.Describe(fmt.Sprintf("%s loss %.4f", c.name, r.Values["loss"]))
+			c.bar.Set(r.Step)
+			return nil
+		}
+		c.bar.Clear()
+		fmt.Fprintln(c.w, line)
+		c.bar.Set(r.Step)
+		return nil
 	}
-	p.bar.Set(step)
+	fmt.Fprintln(c.w, line)
+	return nil
 }
 
-func (p *barProgress) Finish() { p.bar.Finish() }
-
-type lineProgress struct {
-	w                  io.Writer
-	name, status       string
-	steps, start, step int
-	began, last        time.Time
-}
-
-func (p *lineProgress) Set(step int, status string) {
-	p.step = step
-	if status != "" {
-		p.status = status
+// line formats a record: train lines lead with loss, lr and throughput;
+// eval lines list every metric.
+func (c *console) line(r experiment.Record) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s step %d/%d", c.name, r.Step, c.steps)
+	if r.Split == "train" {
+		fmt.Fprintf(&b, ": loss %.4f", r.Values["loss"])
+		if lr, ok := r.Values["lr"]; ok {
+			fmt.Fprintf(&b, ", lr %.3g", lr)
+		}
+		if g, ok := r.Values["grad_norm"]; ok {
+			fmt.Fprintf(&b, ", grad %.3g", g)
+		}
+		if v, ok := r.Values["tok_per_s"]; ok {
+			fmt.Fprintf(&b, ", %.0f tok/s", v)
+		}
+		elapsed := time.Since(c.began)
+		eta := "?"
+		if done := r.Step - c.start; done > 0 {
+			eta = (time.Duration(float64(elapsed) / float64(done) * float64(c.steps-r.Step))).Round(time.Second).String()
+		}
+		fmt.Fprintf(&b, " [%s, eta %s]", elapsed.Round(time.Second), eta)
+		return b.String()
 	}
-	if time.Since(p.last) >= lineEvery {
-		p.line()
+	b.WriteString(" eval:")
+	keys := make([]string, 0, len(r.Values))
+	for k := range r.Values {
+		keys = append(keys, k)
 	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, " %s %.4g", k, r.Values[k])
+	}
+	return b.String()
 }
 
-func (p *lineProgress) line() {
-	p.last = time.Now()
-	elapsed := time.Since(p.began)
-	eta := "?"
-	if done := p.step - p.start; done > 0 {
-		eta = (time.Duration(float64(elapsed) / float64(done) * float64(p.steps-p.step))).Round(time.Second).String()
+// Close implements experiment.Sink.
+func (c *console) Close() error {
+	if c.bar != nil {
+		c.bar.Finish()
 	}
-	fmt.Fprintf(p.w, "%s step %d/%d %s [%s, eta %s]\n", p.name, p.step, p.steps, p.status, elapsed.Round(time.Second), eta)
+	return nil
 }
-
-func (p *lineProgress) Finish() { p.line() }

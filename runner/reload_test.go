@@ -7,7 +7,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"hiddenlab/runner"
+	_ "github.com/hiddenlab/hiddenlab/families"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/runner"
 )
 
 // TestLoadRecipe: a run directory's resolved recipe decodes back into the
@@ -26,7 +28,7 @@ stages:
 	_, err := runner.Run(runner.Options{Recipe: p, Overrides: []string{"output.dir=" + dir}})
 	require.NoError(t, err)
 
-	stages, err := runner.StageDirs(dir)
+	stages, err := rundir.StageDirs(dir)
 	require.NoError(t, err)
 	require.Equal(t, []string{filepath.Join(dir, "0-pre"), filepath.Join(dir, "1-fine")}, stages)
 
@@ -40,7 +42,7 @@ stages:
 		{dir, 0, "a staged run (stages [pre fine]); name one of its stage directories"},
 		{t.TempDir(), 0, "not a run directory (no recipe.yaml)"},
 	} {
-		r, err := runner.LoadRecipe(c.dir)
+		r, err := rundir.LoadRecipe(c.dir)
 		if c.err != "" {
 			require.ErrorContains(t, err, c.err)
 			continue
@@ -51,12 +53,12 @@ stages:
 		require.Equal(t, 2, r.Train.Steps)
 	}
 
-	unstaged, err := runner.StageDirs(stages[0])
+	unstaged, err := rundir.StageDirs(stages[0])
 	require.NoError(t, err)
 	require.Nil(t, unstaged)
 
 	bad := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(bad, runner.RecipeFile), []byte("model: {family: gpt}\ntrain: {stpes: 1}\n"), 0o644))
-	_, err = runner.LoadRecipe(bad)
+	require.NoError(t, os.WriteFile(filepath.Join(bad, rundir.RecipeFile), []byte("model: {family: gpt}\ntrain: {stpes: 1}\n"), 0o644))
+	_, err = rundir.LoadRecipe(bad)
 	require.ErrorContains(t, err, "train.stpes: unknown key")
 }

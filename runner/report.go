@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
-	"hiddenlab/internal/atomicio"
-	"hiddenlab/plot"
-	"hiddenlab/recipe"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/plot"
+	"github.com/hiddenlab/hiddenlab/recipe"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/stats"
 )
 
 // figure is a plot written into a run directory.
@@ -20,81 +22,86 @@ type figure struct {
 	Path  string // relative to the run directory
 }
 
-// writePlots draws the run's curves from metrics.jsonl into plots/: the loss
-// (train and eval), the learning rate, and one figure per other eval metric.
+// writePlots draws the run's curves from metrics.jsonl into plots/, one
+// quantity per figure so no curve is squashed by another's scale:
+// cross-entropy (the train CE — the "ce" term when the loss is composite —
+// beside the eval loss), the total train loss with its auxiliary terms when
+// the loss is composite, the gradient norm, the learning rate, and one
+// figure per other train or eval metric. Axis labels come from
+// plot.Label; train curves with many points are drawn smoothed (EMA) over
+// the faint raw curve.
 func writePlots(dir string) []figure {
-	recs, err := ReadMetrics(dir)
+	recs, err := rundir.ReadMetrics(dir)
 	if err != nil || len(recs) == 0 {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(dir, PlotsDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, rundir.PlotsDir), 0o755); err != nil {
 		return nil
 	}
-	series := func(split, key string) plot.Series { return Curve(recs, split, key, split+" "+key) }
+	keys := map[string]map[string]bool{"train": {}, "eval": {}}
+	points := 0
+	for _, r := range recs {
+		if keys[r.Split] == nil {
+			continue
+		}
+		if r.Split == "train" {
+			points++
+		}
+		for k := range r.Values {
+			keys[r.Split][k] = true
+		}
+	}
+	smooth := 0.0
+	if points >= 40 {
+		smooth = 0.8
+	}
+	series := func(split, key, name string) plot.Series {
+		s := rundir.Curve(recs, split, key, name)
+		if split == "train" {
+			s.Smooth = smooth
+		} else {
+			s.Smooth = -1
+		}
+		return s
+	}
 	var figs []figure
-	draw := func(name, title, ylabel string, logY bool, ss ...plot.Series) {
-		fig := plot.Figure{Title: title, XLabel: "step", YLabel: ylabel, LogY: logY}
-		if rel, ok := DrawCurves(dir, name, fig, ss...); ok {
+	draw := func(name, title, ylabel string, ss ...plot.Series) {
+		fig := plot.Figure{Title: title, XLabel: "step", YLabel: ylabel}
+		if rel, ok := rundir.DrawCurves(dir, name, fig, ss...); ok {
 			figs = append(figs, figure{Title: title, Path: rel})
 		}
 	}
-	evalLoss := series("eval", "loss")
-	evalLoss.Dashed = false
-	draw("loss", "Loss", "cross-entropy (nats)", false, series("train", "loss"), evalLoss)
-	draw("lr", "Learning rate", "lr", false, series("train", "lr"))
-	keys := map[string]bool{}
-	for _, r := range recs {
-		if r.Split == "eval" {
-			for k := range r.Values {
-				keys[k] = true
+	composite := keys["train"]["ce"]
+	trainCE := "loss"
+	if composite {
+		trainCE = "ce"
+	}
+	draw("loss", "Cross-entropy", "cross-entropy (nats/token)",
+		series("train", trainCE, "train"), series("eval", "loss", "eval"))
+	done := map[string]bool{"loss": true, "ce": true, "lr": true, "grad_norm": true,
+		"tokens": true, "tokens_seen": true, "tok_per_s": true}
+	if composite {
+		draw("train_loss", "Train loss (cross-entropy + auxiliary terms)", plot.Label("train.loss"),
+			series("train", "loss", "total"), series("train", "ce", "cross-entropy"))
+	}
+	draw("grad_norm", "Gradient norm", plot.Label("grad_norm"), series("train", "grad_norm", "train"))
+	draw("lr", "Learning rate", plot.Label("lr"), series("train", "lr", "train"))
+	for _, split := range []string{"train", "eval"} {
+		var names []string
+		for k := range keys[split] {
+			if !done[k] || (split == "eval" && k != "loss") {
+				names = append(names, k)
 			}
 		}
-	}
-	var names []string
-	for k := range keys {
-		if k != "loss" {
-			names = append(names, k)
+		sort.Strings(names)
+		for _, k := range names {
+			if split == "eval" && k == "loss" {
+				continue
+			}
+			draw(split+"_"+sanitize(k), plot.Label(split+"."+k), plot.Label(split+"."+k), series(split, k, split))
 		}
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		draw("eval_"+sanitize(k), "eval "+k, k, false, series("eval", k))
 	}
 	return figs
-}
-
-// Curve is one metric over training steps: the values of key in the records
-// of split ("train" or "eval"), as a series named name (plot.Lines skips
-// NaN points).
-func Curve(recs []Record, split, key, name string) plot.Series {
-	s := plot.Series{Name: name}
-	for _, r := range recs {
-		if v, ok := r.Values[key]; ok && r.Split == split {
-			s.X = append(s.X, float64(r.Step))
-			s.Y = append(s.Y, v)
-		}
-	}
-	return s
-}
-
-// DrawCurves draws the series that have points as a line figure into
-// dir/plots/name.png and returns its path relative to dir; ok is false when
-// no series has a point or the figure could not be written.
-func DrawCurves(dir, name string, fig plot.Figure, ss ...plot.Series) (rel string, ok bool) {
-	var keep []plot.Series
-	for _, s := range ss {
-		if len(s.X) > 0 {
-			keep = append(keep, s)
-		}
-	}
-	if len(keep) == 0 {
-		return "", false
-	}
-	rel = filepath.Join(PlotsDir, name+".png")
-	if err := plot.Lines(filepath.Join(dir, rel), fig, keep...); err != nil {
-		return "", false
-	}
-	return rel, true
 }
 
 func sanitize(s string) string {
@@ -107,7 +114,7 @@ func sanitize(s string) string {
 }
 
 // metricsTable renders final train and eval values side by side.
-func metricsTable(train, eval Logs) string {
+func metricsTable(train, eval experiment.Logs) string {
 	keys := map[string]bool{}
 	for k := range train {
 		keys[k] = true
@@ -124,7 +131,7 @@ func metricsTable(train, eval Logs) string {
 	sort.Strings(names)
 	var b strings.Builder
 	b.WriteString("| metric | train (last log) | eval (final) |\n|---|---|---|\n")
-	cell := func(l Logs, k string) string {
+	cell := func(l experiment.Logs, k string) string {
 		if v, ok := l[k]; ok {
 			return formatValue(v)
 		}
@@ -150,22 +157,25 @@ func formatValue(v float64) string {
 
 // writeReport writes report.md: what ran, how it ended, the final numbers, the
 // curves, the family's section, the recipe and the environment.
-func writeReport(dir string, r *Recipe, s Summary, figs []figure, family string) error {
+func writeReport(dir string, r *experiment.Recipe, s rundir.Summary, figs []figure, family string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s: %s\n\n", s.Name, s.Status)
-	fmt.Fprintf(&b, "Family **%s**; %d of %d steps; %s parameters; %.1f s wall", s.Family, s.Steps, s.StepsPlan, Thousands(s.Params), s.WallS)
+	fmt.Fprintf(&b, "Family **%s**; %d of %d steps; %s parameters; %.1f s wall", s.Family, s.Steps, s.StepsPlan, stats.Thousands(s.Params), s.WallS)
 	if s.TokPerS > 0 {
 		fmt.Fprintf(&b, "; %.0f tokens/s", s.TokPerS)
 	}
 	b.WriteString(".\n\n")
 	if s.Error != "" {
 		fmt.Fprintf(&b, "**Error:** %s\n\n", s.Error)
-		if s.Status == StatusInterrupt || strings.Contains(s.Error, "checkpoint") || s.Steps > 0 {
+		if s.Status == rundir.StatusInterrupt || strings.Contains(s.Error, "checkpoint") || s.Steps > 0 {
 			fmt.Fprintf(&b, "Resume from the last checkpoint with `make run RESUME=%s`.\n\n", dir)
 		}
 	}
 	b.WriteString("## Final numbers\n\n")
 	b.WriteString(metricsTable(s.Train, s.Eval))
+	if _, composite := s.Train["ce"]; composite {
+		b.WriteString("\nThe train **loss** is the objective: cross-entropy (**ce**) plus the family's auxiliary terms (the other train rows); the eval **loss** is cross-entropy alone, so compare eval loss with train ce.\n")
+	}
 	if len(figs) > 0 {
 		b.WriteString("\n## Curves\n\n")
 		for _, f := range figs {
@@ -173,47 +183,17 @@ func writeReport(dir string, r *Recipe, s Summary, figs []figure, family string)
 		}
 	}
 	if family != "" {
-		fmt.Fprintf(&b, "\n%s\n%s\n%s\n", familyBegin, strings.TrimSpace(family), familyEnd)
+		fmt.Fprintf(&b, "\n%s\n%s\n%s\n", rundir.FamilyBegin, strings.TrimSpace(family), rundir.FamilyEnd)
 	}
 	if res, err := recipe.Marshal(r.Resolved()); err == nil {
-		fmt.Fprintf(&b, "\n## Recipe\n\nResolved from `%s` (full file: `%s`):\n\n```yaml\n%s```\n", r.Raw.Path, RecipeFile, res)
+		fmt.Fprintf(&b, "\n## Recipe\n\nResolved from `%s` (full file: `%s`):\n\n```yaml\n%s```\n", r.Raw.Path, rundir.RecipeFile, res)
 	}
-	if env, err := os.ReadFile(filepath.Join(dir, EnvFile)); err == nil {
+	if env, err := os.ReadFile(filepath.Join(dir, rundir.EnvFile)); err == nil {
 		fmt.Fprintf(&b, "\n## Environment\n\n```json\n%s```\n", env)
 	}
 	fmt.Fprintf(&b, "\nFiles: `%s` (train and eval logs), `%s`, `%s/` (latest: `%s/latest`).\n",
-		MetricsFile, SummaryFile, CheckpointDir, CheckpointDir)
-	return atomicio.WriteFile(filepath.Join(dir, ReportFile), []byte(b.String()), 0o644)
-}
-
-// The family's section of report.md stands between these markers (HTML
-// comments: invisible in rendered Markdown), so tools can find it.
-const (
-	familyBegin = "<!-- family section -->"
-	familyEnd   = "<!-- end of family section -->"
-)
-
-// FamilySection returns the model family's section of a run's report.md
-// (for a staged run, of its last stage that has one), or "" when there is
-// none.
-func FamilySection(dir string) string {
-	if b, err := os.ReadFile(filepath.Join(dir, ReportFile)); err == nil {
-		s := string(b)
-		if i := strings.Index(s, familyBegin); i >= 0 {
-			s = s[i+len(familyBegin):]
-			if j := strings.Index(s, familyEnd); j >= 0 {
-				return strings.TrimSpace(s[:j])
-			}
-		}
-	}
-	stages, _ := filepath.Glob(filepath.Join(dir, "[0-9]*-*", ReportFile))
-	sort.Strings(stages)
-	for i := len(stages) - 1; i >= 0; i-- {
-		if sec := FamilySection(filepath.Dir(stages[i])); sec != "" {
-			return sec
-		}
-	}
-	return ""
+		rundir.MetricsFile, rundir.SummaryFile, rundir.CheckpointDir, rundir.CheckpointDir)
+	return atomicio.WriteFile(filepath.Join(dir, rundir.ReportFile), []byte(b.String()), 0o644)
 }
 
 // writeStagedReport links the stages' reports from the top of a staged run.
@@ -221,47 +201,30 @@ func writeStagedReport(dir string, raw *recipe.Raw, stages []string) error {
 	var b strings.Builder
 	name, _ := raw.Merged()["name"].(string)
 	if name == "" {
-		name = trimExt(raw.Path)
+		name = experiment.NameOf(raw.Path)
 	}
 	fmt.Fprintf(&b, "# %s\n\nStaged run of `%s`.\n\n| stage | status | steps | eval |\n|---|---|---|---|\n", name, raw.Path)
 	for i, st := range stages {
 		sdir := fmt.Sprintf("%d-%s", i, st)
-		s, err := ReadSummary(filepath.Join(dir, sdir))
+		s, err := rundir.ReadSummary(filepath.Join(dir, sdir))
 		if err != nil {
-			fmt.Fprintf(&b, "| [%s](%s/%s) | missing | | |\n", st, sdir, ReportFile)
+			fmt.Fprintf(&b, "| [%s](%s/%s) | missing | | |\n", st, sdir, rundir.ReportFile)
 			continue
 		}
 		var ev []string
 		for _, k := range sortedKeys(s.Eval) {
 			ev = append(ev, fmt.Sprintf("%s %s", k, formatValue(s.Eval[k])))
 		}
-		fmt.Fprintf(&b, "| [%s](%s/%s) | %s | %d/%d | %s |\n", st, sdir, ReportFile, s.Status, s.Steps, s.StepsPlan, strings.Join(ev, ", "))
+		fmt.Fprintf(&b, "| [%s](%s/%s) | %s | %d/%d | %s |\n", st, sdir, rundir.ReportFile, s.Status, s.Steps, s.StepsPlan, strings.Join(ev, ", "))
 	}
-	return atomicio.WriteFile(filepath.Join(dir, ReportFile), []byte(b.String()), 0o644)
+	return atomicio.WriteFile(filepath.Join(dir, rundir.ReportFile), []byte(b.String()), 0o644)
 }
 
-func sortedKeys(l Logs) []string {
+func sortedKeys(l experiment.Logs) []string {
 	keys := make([]string, 0, len(l))
 	for k := range l {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// Thousands writes n in decimal with comma thousands separators
-// (1234567 → "1,234,567"), as reports and benchmark tables print counts.
-func Thousands(n int) string {
-	s := strconv.Itoa(n)
-	if n < 0 {
-		return "-" + Thousands(-n)
-	}
-	var out []byte
-	for i := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
 }

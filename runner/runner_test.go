@@ -8,13 +8,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
-	_ "hiddenlab/models/gpt"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	_ "github.com/hiddenlab/hiddenlab/families"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // tinyRecipe is a GPT on a small TokFSM that trains in about a second.
@@ -64,7 +67,7 @@ func TestRecipeErrors(t *testing.T) {
 		want      string
 	}{
 		{"unknown key", strings.Replace(tinyRecipe, "steps: 12", "stpes: 12", 1), nil, nil,
-			`bad.yaml: train.stpes: unknown key (did you mean "steps"?); known keys: batch, checkpoint_every, clip, device, eval_every, init_from, log_every, optimizer, precision, schedule, seed, steps, tf32, threads`},
+			`bad.yaml: train.stpes: unknown key (did you mean "steps"?); known keys: batch, checkpoint_every, clip, device, eval_every, init_from, log_every, max_memory, optimizer, precision, schedule, seed, steps, tf32, threads`},
 		{"wrong type", strings.Replace(tinyRecipe, "steps: 12", "steps: twelve", 1), nil, nil,
 			`bad.yaml: train.steps: expected an integer, got string "twelve"`},
 		{"wrong type nested", strings.Replace(tinyRecipe, "lr: 3.0e-3", "lr: fast", 1), nil, nil,
@@ -74,11 +77,11 @@ func TestRecipeErrors(t *testing.T) {
 		{"missing model key", strings.Replace(tinyRecipe, "width: 32, ", "", 1), nil, nil,
 			`bad.yaml: model.width: required, but missing`},
 		{"unknown family", strings.Replace(tinyRecipe, "family: gpt", "family: lstm", 1), nil, nil,
-			`bad.yaml: model.family: unknown family "lstm" (known: gpt`},
+			`bad.yaml: model.family: unknown family "lstm" (known: codebook, gpt`},
 		{"unknown model key", strings.Replace(tinyRecipe, "heads: 2", "heads: 2, k: 8", 1), nil, nil,
 			`bad.yaml: model.k: unknown key`},
 		{"unknown top-level key", tinyRecipe + "trian: {}\n", nil, nil,
-			`bad.yaml: trian: unknown key; known keys: data, eval, model, name, output, stages, train`},
+			`bad.yaml: trian: unknown key (did you mean "train"?); known keys: data, eval, model, name, output, stages, train`},
 		{"bad value", strings.Replace(tinyRecipe, "name: adamw", "name: lion", 1), nil, nil,
 			`bad.yaml: train.optimizer.name: want adamw or sgd, got "lion"`},
 		{"bad data kind", strings.Replace(tinyRecipe, "kind: tokfsm", "kind: tokfsm2", 1), nil, nil,
@@ -87,7 +90,7 @@ func TestRecipeErrors(t *testing.T) {
 		{"bad override syntax", tinyRecipe, []string{"train.steps"}, nil, `command line: override "train.steps": want key.path=value`},
 		{"bad override type", tinyRecipe, []string{"train.steps=abc"}, nil, `command line: train.steps: expected an integer, got string "abc"`},
 		{"bad override key", tinyRecipe, []string{"train.stepz=3"}, nil, `command line: train.stepz: unknown key (did you mean "steps"?)`},
-		{"bad environment", tinyRecipe, nil, []string{"HIDDENLAB_TRAIN__BATCH=big"}, `environment: train.batch: expected an integer, got string "big"`},
+		{"bad environment", tinyRecipe, nil, []string{"HIDDENLAB_TRAIN__BATCH=big"}, `environment HIDDENLAB_TRAIN__BATCH: train.batch: expected an integer, got string "big"`},
 		{"missing base", "base: nowhere.yaml\n" + tinyRecipe, nil, nil, `bad.yaml: base: base "nowhere.yaml" not found`},
 	}
 	for _, c := range cases {
@@ -117,7 +120,7 @@ func TestCompositionAndPrecedence(t *testing.T) {
 	_, err := runner.Run(runner.Options{Recipe: p, ConfigsDir: dir, Env: []string{"HIDDENLAB_TRAIN__BATCH=6", "HIDDENLAB_TRAIN__LOG_EVERY=3"},
 		Overrides: []string{"train.batch=5", "output.dir=" + out}})
 	require.NoError(t, err)
-	b, err := os.ReadFile(filepath.Join(out, runner.RecipeFile))
+	b, err := os.ReadFile(filepath.Join(out, rundir.RecipeFile))
 	require.NoError(t, err)
 	resolved := string(b)
 	require.Contains(t, resolved, "name: child")
@@ -126,7 +129,7 @@ func TestCompositionAndPrecedence(t *testing.T) {
 	require.Contains(t, resolved, "log_every: 3") // environment over base
 	require.Contains(t, resolved, "width: 32")    // from the base
 	require.Contains(t, resolved, "min_factor: 0.1", "defaults are filled in")
-	s, err := runner.ReadSummary(out)
+	s, err := rundir.ReadSummary(out)
 	require.NoError(t, err)
 	require.Equal(t, 6, s.Steps)
 }
@@ -134,14 +137,14 @@ func TestCompositionAndPrecedence(t *testing.T) {
 // withoutTiming drops the wall-time fields from metrics.jsonl.
 func withoutTiming(t *testing.T, dir string) []string {
 	t.Helper()
-	recs, err := runner.ReadMetrics(dir)
+	recs, err := rundir.ReadMetrics(dir)
 	require.NoError(t, err)
 	var out []string
 	for _, r := range recs {
-		for _, k := range runner.TimingKeys {
+		for _, k := range rundir.TimingKeys {
 			delete(r.Values, k)
 		}
-		r.At = 0
+		r.At, r.Time = 0, time.Time{}
 		b, _ := json.Marshal(r)
 		out = append(out, string(b))
 	}
@@ -156,24 +159,24 @@ func TestRunDirectoryAndDeterminism(t *testing.T) {
 	a, err := run(t, p)
 	require.NoError(t, err)
 	require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after a run")
-	for _, f := range []string{runner.RecipeFile, runner.EnvFile, runner.MetricsFile, runner.SummaryFile, runner.ReportFile,
+	for _, f := range []string{rundir.RecipeFile, rundir.EnvFile, rundir.MetricsFile, rundir.SummaryFile, rundir.ReportFile,
 		"plots/loss.png", "checkpoints/latest"} {
 		require.FileExists(t, filepath.Join(a, f))
 	}
-	s, err := runner.ReadSummary(a)
+	s, err := rundir.ReadSummary(a)
 	require.NoError(t, err)
-	require.Equal(t, runner.StatusCompleted, s.Status)
+	require.Equal(t, rundir.StatusCompleted, s.Status)
 	require.Equal(t, 12, s.Steps)
 	require.Less(t, s.Eval["loss"], math.Log(9), "learns below the uniform loss over the 9 tokens")
-	report, _ := os.ReadFile(filepath.Join(a, runner.ReportFile))
+	report, _ := os.ReadFile(filepath.Join(a, rundir.ReportFile))
 	require.Contains(t, string(report), "## Final numbers")
 	require.Contains(t, string(report), "## Samples")
 	require.Contains(t, string(report), "## Environment")
-	sec := runner.FamilySection(a)
+	sec := rundir.FamilySection(a)
 	require.Contains(t, sec, "## Samples", "the family's section is found in report.md")
 	require.NotContains(t, sec, "## Environment")
-	var env runner.Environment
-	b, _ := os.ReadFile(filepath.Join(a, runner.EnvFile))
+	var env rundir.Environment
+	b, _ := os.ReadFile(filepath.Join(a, rundir.EnvFile))
 	require.NoError(t, json.Unmarshal(b, &env))
 	require.Equal(t, torch.Version(), env.Torch)
 	require.Equal(t, 1, env.Threads)
@@ -193,9 +196,9 @@ func TestBF16Precision(t *testing.T) {
 	p := writeFile(t, t.TempDir(), "tiny.yaml", tinyRecipe)
 	dir, err := run(t, p, "train.precision=bf16")
 	require.NoError(t, err)
-	s, err := runner.ReadSummary(dir)
+	s, err := rundir.ReadSummary(dir)
 	require.NoError(t, err)
-	require.Equal(t, runner.StatusCompleted, s.Status)
+	require.Equal(t, rundir.StatusCompleted, s.Status)
 	require.Less(t, s.Eval["loss"], math.Log(9))
 	_, err = run(t, p, "train.precision=fp8")
 	require.ErrorContains(t, err, `train.precision: want fp32 or bf16, got "fp8"`)
@@ -211,17 +214,17 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	_, err = runner.Run(runner.Options{Recipe: p, Overrides: []string{"output.dir=" + dir}, StopAfter: 6})
 	require.ErrorIs(t, err, runner.ErrInterrupted)
-	s, err := runner.ReadSummary(dir)
+	s, err := rundir.ReadSummary(dir)
 	require.NoError(t, err)
-	require.Equal(t, runner.StatusInterrupt, s.Status)
+	require.Equal(t, rundir.StatusInterrupt, s.Status)
 	require.Equal(t, 6, s.Steps)
 	_, err = runner.Run(runner.Options{Resume: dir})
 	require.NoError(t, err)
-	s, _ = runner.ReadSummary(dir)
-	require.Equal(t, runner.StatusCompleted, s.Status)
+	s, _ = rundir.ReadSummary(dir)
+	require.Equal(t, rundir.StatusCompleted, s.Status)
 	require.Equal(t, withoutTiming(t, full), withoutTiming(t, dir))
-	var env runner.Environment
-	b, _ := os.ReadFile(filepath.Join(dir, runner.EnvFile))
+	var env rundir.Environment
+	b, _ := os.ReadFile(filepath.Join(dir, rundir.EnvFile))
 	require.NoError(t, json.Unmarshal(b, &env))
 	require.Len(t, env.Resumes, 1)
 }
@@ -238,7 +241,7 @@ type failingExp struct {
 	mode string
 }
 
-func (f failing) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error) {
+func (f failing) Build(r *experiment.Recipe, env experiment.Env) (experiment.Experiment, error) {
 	var cfg struct {
 		Family string `key:"family"`
 	}
@@ -251,22 +254,22 @@ func (f failing) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, err
 }
 
 func (e *failingExp) Store() *nn.Store { return e.s }
-func (e *failingExp) Loss(step int) (*torch.Tensor, runner.Logs) {
+func (e *failingExp) Loss(step int) (*torch.Tensor, experiment.Logs) {
 	if step == 5 {
 		if e.mode == "panic" {
 			panic("something broke inside the step")
 		}
 		return e.w.Sum().MulScalar(math.NaN()), nil
 	}
-	return e.w.Square().Sum(), runner.Logs{"tokens": 1}
+	return e.w.Square().Sum(), experiment.Logs{"tokens": 1}
 }
-func (e *failingExp) Eval() runner.Logs             { return runner.Logs{"loss": 1} }
+func (e *failingExp) Eval() experiment.Logs         { return experiment.Logs{"loss": 1} }
 func (e *failingExp) Report(string) (string, error) { return "", nil }
 func (e *failingExp) Close()                        { e.s.Close() }
 
 func init() {
-	runner.Register("test-nan", failing{mode: "nan"})
-	runner.Register("test-panic", failing{mode: "panic"})
+	experiment.Register("test-nan", failing{mode: "nan"})
+	experiment.Register("test-panic", failing{mode: "panic"})
 }
 
 // TestFailuresBecomeReports: a NaN loss stops the run before the update and
@@ -274,19 +277,19 @@ func init() {
 // the report; neither crashes the process.
 func TestFailuresBecomeReports(t *testing.T) {
 	for _, c := range []struct{ family, want string }{
-		{"test-nan", "step 5: loss is NaN at step 5: stopping before the update; the last good checkpoint is kept"},
-		{"test-panic", "step 5: panic: something broke inside the step"},
+		{"test-nan", "step 5: loss is NaN: stopping before the update; the last good checkpoint is kept"},
+		{"test-panic", "step 5: internal error: something broke inside the step"},
 	} {
 		t.Run(c.family, func(t *testing.T) {
 			p := writeFile(t, t.TempDir(), "r.yaml", fmt.Sprintf(
 				"model: {family: %s}\ntrain: {steps: 10, checkpoint_every: 2, eval_every: 2, threads: 1}\noutput: {progress: false}\n", c.family))
 			dir, err := run(t, p)
 			require.ErrorContains(t, err, c.want)
-			s, rerr := runner.ReadSummary(dir)
+			s, rerr := rundir.ReadSummary(dir)
 			require.NoError(t, rerr)
-			require.Equal(t, runner.StatusFailed, s.Status)
+			require.Equal(t, rundir.StatusFailed, s.Status)
 			require.Contains(t, s.Error, c.want)
-			report, _ := os.ReadFile(filepath.Join(dir, runner.ReportFile))
+			report, _ := os.ReadFile(filepath.Join(dir, rundir.ReportFile))
 			require.Contains(t, string(report), c.want)
 			latest, _ := os.ReadFile(filepath.Join(dir, "checkpoints", "latest"))
 			require.Equal(t, "step-000000004\n", string(latest), "the last good checkpoint stays")
@@ -311,14 +314,14 @@ stages:
 	_, err := runner.Run(runner.Options{Recipe: p, Overrides: []string{"output.dir=" + dir}, Log: logf})
 	require.NoError(t, err)
 	for _, st := range []string{"0-pre", "1-fine"} {
-		s, err := runner.ReadSummary(filepath.Join(dir, st))
+		s, err := rundir.ReadSummary(filepath.Join(dir, st))
 		require.NoError(t, err, st)
-		require.Equal(t, runner.StatusCompleted, s.Status)
+		require.Equal(t, rundir.StatusCompleted, s.Status)
 	}
 	require.Contains(t, strings.Join(logs, "\n"), "initialised from "+filepath.Join(dir, "0-pre"))
-	report, _ := os.ReadFile(filepath.Join(dir, runner.ReportFile))
+	report, _ := os.ReadFile(filepath.Join(dir, rundir.ReportFile))
 	require.Contains(t, string(report), "[fine](1-fine/report.md)")
-	require.Contains(t, runner.FamilySection(dir), "## Samples", "a staged run's family section is its last stage's")
+	require.Contains(t, rundir.FamilySection(dir), "## Samples", "a staged run's family section is its last stage's")
 	logs = nil
 	_, err = runner.Run(runner.Options{Resume: dir, Log: logf})
 	require.NoError(t, err)

@@ -47,7 +47,8 @@ else
 fi
 TORCH_LIB=$(dirname "$TORCH_DIR")/../../lib
 export LD_LIBRARY_PATH="$PWD/build/cuda:$TORCH_LIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export HL_SHIM_DIR="$PWD/build/cuda"
+# The binaries load the shim at run time: this selects the CUDA build.
+export HIDDENLAB_SHIM_DIR="$PWD/build/cuda"
 
 section "2. Devices"
 timeout 60 gpu/hiddenlab info 2>&1 | tee "$OUT/info.txt" | tee -a "$SUMMARY"

@@ -8,7 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
 )
 
 // shellQuote quotes s for bash.
@@ -83,8 +83,8 @@ func (e *Experiment) Kubernetes(image, bin, claim string) ([]byte, error) {
 			"name":   "hiddenlab-" + strings.ToLower(sanitizeDNS(e.Name)),
 			"labels": map[string]any{"app": "hiddenlab", "sweep": sanitizeDNS(e.Name)},
 			"annotations": map[string]any{
-				"hiddenlab/experiment": e.path,
-				"hiddenlab/tasks":      strings.Join(tasks, "\n"),
+				"github.com/hiddenlab/hiddenlab/experiment": e.path,
+				"github.com/hiddenlab/hiddenlab/tasks":      strings.Join(tasks, "\n"),
 			},
 		},
 		"spec": map[string]any{

@@ -4,14 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
-	"hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/runner"
 )
 
 // State is what a job's directory says about it.
@@ -27,16 +31,16 @@ const (
 
 // StateOf reads a job directory's summary.
 func StateOf(dir string) State {
-	s, err := runner.ReadSummary(dir)
+	s, err := rundir.ReadSummary(dir)
 	switch {
 	case err != nil:
-		if _, err := os.Stat(filepath.Join(dir, runner.RecipeFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, rundir.RecipeFile)); err == nil {
 			return Interrupted
 		}
 		return Pending
-	case s.Status == runner.StatusCompleted:
+	case s.Status == rundir.StatusCompleted:
 		return Done
-	case s.Status == runner.StatusFailed:
+	case s.Status == rundir.StatusFailed:
 		return Failed
 	}
 	return Interrupted
@@ -54,8 +58,11 @@ type Options struct {
 type Result struct {
 	Job     Job
 	Skipped bool
-	Err     error
-	Wall    time.Duration
+	// Busy: another process (a run, or a worker of another sweep) holds the
+	// job's directory; the job was left alone (Err says who holds it).
+	Busy bool
+	Err  error
+	Wall time.Duration
 }
 
 // Run executes the sweep's pending and interrupted jobs with e.Workers
@@ -95,6 +102,8 @@ func Run(ctx context.Context, e *Experiment, o Options) ([]Result, error) {
 				switch {
 				case r.Skipped:
 					status = "already done"
+				case r.Busy:
+					status = "skipped: " + r.Err.Error()
 				case r.Err != nil:
 					status = "error: " + r.Err.Error()
 				}
@@ -114,25 +123,43 @@ func Run(ctx context.Context, e *Experiment, o Options) ([]Result, error) {
 	if err := ctx.Err(); err != nil {
 		return results, fmt.Errorf("sweep interrupted: rerun it to resume (%w)", err)
 	}
-	var failed []string
+	var failed, busy []string
 	for _, r := range results {
-		if r.Err != nil {
+		switch {
+		case r.Busy:
+			busy = append(busy, fmt.Sprintf("%s seed %d (%s)", r.Job.Point.Name, r.Job.Seed, r.Job.Dir))
+		case r.Err != nil:
 			failed = append(failed, fmt.Sprintf("%s seed %d (%s)", r.Job.Point.Name, r.Job.Seed, filepath.Join(r.Job.Dir, "run.log")))
 		}
 	}
 	if err := Tabulate(e); err != nil {
 		return results, err
 	}
+	var errs []error
 	if len(failed) > 0 {
-		return results, fmt.Errorf("sweep: %d run(s) failed: %v", len(failed), failed)
+		errs = append(errs, fmt.Errorf("sweep: %d run(s) failed: %v", len(failed), failed))
 	}
-	return results, nil
+	if len(busy) > 0 {
+		errs = append(errs, fmt.Errorf("sweep: %d run(s) skipped, still running in another process (another sweep, or its workers): %v; rerun the sweep once they finish: %w", len(busy), busy, runner.ErrBusy))
+	}
+	return results, errors.Join(errs...)
 }
 
-// runJob runs, resumes or skips one job in its own process.
+// workerGrace is how long a worker may take to checkpoint and exit after
+// the sweep is cancelled before its process group is killed.
+var workerGrace = 10 * time.Minute
+
+// runJob runs, resumes or skips one job in its own process. A job whose
+// directory another live process holds (a worker of an earlier sweep that
+// outlived it, a run started by hand) is left alone: reported busy, never
+// resumed alongside nor removed.
 func runJob(ctx context.Context, e *Experiment, j Job, o Options) Result {
 	start := time.Now()
 	res := Result{Job: j}
+	if err := runner.CheckFree(j.Dir); err != nil {
+		res.Busy, res.Err = true, err
+		return res
+	}
 	args := []string{"run"}
 	switch StateOf(j.Dir) {
 	case Done:
@@ -162,17 +189,64 @@ func runJob(ctx context.Context, e *Experiment, j Job, o Options) Result {
 	fmt.Fprintf(logFile, "$ %s %v\n", o.Binary, args)
 	cmd := exec.CommandContext(ctx, o.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// On cancellation the child gets SIGINT (as from Ctrl-C): it finishes its
-	// step, checkpoints and exits, so the next sweep resumes it.
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Minute
-	if err := cmd.Run(); err != nil {
+	// The worker and its own children (data-parallel ranks) form a process
+	// group that dies with the sweep: SIGKILL when the sweep process dies
+	// (even by kill -9), so no worker trains on as an orphan. The parent-death
+	// signal follows the thread that started the worker, so the thread stays
+	// with this goroutine until the worker is gone.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// On cancellation the group gets SIGINT (as from Ctrl-C): the worker
+	// finishes its step, checkpoints and exits, so the next sweep resumes it;
+	// a group still there after workerGrace is killed.
+	var mu sync.Mutex
+	var kill *time.Timer
+	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid
+		mu.Lock()
+		kill = time.AfterFunc(workerGrace, func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+		mu.Unlock()
+		return syscall.Kill(-pgid, syscall.SIGINT)
+	}
+	cmd.WaitDelay = workerGrace + time.Minute
+	err = cmd.Run()
+	mu.Lock()
+	if kill != nil {
+		kill.Stop()
+	}
+	mu.Unlock()
+	if cmd.Process != nil {
+		// The worker is gone; nothing it started may train on without it.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if err != nil {
 		var ee *exec.ExitError
-		if errors.As(err, &ee) && ee.ExitCode() == 130 {
+		switch {
+		case errors.As(err, &ee) && ee.ExitCode() == 130:
 			err = runner.ErrInterrupted
+		case logSays(logFile.Name(), runner.ErrBusy.Error()):
+			// Another process took the directory between the check and the start.
+			res.Busy = true
+			err = fmt.Errorf("%s: %w (see %s)", j.Dir, runner.ErrBusy, logFile.Name())
 		}
 		res.Err = err
 	}
 	res.Wall = time.Since(start)
 	return res
+}
+
+// logSays reports whether the last lines of a worker's log contain s.
+func logSays(path, s string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	const tail = 4096
+	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
+		f.Seek(fi.Size()-tail, io.SeekStart)
+	}
+	b, _ := io.ReadAll(io.LimitReader(f, tail))
+	return strings.Contains(string(b), s)
 }

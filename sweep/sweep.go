@@ -5,69 +5,66 @@
 package sweep
 
 import (
-	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/hiddenlab/hiddenlab/recipe"
 )
 
-// Experiment is an experiments/*.yaml file.
+// Experiment is an experiments/*.yaml file, read with the recipe package's
+// strict decoder (unknown keys are errors with a "did you mean" hint).
 type Experiment struct {
-	Name    string `yaml:"name"`
-	Recipe  string `yaml:"recipe"` // recipe name or path
-	Seeds   []int  `yaml:"seeds"`
-	Workers int    `yaml:"workers"`
-	Threads int    `yaml:"threads"` // libtorch threads per run
+	Name    string `key:"name"`
+	Recipe  string `key:"recipe" required:"true"` // recipe name or path
+	Seeds   []int  `key:"seeds"`
+	Workers int    `key:"workers"`
+	Threads int    `key:"threads"` // libtorch threads per run
 	// Overrides apply to every run.
-	Overrides []string `yaml:"overrides"`
+	Overrides []string `key:"overrides"`
 	// Runs are named configurations (key.path: value overrides).
-	Runs []Config `yaml:"runs"`
+	Runs []Config `key:"runs"`
 	// Grid crosses every listed value of each key with the runs.
-	Grid map[string][]any `yaml:"grid"`
+	Grid map[string][]any `key:"grid"`
 	// Metrics are the table's columns: eval.<k>, train.<k>, extra.<k>,
 	// params, wall_s or tok_per_s of each run's summary.json.
-	Metrics []string `yaml:"metrics"`
+	Metrics []string `key:"metrics"`
 	// Curves are eval metrics plotted against steps (mean ± std over seeds).
-	Curves []string `yaml:"curves"`
+	Curves []string `key:"curves"`
 	// Dir is where runs go (default sweeps/<name>).
-	Dir string `yaml:"dir"`
+	Dir string `key:"dir"`
 
 	path string
 }
 
 // Config is one point of the sweep.
 type Config struct {
-	Name string         `yaml:"name"`
-	Set  map[string]any `yaml:"set"`
+	Name string         `key:"name" required:"true"`
+	Set  map[string]any `key:"set"`
 }
 
-// Load reads and checks an experiment file (unknown keys are errors).
+// Load reads and checks an experiment file as recipes are read: strictly
+// (an unknown key, a wrong type or a missing required key is an error naming
+// the file and the key path, with a "did you mean" hint).
 func Load(path string) (*Experiment, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
 	var e Experiment
-	if err := dec.Decode(&e); err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+	if err := recipe.DecodeFile(path, &e); err != nil {
+		return nil, err
 	}
 	e.path = path
 	if e.Name == "" {
 		e.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	}
 	bad := func(key, format string, args ...any) error {
-		return fmt.Errorf("%s: %s: %s", path, key, fmt.Sprintf(format, args...))
+		return &recipe.SourceError{Source: path, Err: &recipe.KeyError{Key: key, Reason: fmt.Sprintf(format, args...)}}
 	}
 	switch {
 	case e.Recipe == "":
-		return nil, bad("recipe", "required, but missing")
+		return nil, bad("recipe", "expected a recipe name or path")
 	case len(e.Seeds) == 0:
 		e.Seeds = []int{1}
 	}
@@ -89,15 +86,20 @@ func Load(path string) (*Experiment, error) {
 	seen := map[string]bool{}
 	for i, c := range e.Runs {
 		if c.Name == "" {
-			return nil, bad(fmt.Sprintf("runs[%d].name", i), "required, but missing")
+			return nil, bad(fmt.Sprintf("runs[%d].name", i), "expected a non-empty name")
 		}
 		if seen[c.Name] {
 			return nil, bad(fmt.Sprintf("runs[%d].name", i), "duplicate name %q", c.Name)
 		}
 		seen[c.Name] = true
 	}
-	for k, vs := range e.Grid {
-		if len(vs) == 0 {
+	keys := make([]string, 0, len(e.Grid))
+	for k := range e.Grid {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if len(e.Grid[k]) == 0 {
 			return nil, bad("grid."+k, "needs at least one value")
 		}
 	}

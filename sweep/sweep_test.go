@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
-	"hiddenlab/sweep"
+	"github.com/hiddenlab/hiddenlab/sweep"
 )
 
 const recipe = `
@@ -66,13 +66,30 @@ grid:
 
 	for _, c := range []struct{ body, want string }{
 		{"seeds: [1]\n", "recipe: required"},
-		{"recipe: r\nbogus: 1\n", "field bogus not found"},
+		{"recipe: r\nbogus: 1\n", p + ": bogus: unknown key; known keys: curves, dir, grid, metrics, name, overrides, recipe, runs, seeds, threads, workers"},
+		{"recipe: r\nseed: [1]\n", `seed: unknown key (did you mean "seeds"?)`},
+		{"recipe: r\nruns: [{name: a, sett: {a: 1}}]\n", `runs[0].sett: unknown key (did you mean "set"?)`},
+		{"recipe: r\nworkers: two\n", `workers: expected an integer, got string "two"`},
+		{"recipe: r\ngrid: {model.width: 16}\n", `grid.model.width: expected a list, got integer 16`},
 		{"recipe: r\nruns: [{set: {a: 1}}]\n", "runs[0].name: required"},
 		{"recipe: r\nruns: [{name: a}, {name: a}]\n", `duplicate name "a"`},
 	} {
 		require.NoError(t, os.WriteFile(p, []byte(c.body), 0o644))
 		_, err := sweep.Load(p)
 		require.ErrorContains(t, err, c.want)
+	}
+}
+
+// TestLoadRepositoryExperiments: every experiments/*.yaml reads under the
+// strict loader.
+func TestLoadRepositoryExperiments(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("..", "experiments", "*.yaml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, paths)
+	for _, p := range paths {
+		e, err := sweep.Load(p)
+		require.NoError(t, err, p)
+		require.NotEmpty(t, e.Points(), p)
 	}
 }
 
@@ -85,7 +102,7 @@ func TestSweepRunsAndTabulates(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hiddenlab")
-	build := exec.Command("go", "build", "-o", bin, "hiddenlab/cmd/hiddenlab")
+	build := exec.Command("go", "build", "-o", bin, "github.com/hiddenlab/hiddenlab/cmd/hiddenlab")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	rp := filepath.Join(dir, "tiny.yaml")
@@ -119,6 +136,19 @@ func TestSweepRunsAndTabulates(t *testing.T) {
 	require.True(t, strings.HasPrefix(lines[1], "width=16,2,"))
 	require.FileExists(t, filepath.Join(e.Dir, "bar_eval_loss.png"))
 	require.FileExists(t, filepath.Join(e.Dir, "curve_eval_loss.png"))
+	// runs.csv: one row per run with the grid as columns, loaded by a short
+	// script (Python's csv module) into per-run rows.
+	script := `import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+print(len(rows))
+for r in rows:
+    print(r["config"], r["model.width"], r["seed"], r["status"], float(r["eval.loss"]) > 0, int(r["params"]) > 0)
+`
+	py, err := exec.Command("/usr/bin/python3", "-c", script, filepath.Join(e.Dir, "runs.csv")).CombinedOutput()
+	require.NoError(t, err, "%s", py)
+	require.Equal(t, "4\nwidth=16 16 1 completed True True\nwidth=16 16 2 completed True True\n"+
+		"width=32 32 1 completed True True\nwidth=32 32 2 completed True True\n", string(py))
+	require.Contains(t, string(md), "- `eval.loss`: eval cross-entropy (nats/token)")
 	rows := sweep.Rows(e)
 	require.Equal(t, []int{1, 2}, rows[0].Seeds)
 	require.Less(t, rows[0].Mean("params"), rows[1].Mean("params"))

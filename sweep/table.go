@@ -2,16 +2,19 @@ package sweep
 
 import (
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
-	"hiddenlab/internal/atomicio"
-	"hiddenlab/plot"
-	"hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/plot"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/stats"
 )
 
 // Row is one configuration's results over its seeds.
@@ -22,35 +25,13 @@ type Row struct {
 }
 
 // Mean and Std (sample standard deviation, n-1) of a metric.
-func (r Row) Mean(metric string) float64 { return mean(r.Values[metric]) }
+func (r Row) Mean(metric string) float64 { return stats.Mean(r.Values[metric]) }
 
 // Std is the sample standard deviation of a metric over seeds (0 for one seed).
-func (r Row) Std(metric string) float64 { return std(r.Values[metric]) }
-
-func mean(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	s := 0.0
-	for _, x := range xs {
-		s += x
-	}
-	return s / float64(len(xs))
-}
-
-func std(xs []float64) float64 {
-	if len(xs) < 2 {
-		return 0
-	}
-	m, s := mean(xs), 0.0
-	for _, x := range xs {
-		s += (x - m) * (x - m)
-	}
-	return math.Sqrt(s / float64(len(xs)-1))
-}
+func (r Row) Std(metric string) float64 { return stats.Std(r.Values[metric]) }
 
 // metric reads a dotted metric from a summary.
-func metric(s *runner.Summary, name string) (float64, bool) {
+func metric(s *rundir.Summary, name string) (float64, bool) {
 	section, key, _ := strings.Cut(name, ".")
 	switch section {
 	case "eval":
@@ -88,8 +69,8 @@ func Rows(e *Experiment) []Row {
 			byName[j.Point.Name] = i
 			rows = append(rows, Row{Point: j.Point.Name, Values: map[string][]float64{}})
 		}
-		s, err := runner.ReadSummary(j.Dir)
-		if err != nil || s.Status != runner.StatusCompleted {
+		s, err := rundir.ReadSummary(j.Dir)
+		if err != nil || s.Status != rundir.StatusCompleted {
 			continue
 		}
 		rows[i].Seeds = append(rows[i].Seeds, j.Seed)
@@ -119,7 +100,7 @@ func Tabulate(e *Experiment) error {
 	for _, r := range rows {
 		rec := []string{r.Point, fmt.Sprint(len(r.Seeds))}
 		for _, m := range e.Metrics {
-			rec = append(rec, fmt.Sprintf("%.6g", r.Mean(m)), fmt.Sprintf("%.6g", r.Std(m)))
+			rec = append(rec, strconv.FormatFloat(r.Mean(m), 'g', -1, 64), strconv.FormatFloat(r.Std(m), 'g', -1, 64))
 		}
 		w.Write(append(rec, strings.Trim(fmt.Sprint(r.Seeds), "[]")))
 	}
@@ -127,9 +108,13 @@ func Tabulate(e *Experiment) error {
 	if err := atomicio.WriteFile(filepath.Join(e.Dir, "results.csv"), []byte(csvBuf.String()), 0o644); err != nil {
 		return err
 	}
-	// Markdown: mean ± std.
+	if err := writeRuns(e); err != nil {
+		return err
+	}
+	// Markdown: mean ± std with the mean rounded where the std's second
+	// significant digit is; counts with thousands separators; a legend.
 	var md strings.Builder
-	fmt.Fprintf(&md, "# Sweep %s\n\nRecipe `%s`, seeds %v, %d configuration(s); mean ± std over completed seeds.\n\n", e.Name, e.Recipe, e.Seeds, len(rows))
+	fmt.Fprintf(&md, "# Sweep %s\n\nRecipe `%s`, seeds %v, %d configuration(s); mean ± sample std over the completed seeds (n). Per-run values at full precision: `runs.csv`.\n\n", e.Name, e.Recipe, e.Seeds, len(rows))
 	md.WriteString("| config | n |")
 	for _, m := range e.Metrics {
 		md.WriteString(" " + m + " |")
@@ -142,9 +127,13 @@ func Tabulate(e *Experiment) error {
 				md.WriteString(" – |")
 				continue
 			}
-			fmt.Fprintf(&md, " %s ± %s |", format(r.Mean(m)), format(r.Std(m)))
+			md.WriteString(" " + meanStd(r.Mean(m), r.Std(m), len(r.Values[m])) + " |")
 		}
 		md.WriteString("\n")
+	}
+	md.WriteString("\nColumns:\n\n")
+	for _, m := range e.Metrics {
+		fmt.Fprintf(&md, "- `%s`: %s\n", m, metricLabel(m))
 	}
 	figs := plots(e, rows)
 	if len(figs) > 0 {
@@ -153,14 +142,153 @@ func Tabulate(e *Experiment) error {
 			fmt.Fprintf(&md, "![%s](%s)\n", f, f)
 		}
 	}
+	if bad := Unreadable(e); len(bad) > 0 {
+		md.WriteString("\nNot tabulated (damaged run files):\n\n")
+		for _, b := range bad {
+			fmt.Fprintf(&md, "- %s\n", b)
+			fmt.Fprintf(os.Stderr, "sweep: not tabulated: %s\n", b)
+		}
+	}
 	return atomicio.WriteFile(filepath.Join(e.Dir, "results.md"), []byte(md.String()), 0o644)
 }
 
-func format(v float64) string {
-	if math.Abs(v) >= 1000 || v == math.Trunc(v) {
-		return fmt.Sprintf("%.0f", v)
+// Unreadable lists the jobs whose summary.json, or metrics.jsonl (for a
+// completed run, when the sweep plots curves), cannot be read, with why:
+// such runs are left out of the tables and plots, and said to be.
+func Unreadable(e *Experiment) []string {
+	var out []string
+	for _, j := range e.Jobs() {
+		s, err := rundir.ReadSummary(j.Dir)
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				out = append(out, err.Error())
+			}
+			continue
+		}
+		if s.Status != rundir.StatusCompleted || len(e.Curves) == 0 {
+			continue
+		}
+		if _, err := rundir.ReadMetrics(j.Dir); err != nil {
+			out = append(out, err.Error())
+		}
 	}
-	return fmt.Sprintf("%.4g", v)
+	return out
+}
+
+// meanStd renders mean ± std: the std to two significant digits and the
+// mean to the same decimal place; integers (counts) with thousands
+// separators and without "± 0"; one seed without ±.
+func meanStd(mean, std float64, n int) string {
+	if math.IsNaN(mean) {
+		return "–"
+	}
+	if mean == math.Trunc(mean) && std == 0 && math.Abs(mean) < 1e15 {
+		return stats.Thousands(int(mean))
+	}
+	if n < 2 || std == 0 {
+		return strconv.FormatFloat(mean, 'g', 4, 64)
+	}
+	// Decimals that show the std's second significant digit.
+	dec := max(0, 1-int(math.Floor(math.Log10(std))))
+	if dec > 12 {
+		return fmt.Sprintf("%.3g ± %.2g", mean, std)
+	}
+	return fmt.Sprintf("%.*f ± %.*f", dec, mean, dec, std)
+}
+
+// metricLabel describes a metric column: plot.Label for train./eval. keys,
+// and the summary's own fields.
+func metricLabel(m string) string {
+	switch m {
+	case "params":
+		return "parameters (count)"
+	case "wall_s":
+		return "wall time of the run (s)"
+	case "tok_per_s":
+		return "mean training throughput (tokens/s)"
+	}
+	if k, ok := strings.CutPrefix(m, "extra."); ok {
+		return "family result " + k + " (summary.json extra)"
+	}
+	return plot.Label(m)
+}
+
+// writeRuns writes runs.csv: one row per run (every configuration and seed,
+// finished or not) with the configuration's overrides as columns, the seed,
+// status, wall time, parameters and every final train, eval and numeric
+// extra metric of its summary at full precision.
+func writeRuns(e *Experiment) error {
+	jobs := e.Jobs()
+	sums := make([]*rundir.Summary, len(jobs))
+	params := map[string]bool{}
+	metrics := map[string]bool{}
+	for i, j := range jobs {
+		for _, o := range j.Point.Overrides {
+			k, _, _ := strings.Cut(o, "=")
+			params[k] = true
+		}
+		s, err := rundir.ReadSummary(j.Dir)
+		if err != nil {
+			continue
+		}
+		sums[i] = s
+		for k := range s.Train {
+			metrics["train."+k] = true
+		}
+		for k := range s.Eval {
+			metrics["eval."+k] = true
+		}
+		for k, v := range s.Extra {
+			if _, ok := v.(float64); ok {
+				metrics["extra."+k] = true
+			}
+		}
+	}
+	pcols, mcols := sortedSet(params), sortedSet(metrics)
+	var buf strings.Builder
+	w := csv.NewWriter(&buf)
+	w.Write(append(append(append([]string{"config"}, pcols...), "seed", "status", "wall_s", "params", "tok_per_s"), append(mcols, "dir")...))
+	full := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	for i, j := range jobs {
+		set := map[string]string{}
+		for _, o := range j.Point.Overrides {
+			k, v, _ := strings.Cut(o, "=")
+			set[k] = v
+		}
+		rec := []string{j.Point.Name}
+		for _, k := range pcols {
+			rec = append(rec, set[k])
+		}
+		rec = append(rec, strconv.Itoa(j.Seed))
+		s := sums[i]
+		if s == nil {
+			rec = append(rec, "missing", "", "", "")
+			for range mcols {
+				rec = append(rec, "")
+			}
+		} else {
+			rec = append(rec, s.Status, full(s.WallS), strconv.Itoa(s.Params), full(s.TokPerS))
+			for _, m := range mcols {
+				if v, ok := metric(s, m); ok {
+					rec = append(rec, full(v))
+				} else {
+					rec = append(rec, "")
+				}
+			}
+		}
+		w.Write(append(rec, j.Dir))
+	}
+	w.Flush()
+	return atomicio.WriteFile(filepath.Join(e.Dir, "runs.csv"), []byte(buf.String()), 0o644)
+}
+
+func sortedSet(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // plots draws a bar chart per metric and mean ± std curves per eval metric.
@@ -176,7 +304,7 @@ func plots(e *Experiment, rows []Row) []string {
 			vals[i], errs[i] = r.Mean(m), r.Std(m)
 		}
 		rel := "bar_" + strings.NewReplacer(".", "_", "/", "_").Replace(m) + ".png"
-		if err := plot.Bars(filepath.Join(e.Dir, rel), plot.Figure{Title: m + " (mean ± std over seeds)", YLabel: m},
+		if err := plot.Bars(filepath.Join(e.Dir, rel), plot.Figure{Title: m + " (mean ± std over seeds)", YLabel: metricLabel(m)},
 			plot.BarGroup{Name: m, Labels: labels, Values: vals, Err: errs}); err == nil {
 			out = append(out, rel)
 		}
@@ -190,7 +318,7 @@ func plots(e *Experiment, rows []Row) []string {
 		}
 		rel := "curve_" + strings.NewReplacer(".", "_", "/", "_").Replace(c) + ".png"
 		if len(bands) > 0 {
-			if err := plot.Bands(filepath.Join(e.Dir, rel), plot.Figure{Title: c + " vs step (mean ± std over seeds)", XLabel: "step", YLabel: c}, bands...); err == nil {
+			if err := plot.Bands(filepath.Join(e.Dir, rel), plot.Figure{Title: c + " vs step (mean ± std over seeds)", XLabel: "step", YLabel: metricLabel(c)}, bands...); err == nil {
 				out = append(out, rel)
 			}
 		}
@@ -209,7 +337,7 @@ func curve(e *Experiment, point, name string) (plot.Band, bool) {
 		if j.Point.Name != point || StateOf(j.Dir) != Done {
 			continue
 		}
-		recs, err := runner.ReadMetrics(j.Dir)
+		recs, err := rundir.ReadMetrics(j.Dir)
 		if err != nil {
 			continue
 		}
@@ -230,8 +358,8 @@ func curve(e *Experiment, point, name string) (plot.Band, bool) {
 	b := plot.Band{Name: point}
 	for _, s := range steps {
 		b.X = append(b.X, float64(s))
-		b.Mean = append(b.Mean, mean(bySteps[s]))
-		b.Std = append(b.Std, std(bySteps[s]))
+		b.Mean = append(b.Mean, stats.Mean(bySteps[s]))
+		b.Std = append(b.Std, stats.Std(bySteps[s]))
 	}
 	return b, true
 }

@@ -3,7 +3,7 @@ package torch
 import (
 	"runtime"
 
-	"hiddenlab/torch/internal/capi"
+	"github.com/hiddenlab/hiddenlab/torch/internal/capi"
 )
 
 // SetRequiresGrad makes t (a leaf) record gradients, or stop recording; it

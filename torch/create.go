@@ -1,6 +1,6 @@
 package torch
 
-import "hiddenlab/torch/internal/capi"
+import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
 
 func newFilled(op string, fill int32, shape []int, opts []Option) *Tensor {
 	h, err := capi.New(fill, int64s(shape), options(opts))

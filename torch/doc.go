@@ -8,9 +8,11 @@
 //
 //	s := torch.NewScope()
 //	defer s.Close()
-//	loss := model.Forward(x).CrossEntropy(y)
+//	loss := torch.CrossEntropy(torch.Linear(x, w, b), y)
 //	loss.Backward()
 //	return loss.Item() // scalars leave as Go values
+//
+// (Example shows it end to end.)
 //
 // A tensor that must outlive its scope is moved to the parent scope with
 // Scope.Keep, or taken out of scopes altogether with Tensor.Retain (its owner

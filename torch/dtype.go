@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"strings"
 
-	"hiddenlab/torch/internal/capi"
+	"github.com/hiddenlab/hiddenlab/torch/internal/capi"
 )
 
 // DType is a tensor element type.

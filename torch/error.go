@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"hiddenlab/torch/internal/capi"
+	"github.com/hiddenlab/hiddenlab/torch/internal/capi"
 )
 
 // ErrorKind classifies a libtorch failure.

@@ -1,6 +1,6 @@
 package torch
 
-import "hiddenlab/torch/internal/capi"
+import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
 
 // Reduction says how a loss combines its per-element values.
 type Reduction int32

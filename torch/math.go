@@ -1,6 +1,6 @@
 package torch
 
-import "hiddenlab/torch/internal/capi"
+import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
 
 var unaryNames = [capi.UnaryCount]string{
 	capi.Neg: "neg", capi.Exp: "exp", capi.Log: "log", capi.Sqrt: "sqrt", capi.Rsqrt: "rsqrt",

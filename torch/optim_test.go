@@ -4,8 +4,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/hiddenlab/hiddenlab/torch/internal/capi"
 	"github.com/stretchr/testify/require"
-	"hiddenlab/torch/internal/capi"
 )
 
 func TestBytesRoundTrip(t *testing.T) {

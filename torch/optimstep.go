@@ -1,6 +1,6 @@
 package torch
 
-import "hiddenlab/torch/internal/capi"
+import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
 
 // AdamWStep applies torch.optim.AdamW's update to the params that have
 // gradients, with first and second moments m and v at the same indices, as one

@@ -3,7 +3,7 @@ package torch
 import (
 	"runtime"
 
-	"hiddenlab/torch/internal/capi"
+	"github.com/hiddenlab/hiddenlab/torch/internal/capi"
 )
 
 // Autocast runs f with automatic mixed precision on device type d's ops:

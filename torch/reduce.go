@@ -1,6 +1,6 @@
 package torch
 
-import "hiddenlab/torch/internal/capi"
+import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
 
 var reduceNames = [capi.ReduceCount]string{
 	capi.Sum: "sum", capi.Mean: "mean", capi.Amax: "amax", capi.Amin: "amin", capi.LogSumExp: "logsumexp",

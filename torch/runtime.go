@@ -6,13 +6,18 @@ import (
 	"runtime"
 	"sync/atomic"
 
-	"hiddenlab/torch/internal/capi"
+	"github.com/hiddenlab/hiddenlab/torch/internal/capi"
 )
 
+// loadErr is why the shim could not be loaded (nil when it was).
+var loadErr error
+
 func init() {
-	if got, want := capi.ABIVersion(), capi.HeaderABIVersion; got != want {
-		panic(fmt.Sprintf("torch: the loaded libhlshim has ABI version %d, this binary was built for %d: "+
-			"rebuild the shim (make shim) or point LD_LIBRARY_PATH at a matching build", got, want))
+	// The shim (libhlshim.so.1, with libtorch) is loaded here, at start-up,
+	// not linked: see LoadError for where it is looked for.
+	if err := capi.Load(); err != nil {
+		loadErr = err
+		return
 	}
 	if os.Getenv("HIDDENLAB_MALLOC") != "default" {
 		// Activations of a few MB would otherwise be mmap()ed and unmapped
@@ -21,6 +26,21 @@ func init() {
 		capi.TuneMalloc(64<<20, 256<<20)
 	}
 }
+
+// LoadError reports why the shim could not be loaded when the program started,
+// or nil. Programs check it before any tensor work and exit with its message:
+// without the shim every function of this package prints the same message
+// and exits the process with status 1.
+//
+// The shim is $HIDDENLAB_SHIM_DIR/libhlshim.so.1 when that variable is set
+// (and nothing else then); otherwise the first libhlshim.so.1 found next to
+// the executable, in <exe dir>/../lib/hiddenlab (make install), in build/cpu
+// of the source tree the binary was built from, or on the dynamic linker's
+// path. A shim of another ABI version is an error too.
+func LoadError() error { return loadErr }
+
+// ShimPath reports the file of the loaded shim ("" when LoadError is not nil).
+func ShimPath() string { return capi.Path() }
 
 // ManualSeed seeds libtorch's CPU and CUDA generators.
 func ManualSeed(seed uint64) { fail("manual_seed", capi.ManualSeed(seed)) }

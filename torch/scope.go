@@ -1,6 +1,6 @@
 package torch
 
-import "hiddenlab/torch/internal/capi"
+import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
 
 // Scope owns the tensors created while it is the innermost open scope and
 // frees them together when it closes.

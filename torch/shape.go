@@ -1,6 +1,6 @@
 package torch
 
-import "hiddenlab/torch/internal/capi"
+import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
 
 func handlesOf(ts []*Tensor) []capi.Tensor {
 	hs := make([]capi.Tensor, len(ts))

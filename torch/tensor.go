@@ -5,7 +5,7 @@ import (
 	"strings"
 	"unsafe"
 
-	"hiddenlab/torch/internal/capi"
+	"github.com/hiddenlab/hiddenlab/torch/internal/capi"
 )
 
 // Tensor is a handle to a libtorch tensor. See the package doc for ownership.

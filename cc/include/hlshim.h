@@ -276,6 +276,18 @@ HL_API hl_status hl_kl_div(hl_tensor input, hl_tensor target, int32_t reduction,
 /* Fused attention over [..., L, E] q and [..., S, E] k, v; mask may be NULL
  * (bool: true = attend; float: added to scores). */
 HL_API hl_status hl_attention(hl_tensor q, hl_tensor k, hl_tensor v, hl_tensor mask, double dropout_p, int32_t is_causal, hl_tensor *out);
+/* Codebook quantisation (models/codebook), fused: for a [N, G, d] (the
+ * LayerNorm'd inputs of G codebooks) and codes [G, C, d], *ids [N, G, k]
+ * (int64) are the k codes of each group with the highest cosine a·c/‖c‖
+ * (scored without an autograd graph in blocks of tokens sized from the L2
+ * cache, at most chunk when chunk > 0, all groups in one batched GEMM), *out [N, G, d] is
+ * the mean of the selected raw codes, whose gradient passes straight through
+ * to a, and *mse the reconstruction loss Σ_g mean_N ‖out − sg(a)‖². The
+ * backward is hand-written: a gets ∂L/∂out; the selected codes get
+ * (∂L/∂out + ∂L/∂mse·2(out − a)/N)/k, accumulated in a fixed order (bitwise
+ * reproducible for a given thread count). */
+HL_API hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, int64_t chunk, hl_tensor *out,
+                                      hl_tensor *ids, hl_tensor *mse);
 
 /* ---- autograd ---------------------------------------------------------- */
 

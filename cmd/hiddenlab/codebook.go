@@ -2,124 +2,177 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
-	"hiddenlab/models/codebook/codesearch"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
+	"github.com/spf13/cobra"
+
+	"github.com/hiddenlab/hiddenlab/models/codebook/codesearch"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
-func init() { commands["codebook"] = cmdCodebook }
-
-const codebookUsage = `usage: hiddenlab codebook <verb> <run dir> [arguments] [flags]
-
-verbs (the run dir may be a run, a stage, or a staged run: its last codebook stage):
-  cache  <run dir>                   run the model over a dataset and cache every codebook's codes
-                                     (-source valid|train, -seqs 256, -batch 16) into <run>/codecache
-  top    <run dir> <codebook> <code> the contexts where a code fires (-n 20, -before 12, -after 4);
-                                     codebooks are named blocks.L.attn_preproj[g] or blocks.L.mlp
-  search <run dir> <regex> ...       per-codebook precision/recall of codes for regex features, with
-                                     the best neuron at the same recall (-min-recall 0.01,
-                                     -min-precision 0.5, -top 5, -starts, -neurons=false)
-  topics <run dir>                   topic codes: active on > -fraction 0.5 of a sequence's tokens
-                                     (-min-hits 2, -n 20, -examples 2; -match <regex> ranks them by
-                                     precision for the sequences the regex matches; -match with
-                                     -context ranks codes for the positions after the first match,
-                                     the steering experiment's context method)
-the recipe's data paths are relative: run from the repository root.
-common flags: -threads N (default: the run's train.threads)`
-
-// cmdCodebook runs the codebook interpretability tools on a run directory.
-func cmdCodebook(args []string) error {
-	if len(args) < 2 {
-		return errors.New(codebookUsage)
+// codebookCmd is "hiddenlab codebook": the codebook interpretability tools
+// on a run directory.
+func codebookCmd() *cobra.Command {
+	var threads int
+	c := &cobra.Command{
+		Use:   "codebook <verb> <run dir> [arguments]",
+		Short: "Codebook interpretability tools: cache, top, search, topics",
+		Long: `Codebook runs the interpretability tools of the codebook family on a run
+directory: a run, a stage, or a staged run (its last codebook stage).
+First "cache" runs the model over a dataset and caches every codebook's
+codes; the other verbs read that cache. The recipe's data paths are
+relative: run from the repository root.`,
+		Example: `  hiddenlab codebook cache runs/codebook/20250101-120000 -seqs 256
+  hiddenlab codebook top runs/codebook/20250101-120000 blocks.0.attn_preproj[3] 117
+  hiddenlab codebook search runs/codebook/20250101-120000 '[0-9]{2}'
+  hiddenlab codebook topics runs/codebook-tinystories/x -match dragon -context`,
+		Args:                       subcommandArgs("verb"),
+		RunE:                       unreachable,
+		SuggestionsMinimumDistance: 2,
 	}
-	verb := args[0]
-	fs := flag.NewFlagSet("codebook "+verb, flag.ContinueOnError)
-	threads := fs.Int("threads", 0, "libtorch threads (0: the run's train.threads)")
-	var run func(dir string, rest []string) error
-	switch verb {
-	case "cache":
-		source := fs.String("source", codesearch.SourceValid, "held-out split (valid) or random training windows (train)")
-		seqs := fs.Int("seqs", 256, "sequences to cache")
-		batch := fs.Int("batch", 16, "sequences per forward pass")
-		seed := fs.Uint64("seed", 1, "picks the training windows (-source train)")
-		run = func(dir string, rest []string) error {
-			if len(rest) > 0 {
-				return fmt.Errorf("codebook cache: unexpected arguments %q", rest)
+	c.PersistentFlags().IntVar(&threads, "threads", 0, "libtorch threads (0: the run's train.threads)")
+	// verb wraps a verb's work: libtorch threads, then the work on the
+	// device goroutine.
+	verb := func(name string, work func(c *cobra.Command, dir string, rest []string) error) func(*cobra.Command, []string) error {
+		return func(c *cobra.Command, args []string) error {
+			if err := setRunThreads(args[0], threads); err != nil {
+				return err
 			}
-			return codebookCache(dir, codesearch.CacheOptions{Source: *source, Seqs: *seqs, Batch: *batch, Seed: *seed})
-		}
-	case "top":
-		n := fs.Int("n", 20, "contexts to show")
-		before := fs.Int("before", 12, "tokens of context before the firing token")
-		after := fs.Int("after", 4, "tokens of context after it")
-		run = func(dir string, rest []string) error {
-			if len(rest) != 2 {
-				return errors.New("codebook top: want <run dir> <codebook> <code>, e.g. blocks.0.attn_preproj[3] 117")
-			}
-			code, err := strconv.Atoi(rest[1])
+			var err error
+			torch.RunLocked(func() { err = work(c, args[0], args[1:]) })
 			if err != nil {
-				return fmt.Errorf("codebook top: code %q is not an integer", rest[1])
+				return fmt.Errorf("codebook %s: %w", name, err)
 			}
-			return codebookTop(os.Stdout, dir, rest[0], code, *n, *before, *after)
+			return nil
 		}
-	case "search":
-		var o codesearch.SearchOptions
-		fs.Float64Var(&o.MinRecall, "min-recall", 0.01, "keep codes whose recall exceeds this")
-		fs.Float64Var(&o.MinPrecision, "min-precision", 0.5, "report codes whose precision exceeds this")
-		fs.IntVar(&o.Top, "top", 5, "codes per codebook")
-		fs.BoolVar(&o.Starts, "starts", false, "mark only the token holding a match's first byte")
-		neurons := fs.Bool("neurons", true, "compare with the best neuron at the same recall (reruns the model)")
-		png := fs.String("png", "", "figure path (default <run>/codecache/search.png)")
-		run = func(dir string, rest []string) error {
-			if len(rest) == 0 {
-				return errors.New("codebook search: name at least one regex")
+	}
+	threadsCheck := func(c *cobra.Command) error { return intAtLeast(c, "threads", 0) }
+
+	var co codesearch.CacheOptions
+	cache := &cobra.Command{
+		Use:   "cache <run dir>",
+		Short: "Run the model over a dataset and cache every codebook's codes",
+		Long: `Cache runs the model over held-out sequences (--source valid) or random
+training windows (--source train) and caches every codebook's codes into
+<run>/codecache, with a usage table and figure.`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("want <run dir> (got %d arguments)", len(args))
 			}
-			return codebookSearch(os.Stdout, dir, rest, o, *neurons, *png)
-		}
-	case "topics":
-		fraction := fs.Float64("fraction", 0.5, "share of a sequence's tokens a topic code is active on")
-		minHits := fs.Int("min-hits", 2, "least sequences a listed code is a topic code of (with -context: in-context activations)")
-		n := fs.Int("n", 20, "topic codes to list")
-		examples := fs.Int("examples", 2, "example sequences per code")
-		match := fs.String("match", "", "rank topic codes by precision for the sequences this regex matches (case-insensitive)")
-		minPrec := fs.Float64("min-precision", 0.5, "with -match: least precision")
-		context := fs.Bool("context", false, "with -match: rank codes by precision for the positions from the regex's first match in a sequence on (the steering's context method)")
-		run = func(dir string, rest []string) error {
-			if len(rest) > 0 {
-				return fmt.Errorf("codebook topics: unexpected arguments %q", rest)
+			return checks(threadsCheck(c), oneOf(c, "source", codesearch.SourceValid, codesearch.SourceTrain),
+				intAtLeast(c, "seqs", 1), intAtLeast(c, "batch", 1))
+		},
+		RunE: verb("cache", func(c *cobra.Command, dir string, _ []string) error {
+			return codebookCache(c.OutOrStdout(), dir, co)
+		}),
+	}
+	cache.Flags().StringVar(&co.Source, "source", codesearch.SourceValid, "held-out split (valid) or random training windows (train)")
+	cache.Flags().IntVar(&co.Seqs, "seqs", 256, "sequences to cache")
+	cache.Flags().IntVar(&co.Batch, "batch", 16, "sequences per forward pass")
+	cache.Flags().Uint64Var(&co.Seed, "seed", 1, "picks the training windows (--source train)")
+
+	var n, before, after int
+	top := &cobra.Command{
+		Use:   "top <run dir> <codebook> <code>",
+		Short: "Show the contexts where a code fires",
+		Long: `Top shows the cached contexts where a code fires and the tokens it fires on.
+Codebooks are named blocks.L.attn_preproj[g] (group g of layer L's
+attention codebook) or blocks.L.mlp.`,
+		Example: "  hiddenlab codebook top runs/codebook/x blocks.0.attn_preproj[3] 117 -n 5",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 3 {
+				return usagef("want <run dir> <codebook> <code>, e.g. blocks.0.attn_preproj[3] 117 (got %d arguments)", len(args))
 			}
-			return codebookTopics(os.Stdout, dir, topicsOptions{fraction: *fraction, minHits: *minHits, n: *n, examples: *examples,
-				match: *match, minPrec: *minPrec, context: *context})
-		}
-	default:
-		return fmt.Errorf("codebook: unknown verb %q\n%s", verb, codebookUsage)
+			if code, err := strconv.Atoi(args[2]); err != nil || code < 0 {
+				return usagef("code %q: want a non-negative integer", args[2])
+			}
+			return checks(threadsCheck(c), intAtLeast(c, "n", 1), intAtLeast(c, "before", 0), intAtLeast(c, "after", 0))
+		},
+		RunE: verb("top", func(c *cobra.Command, dir string, rest []string) error {
+			code, _ := strconv.Atoi(rest[1])
+			return codebookTop(c.OutOrStdout(), dir, rest[0], code, n, before, after)
+		}),
 	}
-	pos, err := parseInterleaved(fs, args[1:])
-	if err != nil {
-		return err
+	top.Flags().IntVar(&n, "n", 20, "contexts to show")
+	top.Flags().IntVar(&before, "before", 12, "tokens of context before the firing token")
+	top.Flags().IntVar(&after, "after", 4, "tokens of context after it")
+
+	var so codesearch.SearchOptions
+	var neurons bool
+	var png string
+	search := &cobra.Command{
+		Use:   "search <run dir> <regex> ...",
+		Short: "Per-codebook precision and recall of codes for regex features",
+		Long: `Search marks the cached positions each regex matches and lists, per
+codebook, the codes that best predict them (precision and recall), with the
+best single neuron at the same recall for comparison (--neurons, which
+reruns the model), and draws a figure.`,
+		Example: "  hiddenlab codebook search runs/codebook/x '[0-9]' ' the' -top 3 -neurons=false",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) < 2 {
+				return usagef("want <run dir> <regex> ... (got %d arguments)", len(args))
+			}
+			for _, p := range args[1:] {
+				if _, err := regexp.Compile(p); err != nil {
+					return usagef("regex %q: %v", p, err)
+				}
+			}
+			return checks(threadsCheck(c), floatIn(c, "min-recall", 0, 1, false), floatIn(c, "min-precision", 0, 1, false), intAtLeast(c, "top", 1))
+		},
+		RunE: verb("search", func(c *cobra.Command, dir string, rest []string) error {
+			return codebookSearch(c.OutOrStdout(), dir, rest, so, neurons, png)
+		}),
 	}
-	if len(pos) == 0 {
-		return fmt.Errorf("codebook %s: name a run directory", verb)
+	search.Flags().Float64Var(&so.MinRecall, "min-recall", 0.01, "keep codes whose recall exceeds this")
+	search.Flags().Float64Var(&so.MinPrecision, "min-precision", 0.5, "report codes whose precision exceeds this")
+	search.Flags().IntVar(&so.Top, "top", 5, "codes per codebook")
+	search.Flags().BoolVar(&so.Starts, "starts", false, "mark only the token holding a match's first byte")
+	search.Flags().BoolVar(&neurons, "neurons", true, "compare with the best neuron at the same recall (reruns the model)")
+	search.Flags().StringVar(&png, "png", "", "figure path (default <run>/codecache/search.png)")
+
+	var to topicsOptions
+	topics := &cobra.Command{
+		Use:   "topics <run dir>",
+		Short: "List topic codes: codes active on most of a sequence's tokens",
+		Long: `Topics lists topic codes: codes active on more than --fraction of a
+sequence's tokens, in at least --min-hits cached sequences. --match <regex>
+ranks them by precision for the sequences the regex matches; --match with
+--context ranks codes for the positions after the regex's first match (the
+steering experiment's context method).`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("want <run dir> (got %d arguments)", len(args))
+			}
+			if to.context && to.match == "" {
+				return usagef("--context needs --match <regex>")
+			}
+			if _, err := regexp.Compile("(?i)" + to.match); err != nil {
+				return usagef("--match %q: %v", to.match, err)
+			}
+			return checks(threadsCheck(c), floatIn(c, "fraction", 0, 1, true), intAtLeast(c, "min-hits", 1),
+				intAtLeast(c, "n", 1), intAtLeast(c, "examples", 0), floatIn(c, "min-precision", 0, 1, false))
+		},
+		RunE: verb("topics", func(c *cobra.Command, dir string, _ []string) error {
+			return codebookTopics(c.OutOrStdout(), dir, to)
+		}),
 	}
-	if err := setRunThreads(pos[0], *threads); err != nil {
-		return err
-	}
-	var runErr error
-	torch.RunLocked(func() { runErr = run(pos[0], pos[1:]) })
-	if runErr != nil {
-		return fmt.Errorf("codebook %s: %w", verb, runErr)
-	}
-	return nil
+	topics.Flags().Float64Var(&to.fraction, "fraction", 0.5, "share of a sequence's tokens a topic code is active on")
+	topics.Flags().IntVar(&to.minHits, "min-hits", 2, "least sequences a listed code is a topic code of (with --context: in-context activations)")
+	topics.Flags().IntVar(&to.n, "n", 20, "topic codes to list")
+	topics.Flags().IntVar(&to.examples, "examples", 2, "example sequences per code")
+	topics.Flags().StringVar(&to.match, "match", "", "rank topic codes by precision for the sequences this regex matches (case-insensitive)")
+	topics.Flags().Float64Var(&to.minPrec, "min-precision", 0.5, "with --match: least precision")
+	topics.Flags().BoolVar(&to.context, "context", false, "with --match: rank codes by precision for the positions from the regex's first match in a sequence on (the steering's context method)")
+
+	c.AddCommand(cache, top, search, topics)
+	return c
 }
 
 // setRunThreads sets libtorch's threads: n, or the run's train.threads.
@@ -127,7 +180,7 @@ func setRunThreads(dir string, n int) error {
 	if n <= 0 {
 		n = 1
 		if sdir, err := codesearch.ResolveDir(dir); err == nil {
-			if r, err := runner.LoadRecipe(sdir); err == nil {
+			if r, err := rundir.LoadRecipe(sdir); err == nil {
 				n = r.Train.Threads
 			}
 		}
@@ -135,7 +188,7 @@ func setRunThreads(dir string, n int) error {
 	return torch.SetNumThreads(n)
 }
 
-func codebookCache(dir string, o codesearch.CacheOptions) error {
+func codebookCache(w io.Writer, dir string, o codesearch.CacheOptions) error {
 	r, err := codesearch.Open(dir, torch.CPU)
 	if err != nil {
 		return err
@@ -149,9 +202,9 @@ func codebookCache(dir string, o codesearch.CacheOptions) error {
 		return err
 	}
 	root := filepath.Join(r.Dir, codesearch.CacheDir)
-	fmt.Printf("cached %d %s sequences × %d tokens of %s (checkpoint step %d) into %s\n",
+	fmt.Fprintf(w, "cached %d %s sequences × %d tokens of %s (checkpoint step %d) into %s\n",
 		c.Seqs, c.Source, c.Context, r.Dir, r.Step, root)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "site\tcodebooks\tC\tk\tcodes used\tunused")
 	for _, u := range c.UsageBySite() {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d / %d\t%.1f%%\n", u.Site, u.Groups, u.Codes, u.K, u.Used, u.Total, 100*u.Unused())
@@ -161,7 +214,7 @@ func codebookCache(dir string, o codesearch.CacheOptions) error {
 	if err := c.UsageFigure(fig); err != nil {
 		return err
 	}
-	fmt.Printf("figure: %s\n", fig)
+	fmt.Fprintf(w, "figure: %s\n", fig)
 	return nil
 }
 
@@ -281,16 +334,10 @@ func codebookTopics(w io.Writer, dir string, o topicsOptions) error {
 	if err != nil {
 		return err
 	}
-	if !(o.fraction > 0 && o.fraction < 1) {
-		return fmt.Errorf("-fraction %v: want a share in (0, 1)", o.fraction)
-	}
-	if o.context && o.match == "" {
-		return errors.New("-context needs -match <regex>")
-	}
 	if o.match != "" {
 		re, err := regexp.Compile("(?i)" + o.match)
 		if err != nil {
-			return fmt.Errorf("-match %q: %w", o.match, err)
+			return fmt.Errorf("--match %q: %w", o.match, err)
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		if o.context {

@@ -2,64 +2,97 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
 
-	"hiddenlab/internal/atomicio"
-	"hiddenlab/models/hrpo" // the hrpo family registers itself
-	"hiddenlab/recipe"
-	"hiddenlab/runner"
-	"hiddenlab/sweep"
+	"github.com/spf13/cobra"
+
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/models/hrpo"
+	"github.com/hiddenlab/hiddenlab/recipe"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/sweep"
 )
 
-func init() { commands["hrpo"] = cmdHRPO }
+// hrpoOptions are the flags of hrpo study and hrpo report.
+type hrpoOptions struct {
+	sft, expDir, recipes, configs string
+	workers                       int
+}
 
-// cmdHRPO runs the HRPO study (experiments/hrpo.yaml) end to end:
-//
-//	hiddenlab hrpo study [experiment.yaml]    SFT warm-up (unless done), the sweep, the paired tests
-//	hiddenlab hrpo report [experiment.yaml]   the paired tests of the finished runs only
-//
-// The SFT checkpoint every RL run starts from is the experiment recipe's
-// train.init_from (a checkpoint of runs/hrpo-sft); study trains that run
-// first with the -sft recipe unless it is complete. The study table and
+// hrpoCmd is "hiddenlab hrpo": the HRPO study (experiments/hrpo.yaml) end
+// to end. The SFT checkpoint every RL run starts from is the experiment
+// recipe's train.init_from (a checkpoint of runs/hrpo-sft); study trains that
+// run first with the --sft recipe unless it is complete. The study table and
 // tests go to <sweep dir>/study.md.
-func cmdHRPO(args []string) error {
-	if len(args) == 0 || (args[0] != "study" && args[0] != "report") {
-		return errors.New("hrpo: want `hrpo study [experiment.yaml]` or `hrpo report [experiment.yaml]`")
+func hrpoCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:                        "hrpo <verb> [experiment.yaml]",
+		Short:                      "The HRPO study: study, report",
+		Args:                       subcommandArgs("verb"),
+		RunE:                       unreachable,
+		SuggestionsMinimumDistance: 2,
 	}
-	action := args[0]
-	fs := flag.NewFlagSet("hrpo "+action, flag.ContinueOnError)
-	sft := fs.String("sft", "hrpo-sft.yaml", "recipe of the SFT warm-up that produces the starting checkpoint")
-	workers := fs.Int("workers", 0, "parallel runs (default: the experiment's)")
-	expDir := fs.String("experiments", "experiments", "directory of experiment files")
-	recipes := fs.String("recipes", "recipes", "directory of recipes")
-	configs := fs.String("configs", "configs", "directory of base configs")
-	rest, err := parseInterleaved(fs, args[1:])
+	verb := func(name, short, long string, study bool) *cobra.Command {
+		var o hrpoOptions
+		v := &cobra.Command{
+			Use:   name + " [experiment.yaml]",
+			Short: short,
+			Long:  long,
+			Args: func(c *cobra.Command, args []string) error {
+				if len(args) > 1 {
+					return usagef("name at most one experiment file (got %d arguments)", len(args))
+				}
+				return intAtLeast(c, "workers", 0)
+			},
+			RunE: func(c *cobra.Command, args []string) error {
+				name := "hrpo.yaml"
+				if len(args) == 1 {
+					name = args[0]
+				}
+				return hrpoStudy(c.OutOrStdout(), logger(c), name, o, study)
+			},
+		}
+		f := v.Flags()
+		f.StringVar(&o.sft, "sft", "hrpo-sft.yaml", "recipe of the SFT warm-up that produces the starting checkpoint")
+		f.IntVar(&o.workers, "workers", 0, "parallel runs (0: the experiment's)")
+		f.StringVar(&o.expDir, "experiments", "experiments", "directory of experiment files")
+		f.StringVar(&o.recipes, "recipes", "recipes", "directory of recipes")
+		f.StringVar(&o.configs, "configs", "configs", "directory of base configs")
+		return v
+	}
+	c.AddCommand(
+		verb("study", "SFT warm-up (unless done), the sweep, then the paired tests",
+			`Study trains the SFT warm-up (--sft) into the RL recipe's train.init_from
+unless that run is complete, runs the experiment's sweep (default
+experiments/hrpo.yaml), then writes the paired tests over prompts to
+<sweep dir>/study.md.`, true),
+		verb("report", "The paired tests of the finished runs only",
+			`Report writes the paired tests over prompts of the experiment's finished
+runs (default experiments/hrpo.yaml) to <sweep dir>/study.md.`, false),
+	)
+	return c
+}
+
+// hrpoStudy runs the study (SFT warm-up, sweep) when study is set, then
+// writes the study report.
+func hrpoStudy(w io.Writer, logf func(string, ...any), name string, o hrpoOptions, study bool) error {
+	e, err := loadExperiment(name, o.expDir, o.workers)
 	if err != nil {
 		return err
 	}
-	name := "hrpo.yaml"
-	if len(rest) == 1 {
-		name = rest[0]
-	} else if len(rest) > 1 {
-		return errors.New("hrpo: name at most one experiment file")
-	}
-	e, err := loadExperiment(name, *expDir, *workers)
-	if err != nil {
-		return err
-	}
-	if action == "study" {
-		init, err := initFrom(e, *recipes, *configs)
+	if study {
+		init, err := initFrom(e, o.recipes, o.configs)
 		if err != nil {
 			return err
 		}
-		if err := ensureSFT(*sft, sftRunDir(init), *recipes, *configs); err != nil {
+		if err := ensureSFT(logf, o.sft, sftRunDir(init), o.recipes, o.configs); err != nil {
 			return err
 		}
 		if _, err := os.Stat(init); err != nil {
@@ -97,7 +130,7 @@ func cmdHRPO(args []string) error {
 	if err := atomicio.WriteFile(out, []byte(doc), 0o644); err != nil {
 		return err
 	}
-	fmt.Printf("%s\n(study: %s)\n", doc, out)
+	fmt.Fprintf(w, "%s\n(study: %s)\n", doc, out)
 	return nil
 }
 
@@ -122,7 +155,7 @@ func initFrom(e *sweep.Experiment, recipes, configs string) (string, error) {
 // sftRunDir is the run directory of init_from: init_from itself, or the
 // run holding it when it names one checkpoint (<run>/checkpoints/step-N).
 func sftRunDir(init string) string {
-	if filepath.Base(filepath.Dir(init)) == runner.CheckpointDir {
+	if filepath.Base(filepath.Dir(init)) == rundir.CheckpointDir {
 		return filepath.Dir(filepath.Dir(init))
 	}
 	return init
@@ -130,15 +163,15 @@ func sftRunDir(init string) string {
 
 // ensureSFT trains (or resumes) the SFT recipe into dir unless dir holds a
 // completed run.
-func ensureSFT(sft, dir, recipes, configs string) error {
-	if s, err := runner.ReadSummary(dir); err == nil && s.Status == runner.StatusCompleted {
+func ensureSFT(logf func(string, ...any), sft, dir, recipes, configs string) error {
+	if s, err := rundir.ReadSummary(dir); err == nil && s.Status == rundir.StatusCompleted {
 		logf("hrpo study: SFT checkpoint %s is complete", dir)
 		return nil
 	}
-	o := runner.Options{Recipe: sft, RecipesDir: recipes, ConfigsDir: configs, Env: os.Environ(), Log: logf,
+	o := runner.Options{Recipe: sft, RecipesDir: recipes, ConfigsDir: configs, Env: environ(), Log: logf,
 		Overrides: []string{"output.dir=" + dir, "output.progress=false"}}
-	if _, err := os.Stat(filepath.Join(dir, runner.RecipeFile)); err == nil {
-		o = runner.Options{Resume: dir, ConfigsDir: configs, Env: os.Environ(), Log: logf}
+	if _, err := os.Stat(filepath.Join(dir, rundir.RecipeFile)); err == nil {
+		o = runner.Options{Resume: dir, ConfigsDir: configs, Env: environ(), Log: logf}
 		logf("hrpo study: resuming the SFT warm-up in %s", dir)
 	} else {
 		logf("hrpo study: training the SFT warm-up %s into %s", sft, dir)

@@ -4,22 +4,37 @@ import (
 	"fmt"
 	"runtime"
 
-	"hiddenlab/torch"
+	"github.com/spf13/cobra"
+
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
-func init() { commands["info"] = cmdInfo }
-
-// cmdInfo prints the loaded shim, its libtorch and the visible devices.
-func cmdInfo(args []string) error {
-	fmt.Printf("libtorch %s; shim built with CUDA: %v; threads %d; %d CPU cores\n", torch.Version(), torch.BuiltWithCUDA(), torch.NumThreads(), runtime.NumCPU())
-	n := torch.CUDADeviceCount()
-	fmt.Printf("CUDA devices: %d\n", n)
-	for i := 0; i < n; i++ {
-		info, err := torch.CUDADeviceInfo(i)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("  cuda:%d %s, %.1f GiB\n", i, info.Name, float64(info.TotalMemory)/(1<<30))
+// infoCmd is "hiddenlab info": the loaded shim, its libtorch and the visible
+// devices.
+func infoCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "info",
+		Short: "Print the libtorch build, threads and visible CUDA devices",
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("takes no arguments (got %q)", args)
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, _ []string) error {
+			w := c.OutOrStdout()
+			fmt.Fprintf(w, "hiddenlab %s\n", version)
+			fmt.Fprintf(w, "libtorch %s; shim built with CUDA: %v; threads %d; %d CPU cores\n", torch.Version(), torch.BuiltWithCUDA(), torch.NumThreads(), runtime.NumCPU())
+			n := torch.CUDADeviceCount()
+			fmt.Fprintf(w, "CUDA devices: %d\n", n)
+			for i := 0; i < n; i++ {
+				info, err := torch.CUDADeviceInfo(i)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(w, "  cuda:%d %s, %.1f GiB\n", i, info.Name, float64(info.TotalMemory)/(1<<30))
+			}
+			return nil
+		},
 	}
-	return nil
 }

@@ -4,252 +4,235 @@
 //	hiddenlab run <recipe> [key.path=value ...]   train and evaluate one recipe
 //	hiddenlab run -resume <run dir>               continue an interrupted run
 //	hiddenlab sweep <experiment.yaml>             run a grid of recipes and tabulate it
+//	hiddenlab config <recipe> [key.path=value ...] print the resolved recipe and each value's source
+//	hiddenlab help <command>                      help on any command
+//
+// Flags take one dash or two (-nproc 2 is --nproc 2). Exit status: 0 on
+// success, 1 when a run fails, 2 for a usage error (unknown command or flag,
+// wrong arguments, a flag value out of range), 130 when a run is interrupted.
 //
 // The Makefile wraps these: make run RECIPE=x.yaml ARGS="k=v", make sweep EXP=….
 package main
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
-	"path/filepath"
-	"sort"
+	"runtime"
 	"strings"
-	"syscall"
 
-	_ "hiddenlab/models/codebook" // model families register themselves
-	_ "hiddenlab/models/gpt"
-	"hiddenlab/recipe"
-	"hiddenlab/runner"
-	"hiddenlab/sweep"
-	"hiddenlab/torch/dist"
+	"github.com/spf13/cobra"
+
+	_ "github.com/hiddenlab/hiddenlab/families" // every model family registers itself
+	"github.com/hiddenlab/hiddenlab/recipe"
+	"github.com/hiddenlab/hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
-// commands maps subcommand names to their implementations.
-var commands = map[string]func(args []string) error{
-	"run":   cmdRun,
-	"sweep": cmdSweep,
+// version is the build's version, set by the Makefile with
+// -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// newRoot builds the command tree. The command list is here, in one place.
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hiddenlab <command>",
+		Short: "Train, sweep and analyse hidden-feature Transformers on libtorch",
+		Long: `hiddenlab trains recipes (recipes/*.yaml) into run directories, runs sweeps
+(experiments/*.yaml) and analyses finished runs.
+
+A recipe is layered, lowest precedence first: base files (configs/), the
+recipe file, a stage of the recipe, environment variables
+HIDDENLAB_<SECTION>__<KEY> (HIDDENLAB_TRAIN__STEPS=200), then key.path=value
+arguments. "hiddenlab config <recipe>" shows where each value comes from.
+
+Flags take one dash or two: -nproc 2 and --nproc 2 are the same.
+Exit status: 0 on success, 1 when a run fails, 2 for a usage error,
+130 when a run was interrupted (resume it with run -resume <run dir>).`,
+		Version:                    versionString(),
+		SilenceErrors:              true,
+		SilenceUsage:               true,
+		SuggestionsMinimumDistance: 2,
+		Args:                       subcommandArgs("command"),
+		RunE:                       unreachable,
+		PersistentPreRunE:          checkEnvironment,
+		CompletionOptions:          cobra.CompletionOptions{HiddenDefaultCmd: false},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("hiddenlab {{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{err} })
+	root.AddCommand(
+		runCmd(),
+		sweepCmd(),
+		configCmd(),
+		codebookCmd(),
+		atlasCmd(),
+		mohdCmd(),
+		hrpoCmd(),
+		importCmd(),
+		exportCmd(),
+		dataCmd(),
+		infoCmd(),
+	)
+	root.SetHelpCommand(helpCmd())
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" { // cobra's: make a missing or wrong shell a usage error
+			c.Args = subcommandArgs("shell")
+			c.RunE = unreachable
+		}
+	}
+	markFailures(root)
+	return root
 }
 
-func main() {
-	if len(os.Args) < 2 {
-		usage()
-		os.Exit(2)
-	}
-	cmd, ok := commands[os.Args[1]]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "hiddenlab: unknown command %q\n", os.Args[1])
-		usage()
-		os.Exit(2)
-	}
-	if err := cmd(os.Args[2:]); err != nil {
-		fmt.Fprintln(os.Stderr, "hiddenlab:", err)
-		if errors.Is(err, runner.ErrInterrupted) {
-			os.Exit(130)
+func versionString() string {
+	return fmt.Sprintf("%s (libtorch %s, %s, %s/%s)", version, torch.Version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// run executes the command line args and returns the exit status: 0, 1 for a
+// failed run, 2 for a usage error, 130 for an interrupted run.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(normalizeFlags(root, args))
+	cmd, err := root.ExecuteC()
+	code := exitCode(err)
+	switch {
+	case code == 2:
+		if cmd == nil {
+			cmd = root
 		}
-		os.Exit(1)
+		fmt.Fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", cmd.CommandPath(), strings.TrimRight(err.Error(), "\n"), cmd.CommandPath())
+	case err != nil:
+		fmt.Fprintf(stderr, "hiddenlab: %s\n", strings.TrimRight(err.Error(), "\n"))
+	}
+	return code
+}
+
+// exitCode maps a command's error to the exit status: 0 for none, 130 for
+// an interrupted run, 1 for other failures of a command that started, 2 for
+// everything else (usage errors, and whatever cobra reports itself).
+func exitCode(err error) int {
+	var f *failure
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &f) && errors.Is(err, runner.ErrInterrupted):
+		return 130
+	case errors.As(err, &f):
+		return 1
+	}
+	return 2
+}
+
+// usageError is a mistake in the command line: exit status 2.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Errorf(format, args...)} }
+
+// failure is an error of a command that started: exit status 1 (130 for an
+// interrupted run).
+type failure struct{ err error }
+
+func (e *failure) Error() string { return e.err.Error() }
+func (e *failure) Unwrap() error { return e.err }
+
+// markFailures wraps every command's run functions so that their errors
+// count as failures unless they are usage errors. Everything cobra reports
+// itself (unknown commands and flags, bad flag values, argument checks) is a
+// usage error.
+func markFailures(c *cobra.Command) {
+	wrap := func(f func(*cobra.Command, []string) error) func(*cobra.Command, []string) error {
+		if f == nil {
+			return nil
+		}
+		return func(c *cobra.Command, args []string) error {
+			err := f(c, args)
+			var u *usageError
+			if err == nil || errors.As(err, &u) {
+				return err
+			}
+			return &failure{err}
+		}
+	}
+	c.RunE = wrap(c.RunE)
+	c.PersistentPreRunE = wrap(c.PersistentPreRunE)
+	for _, sub := range c.Commands() {
+		markFailures(sub)
 	}
 }
 
-func usage() {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+// checkEnvironment rejects unknown HIDDENLAB_ variables before any command
+// runs (shell completion and help excepted).
+func checkEnvironment(c *cobra.Command, _ []string) error {
+	for p := c; p != nil; p = p.Parent() {
+		switch p.Name() {
+		case "completion", "help", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return nil
+		}
 	}
-	sort.Strings(names)
-	fmt.Fprintf(os.Stderr, "usage: hiddenlab <command> [arguments]\ncommands: %s\n", strings.Join(names, ", "))
+	return recipe.CheckEnv(os.Environ())
 }
 
-// parseInterleaved parses flags that may appear anywhere among the
-// positional arguments (recipe names and key=value overrides).
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			pos = append(pos, a)
-			continue
+// subcommandArgs is the argument check of a command that only groups
+// others: a missing or unknown subcommand is a usage error with suggestions.
+func subcommandArgs(noun string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		var names []string
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
 		}
-		flags = append(flags, a)
-		name := strings.TrimLeft(a, "-")
-		if strings.Contains(name, "=") {
-			continue
+		if len(args) == 0 {
+			return usagef("missing %s; one of: %s", noun, strings.Join(names, ", "))
 		}
-		f := fs.Lookup(name)
-		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); f != nil && !(ok && b.IsBoolFlag()) && i+1 < len(args) {
-			flags = append(flags, args[i+1])
-			i++
+		msg := fmt.Sprintf("unknown %s %q (want one of: %s)", noun, args[0], strings.Join(names, ", "))
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2
 		}
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return usagef("%s", msg)
 	}
-	if err := fs.Parse(flags); err != nil {
-		return nil, err
-	}
-	return pos, nil
 }
 
-func logf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
-
-func cmdRun(args []string) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	resume := fs.String("resume", "", "continue the run in this directory")
-	recipes := fs.String("recipes", "recipes", "directory of recipes")
-	configs := fs.String("configs", "configs", "directory of base configs")
-	noProgress := fs.Bool("no-progress", false, "no progress bar")
-	nproc := fs.Int("nproc", 1, "data-parallel processes on this machine (torchrun-style; each uses train.threads)")
-	rest, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	o := runner.Options{RecipesDir: *recipes, ConfigsDir: *configs, Env: os.Environ(), Resume: *resume, Log: logf}
-	if *resume == "" {
-		if len(rest) == 0 {
-			return errors.New("run: name a recipe (or -resume <run dir>)")
-		}
-		o.Recipe, rest = rest[0], rest[1:]
-	}
-	o.Overrides = rest
-	if *noProgress {
-		o.Overrides = append(o.Overrides, "output.progress=false")
-	}
-	if *nproc > 1 {
-		return launchLocal(o, args, *nproc)
-	}
-	dir, err := runner.Run(o)
-	if dir != "" {
-		printOutcome(dir)
-	}
-	return err
+// unreachable is the run function of grouping commands: their argument
+// check always fails first, but a command needs one to be runnable (cobra
+// prints help and succeeds for commands that are not).
+func unreachable(c *cobra.Command, args []string) error {
+	return usagef("%s: no such command", c.CommandPath())
 }
 
-// launchLocal runs the same command as nproc data-parallel processes on this
-// machine over loopback (c10d Gloo), all writing through rank 0 into one run
-// directory.
-func launchLocal(o runner.Options, args []string, nproc int) error {
-	if _, set := os.LookupEnv("WORLD_SIZE"); set {
-		return errors.New("run: -nproc inside a launched process (WORLD_SIZE is already set)")
+// helpCmd is "hiddenlab help [command]": an unknown topic is a usage error.
+func helpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help provides help for any command: hiddenlab help codebook top.",
+		RunE: func(c *cobra.Command, args []string) error {
+			target, rest, err := c.Root().Find(args)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			if len(rest) > 0 && target.HasAvailableSubCommands() {
+				return subcommandArgs("help topic")(target, rest)
+			}
+			if len(rest) > 0 {
+				return usagef("unknown help topic %q (%s has no subcommands)", strings.Join(args, " "), target.CommandPath())
+			}
+			target.InitDefaultHelpFlag() // as cobra's help command does, so the flags list -h
+			target.InitDefaultVersionFlag()
+			return target.Help()
+		},
 	}
-	dir := o.Resume
-	if dir == "" {
-		d, err := runner.RunDir(o)
-		if err != nil {
-			return err
-		}
-		dir = d
-	}
-	var childArgs []string
-	for i := 0; i < len(args); i++ {
-		switch a := args[i]; {
-		case a == "-nproc" || a == "--nproc":
-			i++
-		case strings.HasPrefix(a, "-nproc=") || strings.HasPrefix(a, "--nproc="):
-		default:
-			childArgs = append(childArgs, a)
-		}
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer cancel()
-	logf("launching %d data-parallel processes into %s", nproc, dir)
-	env := []string{"HIDDENLAB_OUTPUT__DIR=" + dir}
-	err = dist.Launch(ctx, self, append([]string{"run"}, childArgs...), nproc, env, os.Stdout, os.Stderr)
-	return err
-}
-
-// printOutcome prints where the run is, its final numbers and the model
-// family's section of the report (e.g. the codebook state-code table).
-func printOutcome(dir string) {
-	defer func() {
-		if sec := runner.FamilySection(dir); sec != "" {
-			fmt.Printf("\n%s\n\n", sec)
-		}
-	}()
-	s, err := runner.ReadSummary(dir)
-	if err != nil {
-		if _, err := os.Stat(filepath.Join(dir, runner.ReportFile)); err == nil {
-			fmt.Printf("run directory: %s (report: %s)\n", dir, filepath.Join(dir, runner.ReportFile))
-		}
-		return
-	}
-	fmt.Printf("%s: %s after %d/%d steps in %.1f s\n", s.Name, s.Status, s.Steps, s.StepsPlan, s.WallS)
-	keys := make([]string, 0, len(s.Eval))
-	for k := range s.Eval {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Printf("  eval %-20s %.4f\n", k, s.Eval[k])
-	}
-	fmt.Printf("run directory: %s\nreport: %s\n", dir, filepath.Join(dir, runner.ReportFile))
-}
-
-// loadExperiment finds the experiment file name (a path, or a file in dir)
-// and loads it; workers > 0 overrides the file's worker count.
-func loadExperiment(name, dir string, workers int) (*sweep.Experiment, error) {
-	path, err := recipe.Find(name, dir)
-	if err != nil {
-		return nil, err
-	}
-	e, err := sweep.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if workers > 0 {
-		e.Workers = workers
-	}
-	return e, nil
-}
-
-func cmdSweep(args []string) error {
-	fs := flag.NewFlagSet("sweep", flag.ContinueOnError)
-	workers := fs.Int("workers", 0, "parallel runs (default: the experiment's, capped by cores/threads)")
-	tabulate := fs.Bool("tabulate", false, "only rebuild the tables and plots from finished runs")
-	dir := fs.String("experiments", "experiments", "directory of experiment files")
-	emit := fs.String("emit", "", "write a cluster job instead of running: slurm (job array) or k8s (indexed Job)")
-	image := fs.String("image", "hiddenlab:latest", "container image for -emit k8s (the repository at /work, bin/hiddenlab built)")
-	claim := fs.String("claim", "hiddenlab-sweeps", "persistent volume claim holding the sweep directory, for -emit k8s")
-	rest, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 1 {
-		return errors.New("sweep: name one experiment file")
-	}
-	e, err := loadExperiment(rest[0], *dir, *workers)
-	if err != nil {
-		return err
-	}
-	if *emit != "" {
-		if err := os.MkdirAll(e.Dir, 0o755); err != nil {
-			return err
-		}
-		path, err := sweep.Emit(e, *emit, "./bin/hiddenlab", *image, *claim)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s: %d runs (%d configurations × %d seeds)\n", path, len(e.Jobs()), len(e.Points()), len(e.Seeds))
-		return nil
-	}
-	if *tabulate {
-		err = sweep.Tabulate(e)
-	} else {
-		self, serr := os.Executable()
-		if serr != nil {
-			return serr
-		}
-		ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-		defer cancel()
-		logf("sweep %s: %d configuration(s) × %d seed(s), %d worker(s) × %d thread(s), into %s",
-			e.Name, len(e.Points()), len(e.Seeds), e.Workers, e.Threads, e.Dir)
-		_, err = sweep.Run(ctx, e, sweep.Options{Binary: self, Log: logf})
-	}
-	if b, rerr := os.ReadFile(filepath.Join(e.Dir, "results.md")); rerr == nil {
-		fmt.Printf("%s\n(table: %s, %s)\n", b, filepath.Join(e.Dir, "results.md"), filepath.Join(e.Dir, "results.csv"))
-	}
-	return err
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // runCore times per-op overhead: an 8x8 add, and a tiny forward+backward
@@ -34,6 +34,7 @@ func runCore(cfg config) error {
 	}
 	fmt.Printf("PyTorch %s eager, %d thread(s); median of %d rounds x %d repeats, rounds alternating Go and PyTorch\n",
 		version, threads, cfg.rounds, cfg.repeats)
+	fmt.Printf("(per-op overhead: no FLOPs to speak of, so no %%peak column)\n")
 	fmt.Printf("%-20s %12s %16s %12s\n", "case", "Go µs/iter", "PyTorch µs/iter", "Go/PyTorch")
 	for _, name := range []string{"add 8x8", "tiny fwd+bwd"} {
 		fmt.Printf("%-20s %12.3f %16.3f %11.2fx\n", name, g[name], p[name], g[name]/p[name])

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"hiddenlab/models/codebook"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
-	"hiddenlab/torch/optim"
+	"github.com/hiddenlab/hiddenlab/models/codebook"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 )
 
 // The GPU suite: a GPT-2-small-shaped model (width 768, 12 layers, 12 heads,

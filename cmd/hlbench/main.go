@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // suite is one benchmark family.

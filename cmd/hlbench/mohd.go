@@ -3,13 +3,13 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/stats"
 	"strconv"
 	"time"
 
-	"hiddenlab/models/mohd"
-	"hiddenlab/torch"
-	"hiddenlab/torch/optim"
+	"github.com/hiddenlab/hiddenlab/models/mohd"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 )
 
 func init() { suites = append(suites, suite{"mohd", runMoHD}) }
@@ -88,6 +88,17 @@ func mohdSizes() []mohdSize {
 	}
 }
 
+// flopsPerStep counts a training step's useful FLOPs: 6·tokens times the
+// activated non-embedding parameters plus the head, and attention's
+// 12·L·T·d_a per token (the gpt suite's count, PaLM's). The masked path computes more (inactive groups as
+// zeros); its row counts the same useful FLOPs.
+func (c mohdCase) flopsPerStep() float64 {
+	mc := c.config()
+	tokens := float64(c.Batch * c.Context)
+	n := float64(mc.ActiveParams().NonEmbedding()) + float64(c.Vocab*c.Width)
+	return 6*n*tokens + 12*float64(c.Layers*c.Context*mc.AttnWidth())*tokens
+}
+
 // mohdStep times training steps of one case in this process: cross-entropy
 // plus the balance loss, backward, AdamW (lr 3e-4, weight decay 0.1).
 func mohdStep(c mohdCase) (float64, error) {
@@ -158,14 +169,18 @@ func runMoHD(cfg config) error {
 		}
 		van := size.cases[0]
 		tokens := float64(van.Batch * van.Context)
-		fmt.Printf("\n%s: batch %d × %d tokens (PyTorch %s)\n", size.name, van.Batch, van.Context, torchVersion)
-		fmt.Printf("%-28s %11s %11s %9s %9s %10s %10s %8s\n", "case", "total", "activated", "Go ms", "Go tok/s", "÷ vanilla", "PyT ms", "÷ PyT van")
+		peak := matmulPeakOnce()
+		fmt.Printf("\n%s: batch %d × %d tokens (PyTorch %s; fp32 matmul peak %.1f GFLOP/s; Go/PyT: Go's throughput over PyTorch's, > 1: Go faster)\n",
+			size.name, van.Batch, van.Context, torchVersion, peak)
+		fmt.Printf("%-28s %11s %11s %9s %9s %10s %10s %8s %8s %8s %6s\n", "case", "total", "activated", "Go ms", "Go tok/s", "÷ vanilla",
+			"PyT ms", "÷ PyT van", "Go/PyT", "Go GF/s", "%peak")
 		g0, p0 := median(goS[van.Name]), median(pyS[van.Name])
 		for _, c := range size.cases {
 			mc := c.config()
 			g, p := median(goS[c.Name]), median(pyS[c.Name])
-			fmt.Printf("%-28s %11s %11s %9.1f %9.0f %9.2fx %10.1f %7.2fx\n", c.Name, runner.Thousands(mc.TotalParams().NonEmbedding()),
-				runner.Thousands(mc.ActiveParams().NonEmbedding()), 1e3*g, tokens/g, g/g0, 1e3*p, p/p0)
+			gf := c.flopsPerStep() / g / 1e9
+			fmt.Printf("%-28s %11s %11s %9.1f %9.0f %9.2fx %10.1f %7.2fx %7.2fx %8.1f %5.0f%%\n", c.Name, stats.Thousands(mc.TotalParams().NonEmbedding()),
+				stats.Thousands(mc.ActiveParams().NonEmbedding()), 1e3*g, tokens/g, g/g0, 1e3*p, p/p0, p/g, gf, 100*gf/peak)
 		}
 		gathered := size.cases[1]
 		ratio := median(goS[gathered.Name]) / g0

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
-	"hiddenlab/torch/optim"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 )
 
 // auxLosser is a model with an auxiliary loss (codebook MSE, MoHD balance)
 // that training adds to the language-model loss.
 type auxLosser interface {
-	AuxLoss() (*torch.Tensor, runner.Logs)
+	AuxLoss() (*torch.Tensor, experiment.Logs)
 }
 
 // fixedBatch is one random batch of token ids [batch, context] in

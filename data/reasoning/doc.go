@@ -42,6 +42,20 @@
 // its first EOS (or its end); the cut part must contain exactly one ####,
 // followed by exactly one token, equal to the answer. See [FormatOK].
 //
+// On GSM8K text, [GSM8KReward] follows the official HRPO code by default
+// ([OfficialParser]: its process_gsm8k_answer, quirks included — "$1,234"
+// gives "234", "1,000,000" gives "0", "1/2" gives "0.5"), comparing against
+// the raw gold text ([GSM8KItem].Gold) normalised the same way;
+// [NumberParser] is hiddenlab's earlier comma-aware rule, by name.
+//
+// # Text
+//
+// For a policy with a text tokenizer's vocabulary (a pretrained, imported
+// model) [TextCodec] writes problems as text ("3 ; + 4 ; * 2 ?", target
+// " 7 4 #### 4" and the tokenizer's end of text), builds SFT batches in the
+// tokenizer's ids, and parses completions back to task tokens from their
+// decoded text, so the rules above judge the text.
+//
 // # Held-out split
 //
 // A fixed hash of the prompt tokens puts one prompt in eight into the

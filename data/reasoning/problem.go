@@ -22,6 +22,8 @@ func (t Task) String() string {
 		return "modchain"
 	case HopChain:
 		return "hopchain"
+	case GSM8K:
+		return "gsm8k"
 	}
 	return fmt.Sprintf("Task(%d)", uint8(t))
 }
@@ -106,6 +108,9 @@ type Problem struct {
 	Target []int32 // think span, Delim, Answer, EOS
 	Answer int32   // answer token; for ModChain the digit id equals the value vK
 	Values []int32 // true intermediate tokens v1 … vK; Values[K-1] == Answer
+	// Item is the GSM8K problem of a GSM8K Problem ([GSM8KProblem]), nil
+	// for the synthetic tasks.
+	Item *GSM8KItem
 }
 
 // Think returns the think span of a generated target: the tokens before its
@@ -212,6 +217,9 @@ func traceTokens(values []int32, trace Trace) []int32 {
 // ending with the last one.
 func skipValues(values []int32) []int32 {
 	k := len(values)
+	if k == 0 { // a GSM8K problem
+		return nil
+	}
 	out := make([]int32, 0, (k+1)/2)
 	for j := (k - 1) % 2; j < k; j += 2 {
 		out = append(out, values[j])

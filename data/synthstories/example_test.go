@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
-	"hiddenlab/data/synthstories"
+	"github.com/hiddenlab/hiddenlab/data/synthstories"
 )
 
 func ExampleGenerate() {

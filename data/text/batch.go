@@ -19,21 +19,33 @@ type Batcher struct {
 	ids            []int32
 	batch, context int
 	seed           uint64
+	// src, when set, holds the ids instead: ids [lo, lo+n) of a mapped
+	// token file (NewMappedBatcher).
+	src   *MappedTokens
+	lo, n int
 }
 
 // NewBatcher returns a Batcher of batch windows of context ids each over
 // ids, which it keeps and does not modify. The ids must hold at least
 // context+1 tokens, one window and its next-token targets.
 func NewBatcher(ids []int32, batch, context int, seed uint64) (*Batcher, error) {
+	if err := checkBatcher(len(ids), batch, context); err != nil {
+		return nil, err
+	}
+	return &Batcher{ids: ids, batch: batch, context: context, seed: seed, n: len(ids)}, nil
+}
+
+// checkBatcher checks a Batcher's shape against its n tokens.
+func checkBatcher(n, batch, context int) error {
 	switch {
 	case batch < 1:
-		return nil, fmt.Errorf("batcher: batch size %d, want at least 1", batch)
+		return fmt.Errorf("batcher: batch size %d, want at least 1", batch)
 	case context < 1:
-		return nil, fmt.Errorf("batcher: context %d, want at least 1", context)
-	case len(ids) < context+1:
-		return nil, fmt.Errorf("batcher: %d tokens, want at least context+1 = %d", len(ids), context+1)
+		return fmt.Errorf("batcher: context %d, want at least 1", context)
+	case n < context+1:
+		return fmt.Errorf("batcher: %d tokens, want at least context+1 = %d", n, context+1)
 	}
-	return &Batcher{ids: ids, batch: batch, context: context, seed: seed}, nil
+	return nil
 }
 
 // Shape returns the batch size and the context length.
@@ -60,10 +72,15 @@ func (b *Batcher) BatchInto(step int, x, y []int64) {
 		panic(fmt.Sprintf("text: Batcher.BatchInto: len(x) = %d, len(y) = %d, want %d", len(x), len(y), n))
 	}
 	rng := rand.New(rand.NewPCG(b.seed, uint64(step)))
-	starts := len(b.ids) - b.context // starts 0..starts-1 leave room for the targets
+	starts := b.n - b.context // starts 0..starts-1 leave room for the targets
 	for r := range b.batch {
 		s := rng.IntN(starts)
 		row := r * b.context
+		if b.src != nil {
+			b.src.fill(x[row:row+b.context], b.lo+s)
+			b.src.fill(y[row:row+b.context], b.lo+s+1)
+			continue
+		}
 		for i, id := range b.ids[s : s+b.context] {
 			x[row+i] = int64(id)
 		}

@@ -10,21 +10,65 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 )
 
+// MaxCorpusBytes is the largest corpus file ReadCorpus reads (2 GiB);
+// MaxDeviceBytes the most it reads from a file that is not a regular file
+// (a device such as /dev/zero never ends).
+var (
+	MaxCorpusBytes int64 = 2 << 30
+	MaxDeviceBytes int64 = 64 << 20
+)
+
 // ReadCorpus returns the contents of the text file at path. An empty file is
-// an error.
+// an error, and so is a file larger than MaxCorpusBytes, a device that
+// yields more than MaxDeviceBytes (one that never ends, like /dev/zero), a
+// named pipe or a socket (a read could wait forever): corpora are files.
 func ReadCorpus(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("corpus %s: %w", path, pathErr(err))
+	}
+	limit := MaxCorpusBytes
+	switch mode := fi.Mode(); {
+	case mode.IsDir():
+		return nil, fmt.Errorf("corpus %s: a directory, not a text file", path)
+	case mode&(fs.ModeNamedPipe|fs.ModeSocket) != 0:
+		return nil, fmt.Errorf("corpus %s: a named pipe or socket, not a text file (reading it could wait forever)", path)
+	case !mode.IsRegular():
+		limit = MaxDeviceBytes
+	case fi.Size() > limit:
+		return nil, fmt.Errorf("corpus %s: %d bytes, more than the %s a corpus may have", path, fi.Size(), sizeString(limit))
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("corpus %s: %w", path, pathErr(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("corpus %s: %w", path, pathErr(err))
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("corpus %s: more than %s without an end (not a regular file, such as a device?); corpora are text files", path, sizeString(limit))
 	}
 	if len(b) == 0 {
 		return nil, fmt.Errorf("corpus %s: empty", path)
 	}
 	return b, nil
+}
+
+func sizeString(n int64) string {
+	if n >= 1<<30 && n%(1<<30) == 0 {
+		return fmt.Sprintf("%d GiB", n>>30)
+	}
+	if n >= 1<<20 && n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // Split divides corpus into a training and a validation part, with about

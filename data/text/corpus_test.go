@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -28,7 +29,40 @@ func TestReadCorpus(t *testing.T) {
 	require.EqualError(t, err, "corpus "+empty+": empty")
 	missing := filepath.Join(dir, "missing.txt")
 	_, err = ReadCorpus(missing)
-	require.EqualError(t, err, "corpus "+missing+": open: no such file or directory")
+	require.EqualError(t, err, "corpus "+missing+": stat: no such file or directory")
+}
+
+// TestReadCorpusRefusesEndless: a file that never ends (/dev/zero), one
+// larger than the cap, a pipe or a directory is an error naming the file,
+// returned at once and without reading more than the cap.
+func TestReadCorpusRefusesEndless(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.txt")
+	require.NoError(t, os.WriteFile(big, bytes.Repeat([]byte("a line of text\n"), 100), 0o644))
+	fifo := filepath.Join(dir, "fifo")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o644))
+	defer func(c, d int64) { MaxCorpusBytes, MaxDeviceBytes = c, d }(MaxCorpusBytes, MaxDeviceBytes)
+	MaxCorpusBytes, MaxDeviceBytes = 1000, 1<<20
+	cases := []struct{ path, want string }{
+		{"/dev/zero", "more than 1 MiB without an end"},
+		{"/dev/urandom", "more than 1 MiB without an end"},
+		{"/dev/null", "empty"},
+		{big, "1500 bytes, more than the 1000 bytes a corpus may have"},
+		{fifo, "a named pipe or socket"},
+		{dir, "a directory"},
+	}
+	for _, c := range cases {
+		if _, err := os.Stat(c.path); err != nil {
+			continue // no such device here
+		}
+		_, err := ReadCorpus(c.path)
+		require.ErrorContains(t, err, "corpus "+c.path+": ", c.path)
+		require.ErrorContains(t, err, c.want, c.path)
+	}
+	MaxCorpusBytes = 1500
+	b, err := ReadCorpus(big)
+	require.NoError(t, err)
+	require.Len(t, b, 1500)
 }
 
 func TestSplit(t *testing.T) {

@@ -3,7 +3,7 @@ package text_test
 import (
 	"fmt"
 
-	"hiddenlab/data/text"
+	"github.com/hiddenlab/hiddenlab/data/text"
 )
 
 func ExampleEvalWindows() {

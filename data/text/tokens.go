@@ -8,7 +8,7 @@ import (
 	"math"
 	"os"
 
-	"hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
 )
 
 // A token file holds token ids packed as little-endian unsigned integers

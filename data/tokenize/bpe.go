@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
 )
 
 // baseVocabSize is the number of ids a BPE has before any merge: 256 bytes

@@ -3,7 +3,7 @@ package tokenize
 import (
 	"strings"
 
-	"hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
 )
 
 // byteVocabSize is the Byte tokenizer's vocabulary: 256 bytes and EOT.

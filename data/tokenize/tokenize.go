@@ -1,17 +1,23 @@
 // Package tokenize turns text into token ids and back.
 //
-// Two tokenizers implement Tokenizer: Byte, whose ids are the bytes of the
-// text, and BPE, a byte-level byte-pair encoding trained in Go with TrainBPE.
-// Both reserve id 256 for the end-of-text marker that separates documents and
-// encode the literal EndOfText in a text as that id, so every string, valid
-// UTF-8 or not, round-trips: Decode(Encode(s)) == s.
+// Three tokenizers implement Tokenizer: Byte, whose ids are the bytes of the
+// text; BPE, a byte-level byte-pair encoding trained in Go with TrainBPE; and
+// HF, a byte-level BPE read from a Hugging Face tokenizer.json (GPT-2,
+// GPT-NeoX/Pythia, Qwen2, Llama-3 and the like). Byte and BPE reserve id 256
+// for the end-of-text marker that separates documents and encode the literal
+// EndOfText in a text as that id, so every string, valid UTF-8 or not,
+// round-trips: Decode(Encode(s)) == s.
 //
-// A tokenizer is saved as a small JSON file (Save, Byte.Save, BPE.Save) and
-// read back with Load. New builds one by name, as recipes name them.
+// Byte and BPE are saved as a small JSON file of hiddenlab's own schema
+// (Save, Byte.Save, BPE.Save), by convention named FileName in a run
+// directory. Any of the three can also be written as a Hugging Face
+// tokenizer.json (SaveHF, named HFFileName). Load reads both schemas. New
+// builds a tokenizer by name, as recipes name them.
 package tokenize
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +25,15 @@ import (
 	"io/fs"
 	"os"
 )
+
+// FileName is the name of hiddenlab's own tokenizer file in a run directory.
+// Runs written before it existed named theirs "tokenizer.json" (HFFileName);
+// Load reads either schema under any name.
+const FileName = "hiddenlab_tokenizer.json"
+
+// HFFileName is the name Hugging Face gives a tokenizer.json; SaveHF writes
+// that schema.
+const HFFileName = "tokenizer.json"
 
 // EndOfText is the literal that marks a document boundary in text. Encode maps
 // it to the tokenizer's EOT id and Decode maps that id back to it.
@@ -41,7 +56,8 @@ type Tokenizer interface {
 	VocabSize() int
 	// EOT is the end-of-text id that separates documents.
 	EOT() int32
-	// Name is the tokenizer's kind as New and the saved file name it: "byte" or "bpe".
+	// Name is the tokenizer's kind as New and the saved file name it: "byte"
+	// or "bpe"; "hf" for a tokenizer read from a Hugging Face tokenizer.json.
 	Name() string
 }
 
@@ -61,8 +77,9 @@ func New(name string, vocabSize int, trainText []byte) (Tokenizer, error) {
 	return nil, fmt.Errorf("tokenizer %q: unknown kind (want \"byte\" or \"bpe\")", name)
 }
 
-// Save writes tok to path as Load reads it, replacing the file atomically.
-// It returns an error for a Tokenizer that is neither Byte nor *BPE.
+// Save writes tok to path in hiddenlab's schema as Load reads it, replacing
+// the file atomically. It returns an error for a Tokenizer that is neither
+// Byte nor *BPE; SaveHF writes any of the three as a Hugging Face file.
 func Save(path string, tok Tokenizer) error {
 	switch t := tok.(type) {
 	case Byte:
@@ -82,14 +99,26 @@ type fileJSON struct {
 	Merges    *[][]int64 `json:"merges"`
 }
 
-// Load reads a tokenizer that Save wrote. It checks the whole file: the JSON
-// itself, the type, that every merge refers only to ids defined before it,
-// and that vocab_size and eot agree with the type and the merges. Errors name
-// the file and the offending key.
+// Load reads a tokenizer that Save or SaveHF wrote, or any Hugging Face
+// tokenizer.json that LoadHF accepts. A file that starts with gzip's magic
+// bytes is decompressed first. A JSON object with a "model" key is a Hugging
+// Face file (see LoadHF); anything else is read as hiddenlab's schema.
+//
+// For hiddenlab's schema Load checks the whole file: the JSON itself, the
+// type, that every merge refers only to ids defined before it, and that
+// vocab_size and eot agree with the type and the merges. Errors name the file
+// and the offending key.
 func Load(path string) (Tokenizer, error) {
-	data, err := os.ReadFile(path)
+	data, err := readTokenizerFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer %s: %w", path, pathErr(err))
+		return nil, err
+	}
+	if isHF(data) {
+		h, err := parseHF(path, data)
+		if err != nil {
+			return nil, err
+		}
+		return h, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -164,6 +193,25 @@ func loadBPE(path string, f *fileJSON) (Tokenizer, error) {
 		seen[key] = i
 	}
 	return newBPE(merges), nil
+}
+
+// readTokenizerFile returns the bytes of path, gunzipped if they start with
+// gzip's magic bytes.
+func readTokenizerFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer %s: %w", path, pathErr(err))
+	}
+	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, fmt.Errorf("tokenizer %s: gzip: %w", path, err)
+		}
+		if data, err = io.ReadAll(zr); err != nil {
+			return nil, fmt.Errorf("tokenizer %s: gzip: %w", path, err)
+		}
+	}
+	return data, nil
 }
 
 // pathErr drops the path from a *fs.PathError, which callers already name.

@@ -4,20 +4,27 @@ import (
 	"fmt"
 	"strings"
 
-	"hiddenlab/models/lm"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/optim"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/models/lm"
+	"github.com/hiddenlab/hiddenlab/stats"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 )
-
-func init() { runner.Register("codebook", family{}) }
 
 // Analysis is the codebook recipe's eval.analysis section: the TokFSM study
 // run at the end of training (and its cheap parts at every evaluation).
 type Analysis struct {
 	Samples       int `key:"samples"`       // sampled sequences for transition accuracy
 	StateSeqs     int `key:"state_seqs"`    // held-out sequences for state codes vs neurons
-	Interventions int `key:"interventions"` // random transitions patched
+	Interventions int `key:"interventions"` // random transitions patched (intervention_target: true_distribution)
+	// The definitions, official by default (DefaultAnalysis; fsm.go):
+	// neuron_baseline official|matched_recall (interp.NeuronBaseline),
+	// intervention_target official|true_distribution, first_transition_ties
+	// official|shared, sample_bos blocked|allowed.
+	NeuronBaseline      string `key:"neuron_baseline"`
+	InterventionTarget  string `key:"intervention_target"`
+	FirstTransitionTies string `key:"first_transition_ties"`
+	SampleBOS           string `key:"sample_bos"`
 }
 
 // EvalConfig is a codebook recipe's eval section.
@@ -29,11 +36,12 @@ type EvalConfig struct {
 	Steering *Steering `key:"steering"`
 }
 
-type family struct{}
+// Family builds this family's experiments (registered by package families).
+type Family struct{}
 
 // experiment is an LM experiment of a codebook model, with dead-code
 // replacement, k-means initialisation and the TokFSM analyses.
-type experiment struct {
+type codebookExperiment struct {
 	*lm.Experiment
 	m        *Model
 	fsm      *lm.FSMData
@@ -42,19 +50,33 @@ type experiment struct {
 	result   *FSMAnalysis
 	steering *Steering
 	steered  *SteerReport
+	usage    map[string][]float64 // code usage at the last evaluation (Histograms)
 }
 
-func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error) {
-	d, _, err := lm.LoadData(r, env.Dir, r.Train.Seed)
+func (Family) Build(r *experiment.Recipe, env experiment.Env) (experiment.Experiment, error) {
+	d, m, err := lm.BuildModel(r, env, Build)
 	if err != nil {
 		return nil, err
 	}
-	m, err := Build(r, env, d)
-	if err != nil {
-		return nil, err
-	}
-	ev := EvalConfig{EvalConfig: lm.DefaultEval(), Analysis: Analysis{Samples: 100, StateSeqs: 256, Interventions: 200}}
+	ev := EvalConfig{EvalConfig: lm.DefaultEval(), Analysis: DefaultAnalysis()}
 	if err := r.Decode("eval", &ev); err != nil {
+		m.Close()
+		return nil, err
+	}
+	a := ev.Analysis
+	if err := lm.CheckKeys(r,
+		lm.Check{OK: a.Samples >= 0, Key: "eval.analysis.samples", Reason: fmt.Sprintf("must not be negative, got %d", a.Samples)},
+		lm.Check{OK: a.StateSeqs >= 0, Key: "eval.analysis.state_seqs", Reason: fmt.Sprintf("must not be negative, got %d", a.StateSeqs)},
+		lm.Check{OK: a.Interventions >= 0, Key: "eval.analysis.interventions", Reason: fmt.Sprintf("must not be negative, got %d", a.Interventions)},
+	); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := lm.CheckKeys(r, a.optionChecks()...); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if err := lm.CheckEval(r, ev.EvalConfig); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -69,23 +91,21 @@ func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error)
 		}
 	}
 	r.Record("eval", &ev)
-	e := &experiment{
+	e := &codebookExperiment{
 		Experiment: &lm.Experiment{M: m, D: d, Evaluation: ev.EvalConfig, Batch: r.Train.Batch, Device: env.Device},
 		m:          m, analysis: ev.Analysis, seed: r.Train.Seed, steering: ev.Steering,
 	}
 	e.fsm, _ = d.(*lm.FSMData)
-	e.Metrics = e.metrics
-	e.Section = e.section
 	return e, nil
 }
 
-// Groups implements runner.Grouper.
-func (e *experiment) Groups(o runner.Optimizer) []*optim.Group { return e.m.Groups(o) }
+// Groups implements experiment.Grouper.
+func (e *codebookExperiment) Groups(o experiment.Optimizer) []*optim.Group { return e.m.Groups(o) }
 
 // Loss initialises codes by k-means before the first step, replaces dead
 // codes on the recipe's cadence, then computes the LM loss plus the
 // codebooks' reconstruction losses.
-func (e *experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
+func (e *codebookExperiment) Loss(step int) (*torch.Tensor, experiment.Logs) {
 	s := e.m.Set
 	if step == 0 && s.KMeansInit > 0 {
 		e.kmeans()
@@ -116,7 +136,7 @@ func (e *experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
 
 // kmeans runs the model with the codebooks bypassed on the first training
 // batches and fits each codebook's codes to its normalised inputs.
-func (e *experiment) kmeans() {
+func (e *codebookExperiment) kmeans() {
 	s := e.m.Set
 	inputs := map[string][]*torch.Tensor{}
 	for _, l := range e.m.Layers {
@@ -146,21 +166,28 @@ func (e *experiment) kmeans() {
 // metrics adds, at every evaluation, each site's dead-code fraction since the
 // previous evaluation and, on TokFSM, the sampled and exact transition
 // accuracies.
-func (e *experiment) metrics() runner.Logs {
+func (e *codebookExperiment) metrics() experiment.Logs {
 	logs := e.m.DeadFractions()
-	for _, l := range e.m.Layers {
+	e.usage = map[string][]float64{}
+	for site, l := range e.m.Layers {
+		e.usage["code_usage/"+site.String()] = l.Counts.To(torch.Float64).Float64s()
 		l.ResetCounts()
 	}
 	if e.fsm != nil {
 		a := &FSMAnalysis{}
-		a.TransitionAcc, a.FirstTransitionAcc = sampledTransitions(e.m, e.fsm.FSM, e.analysis.Samples)
+		a.TransitionAcc, a.FirstTransitionAcc = sampledTransitions(e.m, e.fsm.FSM, e.analysis.Samples, e.analysis.SampleBOS != BOSAllowed)
 		logs["transition_accuracy"], logs["first_transition_accuracy"] = a.TransitionAcc, a.FirstTransitionAcc
 	}
 	return logs
 }
 
+// Histograms implements experiment.Histogrammer: per codebook site, how
+// many training forwards since the last evaluation used each code (all
+// groups together); TensorBoard draws it as the code-usage histogram.
+func (e *codebookExperiment) Histograms() map[string][]float64 { return e.usage }
+
 // section runs the full analyses for the report.
-func (e *experiment) section(dir string) (string, error) {
+func (e *codebookExperiment) section(dir string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Codebooks\n\n")
 	if len(e.m.Sites) == 0 {
@@ -168,7 +195,7 @@ func (e *experiment) section(dir string) (string, error) {
 	} else {
 		fmt.Fprintf(&b, "%d codebook site(s): %s; C = %d codes per codebook, k = %d; %s codebook parameters.\n",
 			len(e.m.Sites), siteList(e.m), e.m.Set.Codes, e.m.Set.K,
-			runner.Thousands(e.m.Store().NumParams(IsCodebookParam)))
+			stats.Thousands(e.m.Store().NumParams(IsCodebookParam)))
 	}
 	if e.steering != nil && len(e.m.Sites) > 0 {
 		rep, sec, err := steerSection(e.m, e.D, *e.steering, e.Batch, dir)
@@ -181,7 +208,7 @@ func (e *experiment) section(dir string) (string, error) {
 	if e.fsm == nil {
 		return b.String(), nil
 	}
-	a, err := AnalyzeFSM(e.m, e.fsm.FSM, e.seed, e.analysis.Samples, e.analysis.StateSeqs, e.analysis.Interventions)
+	a, err := AnalyzeFSMWith(e.m, e.fsm.FSM, e.seed, e.analysis)
 	if err != nil {
 		return "", err
 	}
@@ -192,7 +219,7 @@ func (e *experiment) section(dir string) (string, error) {
 
 // Extra implements the runner's summary extension: the headline analysis
 // numbers, for sweep tables.
-func (e *experiment) Extra() map[string]any {
+func (e *codebookExperiment) Extra() map[string]any {
 	var out map[string]any
 	if e.steered != nil {
 		out = e.steered.Extra()
@@ -211,6 +238,10 @@ func (e *experiment) Extra() map[string]any {
 		out["state_code_recall"] = e.result.MeanCodeRecall
 		out["best_neuron_precision"] = e.result.MeanNeuronPrec
 	}
+	for _, l := range e.result.Layers {
+		out[fmt.Sprintf("state_code_precision_l%d", l.Layer)] = l.CodePrecision
+		out[fmt.Sprintf("best_neuron_precision_l%d", l.Layer)] = l.NeuronPrecision
+	}
 	for _, iv := range e.result.Interventions {
 		out["jsd "+iv.Condition] = iv.NormJSD
 	}
@@ -228,4 +259,27 @@ func siteList(m *Model) string {
 		names = append(names, n)
 	}
 	return strings.Join(names, ", ")
+}
+
+// Eval implements experiment.Experiment: the LM metrics plus the family's.
+func (e *codebookExperiment) Eval() experiment.Logs {
+	logs := e.Experiment.Eval()
+	for k, v := range e.metrics() {
+		logs[k] = v
+	}
+	return logs
+}
+
+// Report implements experiment.Experiment: the LM report (data, samples)
+// followed by the family's section.
+func (e *codebookExperiment) Report(dir string) (string, error) {
+	base, err := e.Experiment.Report(dir)
+	if err != nil {
+		return "", err
+	}
+	sec, err := e.section(dir)
+	if err != nil {
+		return "", err
+	}
+	return base + "\n" + sec, nil
 }

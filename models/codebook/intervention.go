@@ -1,6 +1,6 @@
 package codebook
 
-import "hiddenlab/torch"
+import "github.com/hiddenlab/hiddenlab/torch"
 
 // Intervention edits a layer's code selection at inference (paper §1.7, §4;
 // official code hook_kwargs and patch_in_codes): disabled codes are never

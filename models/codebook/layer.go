@@ -1,16 +1,11 @@
-// Package codebook implements codebook features (Tamkin, Taufeeque & Goodman
-// 2023): vector-quantisation bottlenecks inside a Transformer that replace an
-// activation by the mean of its k most similar learned codes, trained with a
-// straight-through gradient and a reconstruction loss, so that a model's
-// hidden state becomes a small set of discrete, searchable and steerable codes.
 package codebook
 
 import (
 	"fmt"
 	"math"
 
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // Layer is a group of G codebooks (paper §2; official code
@@ -40,8 +35,10 @@ type Layer struct {
 	// threshold the torch package sets, so a chunk's buffer is reused from the
 	// heap instead of being mapped and page-faulted in at every forward.
 	ChunkElems int
-	// Counts [G, C] accumulates how often each code was selected while
-	// training (since the last ResetCounts).
+	// Counts [G, C] counts, per code, the training forwards in which it was
+	// selected at least once (since the last ResetCounts), as the official
+	// update_metrics does (counts[unique ids] += 1): a code is dead where
+	// its count is 0.
 	Counts *torch.Tensor
 
 	// Record keeps the ids and the input of the last forward (for caches,
@@ -53,6 +50,9 @@ type Layer struct {
 	Bypass bool
 	// Intervention applied at the next forwards, if any.
 	Intervention *Intervention
+	// Reference runs the unfused path (Select, Lookup and autograd through
+	// the MSE and straight-through) instead of torch.CodebookQuantize (fused.go).
+	Reference bool
 
 	lastIDs *torch.Tensor // [B, T, G, K] int64, when Record
 	lastIn  *torch.Tensor // [B, T, D], when Record
@@ -180,6 +180,9 @@ func (l *Layer) Forward(x *torch.Tensor) *torch.Tensor {
 // mean_tokens ‖y − sg(a)‖². shape is the input's shape, for interventions
 // that address token positions.
 func (l *Layer) Quantize(a *torch.Tensor, shape []int) (out, ids, mse *torch.Tensor) {
+	if l.fused(a) {
+		return l.quantizeFused(a)
+	}
 	ids = l.Select(a)
 	if iv := l.Intervention; iv != nil {
 		ids = iv.patch(ids, shape)
@@ -204,14 +207,20 @@ func (l *Layer) IDs() *torch.Tensor { return l.lastIDs }
 // Input returns the input of the last Forward [B, T, D] when Record is set.
 func (l *Layer) Input() *torch.Tensor { return l.lastIn }
 
-// count adds ids' selections to Counts.
+// count adds 1 to the Counts of every code that ids [N, G, K] select at
+// least once (the official update_metrics: one count per forward, not per
+// selection). Blocked slots (−1) count nothing; the official code would
+// count them on the last code, a quirk of inference-time interventions
+// that hiddenlab does not copy (it counts while training only).
 func (l *Layer) count(ids *torch.Tensor) {
 	torch.NoGrad(func() {
 		torch.WithScope(func() {
 			offset := torch.Arange(0, float64(l.G*l.C), float64(l.C), ids.Device()).View(1, l.G, 1)
-			flat := ids.ClampMin(0).Add(offset).Reshape(-1)
-			ones := torch.OnesLike(flat).Mul(ids.GeScalar(0).Reshape(-1).To(torch.Int64))
-			l.Counts.CopyFrom(l.Counts.Reshape(-1).IndexPut([]*torch.Tensor{flat}, ones, true).View(l.G, l.C))
+			flat := ids.Add(offset).Reshape(-1).Index(ids.GeScalar(0).Reshape(-1))
+			counts := l.Counts.Reshape(-1)
+			// Writing count+1 without accumulation: an id listed many
+			// times is written the same value, so it gains exactly 1.
+			l.Counts.CopyFrom(counts.IndexPut([]*torch.Tensor{flat}, counts.Index(flat).AddScalar(1), false).View(l.G, l.C))
 		})
 	})
 }
@@ -230,7 +239,10 @@ func (l *Layer) DeadFraction() float64 {
 // ReplaceDead overwrites every code unused since the last reset with a
 // random normalised input of x [.., D] plus rho·‖v‖·N(0, I) noise (the
 // official code's optional dead-code replacement), then resets the counts.
-// It returns how many codes were replaced.
+// As in the official replace_dead_codes, each codebook draws its inputs
+// without replacement (the first n of a random permutation of the N
+// inputs; when n > N the permutation repeats). It returns how many codes
+// were replaced.
 func (l *Layer) ReplaceDead(x *torch.Tensor, rho float64) int {
 	replaced := 0
 	torch.NoGrad(func() {
@@ -250,7 +262,7 @@ func (l *Layer) ReplaceDead(x *torch.Tensor, rho float64) int {
 				if len(rows) == 0 {
 					continue
 				}
-				pick := torch.RandInt(0, N, []int{len(rows)}, a.Device())
+				pick := randomPermutation(N, len(rows), a.Device())
 				v := a.Select(1, g).IndexSelect(0, pick) // [n, d]
 				if rho > 0 {
 					v = v.Add(torch.RandnLike(v).Mul(v.NormKeep(2, -1)).MulScalar(rho))
@@ -264,6 +276,21 @@ func (l *Layer) ReplaceDead(x *torch.Tensor, rho float64) int {
 	})
 	l.ResetCounts()
 	return replaced
+}
+
+// randomPermutation returns the first n entries (int64) of a uniformly
+// random permutation of 0..N−1 repeated as often as needed (the official
+// torch.randperm, tiled when n > N): n distinct inputs when n ≤ N.
+func randomPermutation(N, n int, dev torch.Device) *torch.Tensor {
+	_, perm := torch.Empty([]int{N}, dev).Uniform(0, 1).TopK(min(n, N), -1) // random keys, sorted: a random order
+	if n <= N {
+		return perm
+	}
+	reps := make([]*torch.Tensor, (n+N-1)/N)
+	for i := range reps {
+		reps[i] = perm
+	}
+	return torch.Cat(reps, 0).Narrow(0, 0, n)
 }
 
 // KMeansInit sets each codebook's codes to k-means centroids (Lloyd's

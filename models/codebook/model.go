@@ -5,12 +5,12 @@ import (
 	"sort"
 	"strings"
 
-	"hiddenlab/models/gpt"
-	"hiddenlab/models/lm"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
-	"hiddenlab/torch/optim"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/models/gpt"
+	"github.com/hiddenlab/hiddenlab/models/lm"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 )
 
 // Settings is the codebook part of a recipe's model section.
@@ -38,6 +38,10 @@ type Settings struct {
 	// batches' activations (0: off).
 	KMeansInit  int `key:"kmeans_init"`
 	KMeansIters int `key:"kmeans_iters"`
+	// Reference runs the unfused selection (tensor ops with autograd)
+	// instead of the shim's fused codebook op (fused.go); both give the same
+	// ids and, to float rounding, the same outputs and gradients.
+	Reference bool `key:"reference"`
 }
 
 // Config is a codebook recipe's model section: a GPT plus codebooks.
@@ -114,6 +118,7 @@ func NewModel(g *nn.GPT, s Settings) (*Model, error) {
 				l.LNB.SetRequiresGrad(false)
 			}
 			m.Sites = append(m.Sites, site)
+			l.Reference = s.Reference
 			m.Layers[site] = l
 			g.Hooks.Add(site, l.Forward)
 		}
@@ -138,7 +143,7 @@ func (m *Model) Forward(ids *torch.Tensor) *torch.Tensor { return m.GPT.Forward(
 
 // AuxLoss implements lm.AuxLosser: the sum of every codebook's
 // reconstruction loss (λ = 1, paper §2.1).
-func (m *Model) AuxLoss() (*torch.Tensor, runner.Logs) {
+func (m *Model) AuxLoss() (*torch.Tensor, experiment.Logs) {
 	var total *torch.Tensor
 	for _, s := range m.Sites {
 		if mse := m.Layers[s].MSE(); mse != nil {
@@ -152,7 +157,7 @@ func (m *Model) AuxLoss() (*torch.Tensor, runner.Logs) {
 	if total == nil {
 		return nil, nil
 	}
-	return total, runner.Logs{"mse": total.Item()}
+	return total, experiment.Logs{"mse": total.Item()}
 }
 
 // SetRecord turns id recording on or off for every codebook.
@@ -170,8 +175,8 @@ func (m *Model) ClearInterventions() {
 }
 
 // DeadFractions reports each codebook site's share of unused codes.
-func (m *Model) DeadFractions() runner.Logs {
-	out := runner.Logs{}
+func (m *Model) DeadFractions() experiment.Logs {
+	out := experiment.Logs{}
 	for _, s := range m.Sites {
 		out["dead/"+s.String()] = m.Layers[s].DeadFraction()
 	}
@@ -186,10 +191,10 @@ func (m *Model) Close() {
 	m.GPT.Close()
 }
 
-// Groups implements runner.Grouper: the codebooks (codes, and the LayerNorms
+// Groups implements experiment.Grouper: the codebooks (codes, and the LayerNorms
 // that train) at the recipe's LR without weight decay; the model's own
 // parameters at model_lr_factor × LR, with decay on matrices and embeddings.
-func (m *Model) Groups(o runner.Optimizer) []*optim.Group {
+func (m *Model) Groups(o experiment.Optimizer) []*optim.Group {
 	var codes, decay, plain []*nn.Param
 	for _, p := range m.Store().Params() {
 		switch {
@@ -204,24 +209,24 @@ func (m *Model) Groups(o runner.Optimizer) []*optim.Group {
 	}
 	lr := o.LR * m.Set.ModelLRFactor
 	return []*optim.Group{
-		runner.Group("codebook", codes, o, o.LR, 0),
-		runner.Group("model_decay", decay, o, lr, o.WeightDecay),
-		runner.Group("model_no_decay", plain, o, lr, 0),
+		experiment.Group("codebook", codes, o, o.LR, 0),
+		experiment.Group("model_decay", decay, o, lr, o.WeightDecay),
+		experiment.Group("model_no_decay", plain, o, lr, 0),
 	}
 }
 
 // Build decodes a codebook model section into a GPT with codebooks.
-func Build(r *runner.Recipe, env runner.Env, d lm.Data) (*Model, error) {
+func Build(r *experiment.Recipe, env experiment.Env, d lm.Data) (*Model, error) {
 	cfg := DefaultConfig()
 	if err := r.Decode("model", &cfg); err != nil {
 		return nil, err
 	}
 	s := cfg.Codebook
-	gc := cfg.Config.GPTConfig(d)
-	if gc.Vocab < d.Vocab() || gc.Context < d.Context() {
-		return nil, fmt.Errorf("%s: model: vocab %d / context %d smaller than the data's %d / %d", r.Raw.Path, gc.Vocab, gc.Context, d.Vocab(), d.Context())
+	if err := lm.FitData(r, d, &cfg.Vocab, &cfg.Context); err != nil {
+		return nil, err
 	}
-	cfg.Vocab, cfg.Context, cfg.Family = gc.Vocab, gc.Context, r.Family
+	gc := cfg.Config.GPTConfig(d)
+	cfg.Family = r.Family
 	r.Record("model", &cfg)
 	g, err := nn.NewGPT(gc)
 	if err != nil {

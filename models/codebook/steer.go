@@ -1,20 +1,20 @@
 package codebook
 
 import (
-	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 
-	"hiddenlab/internal/atomicio"
-	"hiddenlab/interp"
-	"hiddenlab/models/lm"
-	"hiddenlab/plot"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/interp"
+	"github.com/hiddenlab/hiddenlab/models/lm"
+	"github.com/hiddenlab/hiddenlab/plot"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // Steering is a codebook recipe's eval.steering section: the paper's
@@ -189,67 +189,26 @@ type BookTopics struct {
 	PerSeq [][]int32
 }
 
-// RankTopicCodes scores every (codebook, code) that is a topic code of at
-// least one sequence against the sequences matched (on topic): it keeps the
-// codes with at least minHits matched sequences and precision ≥
-// minPrecision, sorted by precision, then matched sequences, then codebook
-// order and code, and returns at most limit of them (0: all).
+// RankTopicCodes ranks the books' topic codes against the sequences
+// matched (interp.RankSequenceCodes) and names their codebooks.
 func RankTopicCodes(books []BookTopics, matched []bool, minHits int, minPrecision float64, limit int) []TopicCode {
-	on := 0
-	for _, m := range matched {
-		if m {
-			on++
-		}
+	perSeq := make([][][]int32, len(books))
+	for i, b := range books {
+		perSeq[i] = b.PerSeq
 	}
-	var out []ranked
-	for bi, b := range books {
-		seqs, hits := map[int32]int{}, map[int32]int{}
-		for s, codes := range b.PerSeq {
-			for _, c := range codes {
-				seqs[c]++
-				if s < len(matched) && matched[s] {
-					hits[c]++
-				}
-			}
-		}
-		for c, n := range seqs {
-			h := hits[c]
-			if h < max(minHits, 1) {
-				continue
-			}
-			tc := TopicCode{Site: b.Site, Group: b.Group, Code: int(c), Fires: n, Hits: h, Precision: float64(h) / float64(n)}
-			if on > 0 {
-				tc.Recall = float64(h) / float64(on)
-			}
-			if tc.Precision >= minPrecision {
-				out = append(out, ranked{tc, bi})
-			}
-		}
-	}
-	return sortCodes(out, limit)
-}
-
-// ranked is a code with its codebook's index, for sorting.
-type ranked struct {
-	TopicCode
-	book int
-}
-
-// sortCodes sorts by precision, then hits, then codebook order and code,
-// and keeps at most limit (0: all).
-func sortCodes(out []ranked, limit int) []TopicCode {
-	slices.SortFunc(out, func(a, b ranked) int {
-		return cmp.Or(cmp.Compare(b.Precision, a.Precision), cmp.Compare(b.Hits, a.Hits),
-			cmp.Compare(a.book, b.book), cmp.Compare(a.Code, b.Code))
+	return topicCodes(interp.RankSequenceCodes(perSeq, matched, minHits, minPrecision, limit), func(i int) (nn.Site, int) {
+		return books[i].Site, books[i].Group
 	})
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
+}
+
+// topicCodes names the codebook of each ranked code.
+func topicCodes(rs []interp.Ranked, book func(i int) (nn.Site, int)) []TopicCode {
+	out := make([]TopicCode, len(rs))
+	for i, r := range rs {
+		site, g := book(r.Book)
+		out[i] = TopicCode{Site: site, Group: g, Code: r.Code, Fires: r.Fires, Hits: r.Hits, Precision: r.Precision, Recall: r.Recall}
 	}
-	res := make([]TopicCode, len(out))
-	for i, r := range out {
-		res[i] = r.TopicCode
-	}
-	return res
+	return out
 }
 
 // BookPositions is one codebook's codes at every position, [positions][K].
@@ -260,26 +219,22 @@ type BookPositions struct {
 	Codes    [][]int32
 }
 
-// RankPositionCodes scores every code of the books against the positions
-// matched (interp.CodePrecisionRecall): it keeps the codes with at least
-// minHits matched positions, recall above minRecall and precision ≥
-// minPrecision, sorted as RankTopicCodes sorts, at most limit (0: all).
+// RankPositionCodes ranks the books' codes against the positions matched
+// (interp.RankPositionCodes) and names their codebooks.
 func RankPositionCodes(books []BookPositions, matched []bool, minHits int, minRecall, minPrecision float64, limit int) ([]TopicCode, error) {
-	var out []ranked
-	for bi, b := range books {
-		stats, err := interp.CodePrecisionRecall(b.Codes, matched, b.NumCodes)
-		if err != nil {
-			return nil, fmt.Errorf("codebook %s: %w", BookName(b.Site, b.Group), err)
-		}
-		for _, st := range stats {
-			if st.Hits < max(minHits, 1) || st.Recall <= minRecall || st.Precision < minPrecision {
-				continue
-			}
-			out = append(out, ranked{TopicCode{Site: b.Site, Group: b.Group, Code: st.Code, Fires: st.Fires, Hits: st.Hits,
-				Precision: st.Precision, Recall: st.Recall}, bi})
-		}
+	pcs := make([]interp.PositionCodes, len(books))
+	for i, b := range books {
+		pcs[i] = interp.PositionCodes{Codes: b.Codes, NumCodes: b.NumCodes}
 	}
-	return sortCodes(out, limit), nil
+	rs, err := interp.RankPositionCodes(pcs, matched, minHits, minRecall, minPrecision, limit)
+	if err != nil {
+		var be *interp.BookError
+		if errors.As(err, &be) {
+			return nil, fmt.Errorf("codebook %s: %w", BookName(books[be.Book].Site, books[be.Book].Group), be.Err)
+		}
+		return nil, err
+	}
+	return topicCodes(rs, func(i int) (nn.Site, int) { return books[i].Site, books[i].Group }), nil
 }
 
 // OneCodePatches is the "one code" mode: in each codebook, the topic codes

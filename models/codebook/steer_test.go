@@ -12,9 +12,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 var (
@@ -215,7 +216,7 @@ output: {progress: false}
 	run, err := runner.Run(runner.Options{Recipe: path, Overrides: []string{"output.dir=" + filepath.Join(dir, "run")}})
 	require.NoError(t, err)
 	require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after training, steering and the report")
-	report, err := os.ReadFile(filepath.Join(run, runner.ReportFile))
+	report, err := os.ReadFile(filepath.Join(run, rundir.ReportFile))
 	require.NoError(t, err)
 	require.Contains(t, string(report), "## Steering with topic codes")
 	require.Contains(t, string(report), "| cat | `cat` |")
@@ -227,7 +228,7 @@ output: {progress: false}
 	require.Equal(t, 4, rep.Samples)
 	require.Len(t, rep.Baseline, 4)
 	require.Len(t, rep.Topics, 2)
-	s, err := runner.ReadSummary(run)
+	s, err := rundir.ReadSummary(run)
 	require.NoError(t, err)
 	for _, topic := range rep.Topics {
 		for _, v := range []float64{topic.Baseline, topic.OneCode, topic.AllCodes} {
@@ -236,7 +237,7 @@ output: {progress: false}
 		require.LessOrEqual(t, topic.OneCodeN, 2*2, "at most k codes in each of the 2 heads")
 		require.Contains(t, s.Extra, "steer_"+topic.Topic+"_one_code")
 	}
-	resolved, err := os.ReadFile(filepath.Join(run, runner.RecipeFile))
+	resolved, err := os.ReadFile(filepath.Join(run, rundir.RecipeFile))
 	require.NoError(t, err)
 	require.Contains(t, string(resolved), "search_seqs: 8", "the resolved recipe records the steering section")
 }

@@ -5,13 +5,11 @@ package gpt
 import (
 	"fmt"
 
-	"hiddenlab/models/lm"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/models/lm"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
-
-func init() { runner.Register("gpt", family{}) }
 
 // Config is the model section of a gpt recipe; vocab and context default to
 // the data's.
@@ -33,6 +31,29 @@ type Config struct {
 	NoBias           bool    `key:"no_bias"`
 	Dropout          float64 `key:"dropout"`
 	InitStd          float64 `key:"init_std"`
+	NormEps          float64 `key:"norm_eps"`
+	// The Hugging Face architectures' options (see nn.GPTConfig and package
+	// hf): grouped-query attention, an explicit MLP width, the gated (SwiGLU)
+	// MLP, per-group bias overrides (on, off or empty), the attention score
+	// scale (0: 1/√head_dim) and per-layer local attention windows.
+	KVHeads   int     `key:"kv_heads"`
+	MLPWidth  int     `key:"mlp_width"`
+	GatedMLP  bool    `key:"gated_mlp"`
+	QKVBias   string  `key:"qkv_bias"`
+	OutBias   string  `key:"out_bias"`
+	MLPBias   string  `key:"mlp_bias"`
+	AttnScale float64 `key:"attn_scale"`
+	Windows   []int   `key:"windows"`
+}
+
+// FromGPTConfig is the model section that builds c (for imported models).
+func FromGPTConfig(c nn.GPTConfig) Config {
+	return Config{Family: "gpt", Vocab: c.Vocab, Context: c.Context, Width: c.Width, Layers: c.Layers, Heads: c.Heads,
+		MLPRatio: c.MLPRatio, Activation: string(c.Activation), TiedHead: c.TiedHead, Positions: c.Positions,
+		RotaryDims: c.RotaryDims, RotaryBase: c.RotaryBase, ParallelResidual: c.ParallelResidual, Norm: c.Norm,
+		NoBias: c.NoBias, Dropout: c.Dropout, InitStd: c.InitStd, NormEps: c.NormEps, KVHeads: c.KVHeads,
+		MLPWidth: c.MLPWidth, GatedMLP: c.GatedMLP, QKVBias: string(c.QKVBias), OutBias: string(c.OutBias),
+		MLPBias: string(c.MLPBias), AttnScale: c.AttnScale, Windows: c.Windows}
 }
 
 // Default is a gpt model section's defaults.
@@ -53,26 +74,24 @@ func (c Config) GPTConfig(d lm.Data) nn.GPTConfig {
 	return nn.GPTConfig{Vocab: c.Vocab, Context: c.Context, Width: c.Width, Layers: c.Layers, Heads: c.Heads,
 		MLPRatio: c.MLPRatio, Activation: nn.Activation(c.Activation), TiedHead: c.TiedHead, Positions: c.Positions,
 		RotaryDims: c.RotaryDims, RotaryBase: c.RotaryBase, ParallelResidual: c.ParallelResidual, Norm: c.Norm,
-		NoBias: c.NoBias, Dropout: c.Dropout, InitStd: c.InitStd}
+		NoBias: c.NoBias, Dropout: c.Dropout, InitStd: c.InitStd, NormEps: c.NormEps, KVHeads: c.KVHeads,
+		MLPWidth: c.MLPWidth, GatedMLP: c.GatedMLP, QKVBias: nn.Bias(c.QKVBias), OutBias: nn.Bias(c.OutBias),
+		MLPBias: nn.Bias(c.MLPBias), AttnScale: c.AttnScale, Windows: c.Windows}
 }
 
 // Build decodes a model section into a GPT on the data's vocabulary,
 // recording the resolved section.
-func Build(r *runner.Recipe, env runner.Env, d lm.Data) (*Model, error) {
+func Build(r *experiment.Recipe, env experiment.Env, d lm.Data) (*Model, error) {
 	cfg := Default()
 	if err := r.Decode("model", &cfg); err != nil {
 		return nil, err
 	}
-	gc := cfg.GPTConfig(d)
-	if gc.Vocab < d.Vocab() {
-		return nil, fmt.Errorf("%s: model.vocab: %d is smaller than the data's vocabulary %d", r.Raw.Path, gc.Vocab, d.Vocab())
+	if err := lm.FitData(r, d, &cfg.Vocab, &cfg.Context); err != nil {
+		return nil, err
 	}
-	if gc.Context < d.Context() {
-		return nil, fmt.Errorf("%s: model.context: %d is shorter than the data's sequences (%d)", r.Raw.Path, gc.Context, d.Context())
-	}
-	cfg.Vocab, cfg.Context, cfg.Family = gc.Vocab, gc.Context, r.Family
+	cfg.Family = r.Family
 	r.Record("model", &cfg)
-	g, err := nn.NewGPT(gc)
+	g, err := nn.NewGPT(cfg.GPTConfig(d))
 	if err != nil {
 		return nil, fmt.Errorf("%s: model: %w", r.Raw.Path, err)
 	}
@@ -96,16 +115,9 @@ func (m *Model) Store() *nn.Store { return m.GPT.Store }
 // Forward implements lm.Model.
 func (m *Model) Forward(ids *torch.Tensor) *torch.Tensor { return m.GPT.Forward(ids, nil) }
 
-type family struct{}
+// Family builds this family's experiments (registered by package families).
+type Family struct{}
 
-func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error) {
-	d, _, err := lm.LoadData(r, env.Dir, r.Train.Seed)
-	if err != nil {
-		return nil, err
-	}
-	m, err := Build(r, env, d)
-	if err != nil {
-		return nil, err
-	}
-	return lm.NewExperiment(r, env, m, d)
+func (Family) Build(r *experiment.Recipe, env experiment.Env) (experiment.Experiment, error) {
+	return lm.Build(r, env, Build)
 }

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"hiddenlab/data/reasoning"
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/data/reasoning"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // rusageThread is Linux's RUSAGE_THREAD.

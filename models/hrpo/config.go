@@ -3,9 +3,9 @@ package hrpo
 import (
 	"fmt"
 
-	"hiddenlab/data/reasoning"
-	"hiddenlab/models/gpt"
-	"hiddenlab/recipe"
+	"github.com/hiddenlab/hiddenlab/data/reasoning"
+	"github.com/hiddenlab/hiddenlab/models/gpt"
+	"github.com/hiddenlab/hiddenlab/recipe"
 )
 
 // ModelConfig is the model section of an hrpo recipe: the GPT (the brief's
@@ -16,9 +16,20 @@ type ModelConfig struct {
 	// Arm is the input path of the reasoning span: grpo, hrpo, interp,
 	// hidden or frozen (see [Arm]). The SFT phase ignores it.
 	Arm string `key:"arm"`
-	// Tau is τ, the temperature of sampling, of the latent's p and of the
-	// policy log-probabilities.
+	// Tau is τ, the temperature of sampling and of the latent's p.
 	Tau float64 `key:"tau"`
+	// LossTemperature is the temperature of the policy's and the reference's
+	// log-probabilities in the loss and the logged KL: 1 as in the official
+	// code, whose GRPO loss takes log_softmax of the raw logits whatever the
+	// sampling temperature. Set it equal to tau for hiddenlab's earlier
+	// choice, the log-probabilities of the distribution sampled from.
+	LossTemperature float64 `key:"loss_temperature"`
+	// TopK truncates the sampling distribution to its k most likely tokens
+	// (after the temperature) before sampling and before forming the
+	// latent ĥ, in rollouts and in evaluation: 50 as in the official
+	// generation (transformers' default top_k); 0 turns it off. With the
+	// toy vocabulary of 33 tokens, 50 keeps every token.
+	TopK int `key:"top_k"`
 	// Beta is β, the weight of the k3 KL penalty to the reference model.
 	Beta float64    `key:"beta"`
 	Gate GateConfig `key:"gate"`
@@ -34,6 +45,11 @@ type GateConfig struct {
 	LR          float64 `key:"lr"`
 	LambdaLR    float64 `key:"lambda_lr"`
 	WeightDecay float64 `key:"weight_decay"` // on the linears and Λ
+	// Init initialises the gate linears W_r, W_i: normal draws them from
+	// N(0, 0.02²) with zero biases (the official code: transformers'
+	// _init_weights); uniform draws weights and biases from U(±1/√d)
+	// (paper App. A, hiddenlab's earlier default).
+	Init string `key:"init"`
 }
 
 // DefaultModel is the model section's defaults: model S of brief §8.3
@@ -43,8 +59,8 @@ func DefaultModel() ModelConfig {
 	c.Vocab, c.Context = reasoning.VocabSize, 64
 	c.Width, c.Layers, c.Heads = 128, 3, 4
 	c.Positions, c.Norm, c.TiedHead = "rotary", "rmsnorm", true
-	return ModelConfig{Config: c, Arm: string(HRPO), Tau: 0.5, Beta: 0.005,
-		Gate: GateConfig{C: 8, RMin: 0.99, RMax: 0.999, LR: 3e-4, LambdaLR: 3e-3, WeightDecay: 0.1}}
+	return ModelConfig{Config: c, Arm: string(HRPO), Tau: 0.5, LossTemperature: 1, TopK: 50, Beta: 0.005,
+		Gate: GateConfig{C: 8, RMin: 0.99, RMax: 0.999, LR: 3e-4, LambdaLR: 3e-3, WeightDecay: 0.1, Init: string(GateInitNormal)}}
 }
 
 // KRange is an inclusive range of chain lengths.
@@ -77,12 +93,48 @@ type DataConfig struct {
 	MaxNew int       `key:"max_new"` // completion tokens at most
 	// Seed picks the stream of SFT batches and RL prompts (0: train.seed).
 	Seed uint64 `key:"seed"`
+	// TokenizerFile writes the tasks as text in this tokenizer's ids (a
+	// Hugging Face tokenizer.json, e.g. an imported model's, or hiddenlab's
+	// own file) instead of the 33-token task vocabulary: see
+	// [reasoning.TextCodec]. Empty: the task vocabulary.
+	TokenizerFile string `key:"tokenizer_file"`
+	// Kind and Text let a recipe compose with an imported run's base.yaml
+	// (whose data section is kind: text, text: {tokenizer: file,
+	// tokenizer_file: …}): kind must then be text, and text.tokenizer_file
+	// is the tokenizer when tokenizer_file is empty. Nothing else of a
+	// text data section applies to hrpo.
+	Kind string          `key:"kind"`
+	Text *TextDataConfig `key:"text"`
+	// GSM8K holds the problems of task: gsm8k (which needs a text
+	// tokenizer): SFT rows and RL prompts from Train, evaluation from Test.
+	GSM8K GSM8KDataConfig `key:"gsm8k"`
+}
+
+// GSM8KDataConfig names the GSM8K JSON Lines files (reasoning.LoadGSM8K).
+type GSM8KDataConfig struct {
+	Train string `key:"train"`
+	Test  string `key:"test"`
+}
+
+// TextDataConfig is the part of a text data section hrpo reads (see
+// DataConfig.Kind).
+type TextDataConfig struct {
+	Tokenizer     string `key:"tokenizer"` // file
+	TokenizerFile string `key:"tokenizer_file"`
+}
+
+// tokenizerFile is the tokenizer the data section names, if any.
+func (d DataConfig) tokenizerFile() string {
+	if d.TokenizerFile == "" && d.Text != nil {
+		return d.Text.TokenizerFile
+	}
+	return d.TokenizerFile
 }
 
 // DefaultData is the data section's defaults.
 func DefaultData() DataConfig {
 	return DataConfig{Task: "modchain", K: KRange{2, 8}, SFT: SFTConfig{Full: 0.6, Skip: 0.2, Direct: 0.2},
-		Group: 8, MaxNew: 16}
+		Group: 8, MaxNew: 16, GSM8K: GSM8KDataConfig{Train: "third_party/gsm8k/train.jsonl", Test: "third_party/gsm8k/test.jsonl"}}
 }
 
 // EvalConfig is the eval section: greedy held-out evaluation by K, hybrid
@@ -127,8 +179,13 @@ func validate(path string, m ModelConfig, d DataConfig, e EvalConfig) (Arm, reas
 		task = reasoning.ModChain
 	case "hopchain":
 		task = reasoning.HopChain
+	case "gsm8k":
+		if d.tokenizerFile() == "" {
+			return "", 0, keyError(path, "data.task", "want modchain or hopchain, got %q: gsm8k needs a text tokenizer (data.tokenizer_file)", d.Task)
+		}
+		task = reasoning.GSM8K
 	default:
-		return "", 0, keyError(path, "data.task", "want modchain or hopchain, got %q", d.Task)
+		return "", 0, keyError(path, "data.task", "want modchain or hopchain (or gsm8k with a text tokenizer), got %q", d.Task)
 	}
 	checks := []struct {
 		ok     bool
@@ -138,6 +195,9 @@ func validate(path string, m ModelConfig, d DataConfig, e EvalConfig) (Arm, reas
 	}{
 		{d.Phase == "sft" || d.Phase == "rl", "data.phase", "want sft or rl, got %q", []any{d.Phase}},
 		{m.Tau > 0, "model.tau", "τ must be positive, got %v", []any{m.Tau}},
+		{m.LossTemperature > 0, "model.loss_temperature", "must be positive, got %v", []any{m.LossTemperature}},
+		{m.TopK >= 0, "model.top_k", "must not be negative (0: off), got %d", []any{m.TopK}},
+		{m.Gate.Init == string(GateInitNormal) || m.Gate.Init == string(GateInitUniform), "model.gate.init", "want normal or uniform, got %q", []any{m.Gate.Init}},
 		{m.Beta >= 0, "model.beta", "β must not be negative, got %v", []any{m.Beta}},
 		{m.Gate.C > 0, "model.gate.c", "must be positive, got %v", []any{m.Gate.C}},
 		{m.Gate.RMin > 0 && m.Gate.RMin <= m.Gate.RMax, "model.gate.r_min", "need 0 < r_min ≤ r_max, got %v and %v", []any{m.Gate.RMin, m.Gate.RMax}},
@@ -147,6 +207,9 @@ func validate(path string, m ModelConfig, d DataConfig, e EvalConfig) (Arm, reas
 		{d.K.Min >= 1 && d.K.Max >= d.K.Min, "data.k", "need 1 ≤ min ≤ max, got [%d, %d]", []any{d.K.Min, d.K.Max}},
 		{d.Group >= 2, "data.group", "G must be at least 2 (advantages are standardised within a group), got %d", []any{d.Group}},
 		{d.MaxNew >= 1, "data.max_new", "must be positive, got %d", []any{d.MaxNew}},
+		{d.Kind == "" || d.Kind == "text", "data.kind", "want text (an imported run's base.yaml) or nothing, got %q", []any{d.Kind}},
+		{d.Text == nil || (d.Text.Tokenizer == "file" || d.Text.Tokenizer == "") && d.Text.TokenizerFile != "", "data.text",
+			"hrpo reads only tokenizer: file and tokenizer_file from a text data section", nil},
 		{e.K.Min >= 1 && e.K.Max >= e.K.Min, "eval.k", "need 1 ≤ min ≤ max, got [%d, %d]", []any{e.K.Min, e.K.Max}},
 		{e.PerK >= 1 && e.FinalPerK >= 0, "eval.per_k", "per_k must be positive and final_per_k not negative", nil},
 		{e.Batch >= 1, "eval.batch", "must be positive, got %d", []any{e.Batch}},
@@ -157,6 +220,9 @@ func validate(path string, m ModelConfig, d DataConfig, e EvalConfig) (Arm, reas
 		if !c.ok {
 			return "", 0, keyError(path, c.key, c.format, c.args...)
 		}
+	}
+	if task == reasoning.GSM8K { // lengths are checked per problem, in tokens (gsm8kSets)
+		return arm, task, nil
 	}
 	need := max(task.PromptLen(d.K.Max)+d.MaxNew, task.PromptLen(e.K.Max)+e.MaxNew)
 	if d.Phase == "sft" {

@@ -5,13 +5,15 @@ import (
 	"math"
 	"sort"
 
-	"hiddenlab/data/reasoning"
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/data/reasoning"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // Result is one evaluated completion.
 type Result struct {
-	Problem    reasoning.Problem
+	Problem reasoning.Problem
+	// Completion is in task tokens (parsed from the decoded text when the
+	// policy has a text tokenizer, see [Model.TaskTokens]).
 	Completion []int32
 	Correct    bool
 	// HiddenRatio is the mean over the completion's fed-back think tokens
@@ -33,15 +35,16 @@ func (m *Model) Evaluate(problems []reasoning.Problem, o RolloutOptions, batch i
 				defer s.Close()
 				prompts := make([][]int32, len(part))
 				for i, p := range part {
-					prompts[i] = p.Prompt
+					prompts[i] = m.PromptIDs(p)
 				}
 				ro, rerr := m.Rollout(prompts, o)
 				if rerr != nil {
 					panic(rerr)
 				}
 				hidden := ro.rowHiddenRatios()
+				completions := m.TaskTokens(ro.Completions, part) // task tokens, for Reward and the report
 				for i, p := range part {
-					c := ro.Completions[i]
+					c := completions[i]
 					out = append(out, Result{Problem: p, Completion: c, Correct: reasoning.Reward(c, p.Answer) == 1, HiddenRatio: hidden[i]})
 				}
 			})

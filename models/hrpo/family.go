@@ -1,20 +1,22 @@
 package hrpo
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
 
-	"hiddenlab/data/reasoning"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
-	"hiddenlab/torch/optim"
+	"github.com/hiddenlab/hiddenlab/data/reasoning"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/recipe"
+	"github.com/hiddenlab/hiddenlab/stats"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 )
 
-func init() { runner.Register("hrpo", family{}) }
-
-type family struct{}
+// Family builds this family's experiments (registered by package families).
+type Family struct{}
 
 // Experiment is an hrpo run: the SFT warm-up (data.phase: sft) or the RL
 // stage (data.phase: rl) of one arm.
@@ -34,10 +36,13 @@ type Experiment struct {
 	batch   int    // SFT rows, or RL prompts, per step
 	evalSet []reasoning.Problem
 	final   *finalEval
+	// gsmTrain and gsmTest are the GSM8K problems of task gsm8k that fit
+	// the context (SFT rows and RL prompts; evaluation).
+	gsmTrain, gsmTest []reasoning.Problem
 }
 
-// Build implements runner.Family.
-func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error) {
+// Build implements experiment.Family.
+func (Family) Build(r *experiment.Recipe, env experiment.Env) (experiment.Experiment, error) {
 	mc, dc, ec := DefaultModel(), DefaultData(), DefaultEval()
 	if err := r.Decode("model", &mc); err != nil {
 		return nil, err
@@ -48,14 +53,25 @@ func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error)
 	if err := r.Decode("eval", &ec); err != nil {
 		return nil, err
 	}
-	if mc.Vocab == 0 {
-		mc.Vocab = reasoning.VocabSize
-	}
-	arm, task, err := validate(r.Raw.Path, mc, dc, ec)
+	codec, err := loadCodec(r, dc)
 	if err != nil {
 		return nil, err
 	}
-	if mc.Vocab < reasoning.VocabSize {
+	if mc.Vocab == 0 {
+		mc.Vocab = reasoning.VocabSize
+		if codec != nil {
+			mc.Vocab = codec.Tok.VocabSize()
+		}
+	}
+	arm, task, err := validate(r.Raw.Path, mc, dc, ec)
+	if err != nil {
+		return nil, reblame(r, err)
+	}
+	if codec != nil {
+		if err := checkText(r.Raw.Path, mc, dc, ec, task, codec); err != nil {
+			return nil, err
+		}
+	} else if mc.Vocab < reasoning.VocabSize {
 		return nil, keyError(r.Raw.Path, "model.vocab", "%d is smaller than the task vocabulary %d", mc.Vocab, reasoning.VocabSize)
 	}
 	if dc.Seed == 0 {
@@ -74,6 +90,7 @@ func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error)
 	if err != nil {
 		return nil, fmt.Errorf("%s: model: %w", r.Raw.Path, err)
 	}
+	m.Text = codec
 	e.M, e.store = m, m.GPT.Store
 	if dc.Phase == "rl" {
 		if e.Ref, err = newReference(m); err != nil {
@@ -85,7 +102,13 @@ func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error)
 		e.Close()
 		return nil, fmt.Errorf("moving the model to %v: %w", env.Device, err)
 	}
-	if e.evalSet, err = reasoning.EvalSet(task, reasoning.EvalConfig{Seed: ec.Seed, K: ec.K.reasoning(), PerK: ec.PerK}); err != nil {
+	if task == reasoning.GSM8K {
+		if e.gsmTrain, e.gsmTest, err = loadGSM8K(r.Raw.Path, mc, dc, ec, codec, env.Log); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	if e.evalSet, err = e.evalProblems(ec.PerK); err != nil {
 		e.Close()
 		return nil, keyError(r.Raw.Path, "eval", "%v", err)
 	}
@@ -99,9 +122,9 @@ func NewModel(mc ModelConfig, arm Arm) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Model{GPT: g, Arm: arm, Tau: mc.Tau}
+	m := &Model{GPT: g, Arm: arm, Tau: mc.Tau, TopK: mc.TopK, LossTau: mc.LossTemperature}
 	if arm.Gated() {
-		m.Gate, err = NewGate(g.Store.Root().Sub("gate"), mc.Width, mc.Gate.C, mc.Gate.RMin, mc.Gate.RMax)
+		m.Gate, err = NewGate(g.Store.Root().Sub("gate"), mc.Width, mc.Gate.C, mc.Gate.RMin, mc.Gate.RMax, GateInit(mc.Gate.Init))
 		if err != nil {
 			g.Close()
 			return nil, err
@@ -131,13 +154,19 @@ func newReference(m *Model) (*nn.GPT, error) {
 	return ref, nil
 }
 
-// Net converts the model section into nn's GPT configuration.
+// Net converts the model section into nn's GPT configuration with gpt's
+// own conversion, so every architecture option of the gpt family (the
+// Hugging Face ones included: kv_heads, mlp_width, gated_mlp, the bias
+// overrides, attn_scale, windows, norm_eps) means the same in hrpo.
 func (mc ModelConfig) Net() nn.GPTConfig {
 	c := mc.Config
-	return nn.GPTConfig{Vocab: c.Vocab, Context: c.Context, Width: c.Width, Layers: c.Layers, Heads: c.Heads,
-		MLPRatio: c.MLPRatio, Activation: nn.Activation(c.Activation), TiedHead: c.TiedHead, Positions: c.Positions,
-		RotaryDims: c.RotaryDims, RotaryBase: c.RotaryBase, ParallelResidual: c.ParallelResidual, Norm: c.Norm,
-		NoBias: c.NoBias, Dropout: c.Dropout, InitStd: c.InitStd}
+	if c.Vocab == 0 {
+		c.Vocab = reasoning.VocabSize
+	}
+	if c.Context == 0 {
+		c.Context = DefaultModel().Context
+	}
+	return c.GPTConfig(nil) // vocab and context are set: no data is consulted
 }
 
 func (e *Experiment) to(d torch.Device) error {
@@ -150,10 +179,10 @@ func (e *Experiment) to(d torch.Device) error {
 	return nil
 }
 
-// Store implements runner.Experiment.
+// Store implements experiment.Experiment.
 func (e *Experiment) Store() *nn.Store { return e.store }
 
-// Close implements runner.Experiment.
+// Close implements experiment.Experiment.
 func (e *Experiment) Close() {
 	e.store.Close() // frees the reference weights too (they are its buffers)
 	if e.Ref != nil {
@@ -161,11 +190,11 @@ func (e *Experiment) Close() {
 	}
 }
 
-// Groups implements runner.Grouper: the policy's matrices (train.optimizer
+// Groups implements experiment.Grouper: the policy's matrices (train.optimizer
 // LR and weight decay), its biases and norm gains (no decay), the gate
 // linears and Λ (model.gate LRs, weight decay on both, as the paper's
 // patch_trainer_optimizer). Frozen parameters are left out.
-func (e *Experiment) Groups(o runner.Optimizer) []*optim.Group {
+func (e *Experiment) Groups(o experiment.Optimizer) []*optim.Group {
 	var decay, plain, gate, lambda []*nn.Param
 	for _, p := range e.store.Params() {
 		switch {
@@ -181,21 +210,21 @@ func (e *Experiment) Groups(o runner.Optimizer) []*optim.Group {
 		}
 	}
 	groups := []*optim.Group{
-		runner.Group("policy", decay, o, o.LR, o.WeightDecay),
-		runner.Group("policy_no_decay", plain, o, o.LR, 0),
+		experiment.Group("policy", decay, o, o.LR, o.WeightDecay),
+		experiment.Group("policy_no_decay", plain, o, o.LR, 0),
 	}
 	if len(gate) > 0 {
-		groups = append(groups, runner.Group("gate", gate, o, e.model.Gate.LR, e.model.Gate.WeightDecay))
+		groups = append(groups, experiment.Group("gate", gate, o, e.model.Gate.LR, e.model.Gate.WeightDecay))
 	}
 	if len(lambda) > 0 {
-		groups = append(groups, runner.Group("lambda", lambda, o, e.model.Gate.LambdaLR, e.model.Gate.WeightDecay))
+		groups = append(groups, experiment.Group("lambda", lambda, o, e.model.Gate.LambdaLR, e.model.Gate.WeightDecay))
 	}
 	return groups
 }
 
-// Loss implements runner.Experiment: the SFT cross-entropy, or the RL
+// Loss implements experiment.Experiment: the SFT cross-entropy, or the RL
 // policy loss after this step's rollouts.
-func (e *Experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
+func (e *Experiment) Loss(step int) (*torch.Tensor, experiment.Logs) {
 	if e.data.Phase == "sft" {
 		return e.sftLoss(step)
 	}
@@ -204,10 +233,18 @@ func (e *Experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
 
 // sftLoss is next-token cross-entropy on the target tokens of an SFT
 // batch (think span, ####, answer, EOS), plain embeddings.
-func (e *Experiment) sftLoss(step int) (*torch.Tensor, runner.Logs) {
-	b, err := e.data.sftMix().Batch(e.seed, step, e.batch, e.data.sftMix().MaxLen())
-	if err != nil {
+func (e *Experiment) sftLoss(step int) (*torch.Tensor, experiment.Logs) {
+	var b *reasoning.Batch
+	var err error
+	if e.task == reasoning.GSM8K {
+		b = &reasoning.Batch{Problems: drawProblems(e.gsmTrain, e.seed^gsmSFTStream, step, e.batch)}
+	} else if b, err = e.data.sftMix().Batch(e.seed, step, e.batch, e.data.sftMix().MaxLen()); err != nil {
 		panic(err)
+	}
+	if e.M.Text != nil {
+		if b, err = e.M.Text.Batch(b.Problems, e.model.Context); err != nil {
+			panic(err)
+		}
 	}
 	dev := e.M.E().Device()
 	x := torch.FromSlice(b.Inputs, []int{b.B, b.T - 1}, dev)
@@ -217,12 +254,15 @@ func (e *Experiment) sftLoss(step int) (*torch.Tensor, runner.Logs) {
 	for _, v := range b.TargetMask {
 		tokens += float64(v)
 	}
-	return loss, runner.Logs{"tokens": tokens}
+	return loss, experiment.Logs{"tokens": tokens}
 }
 
 // Prompts returns step's RL prompts: train.batch problems, a pure function
 // of the data seed and the step.
 func (e *Experiment) Prompts(step int) ([]reasoning.Problem, error) {
+	if e.task == reasoning.GSM8K {
+		return drawProblems(e.gsmTrain, e.seed, step, e.batch), nil
+	}
 	return reasoning.Prompts(e.seed<<32|uint64(step), e.batch, e.task, e.data.K.reasoning())
 }
 
@@ -230,7 +270,7 @@ func (e *Experiment) Prompts(step int) ([]reasoning.Problem, error) {
 // batched KV-cache decode (no gradient), binary rewards, group-standardised
 // advantages, one teacher-forced forward over the buffered hybrid inputs,
 // the reference forward on token ids, and the loss of [PolicyLoss].
-func (e *Experiment) rlLoss(step int) (*torch.Tensor, runner.Logs) {
+func (e *Experiment) rlLoss(step int) (*torch.Tensor, experiment.Logs) {
 	if step == 0 {
 		// π_ref is the policy before any RL update: the init_from weights.
 		torch.NoGrad(func() { copyWeights(e.Ref, e.M.GPT) })
@@ -245,7 +285,7 @@ func (e *Experiment) rlLoss(step int) (*torch.Tensor, runner.Logs) {
 	for _, p := range problems {
 		for range G {
 			rows = append(rows, p)
-			prompts = append(prompts, p.Prompt)
+			prompts = append(prompts, e.M.PromptIDs(p))
 		}
 	}
 	var ro *Rollout
@@ -253,7 +293,8 @@ func (e *Experiment) rlLoss(step int) (*torch.Tensor, runner.Logs) {
 	if err != nil {
 		panic(err)
 	}
-	rewards := Rewards(ro.Completions, rows)
+	completions := e.M.TaskTokens(ro.Completions, rows)
+	rewards := Rewards(completions, rows)
 	adv, err := Advantages(rewards, G)
 	if err != nil {
 		panic(err)
@@ -266,8 +307,12 @@ func (e *Experiment) rlLoss(step int) (*torch.Tensor, runner.Logs) {
 	advT := torch.FromSlice(float32s(adv), []int{len(adv)}, dev)
 	loss, kl := PolicyLoss(logp, refLogp, advT, ro.Mask, e.model.Beta)
 
-	logs := rolloutLogs(ro, rows, rewards, G)
+	logs := rolloutLogs(ro, completions, rows, rewards, G)
+	if e.M.Text != nil {
+		logs["tokens"] = ro.Mask.Sum().Item() // tokenizer ids, not task words
+	}
 	logs["kl"] = kl.Item()
+	logs["kl_tokens"] = TokenKL(logp, refLogp, ro.Mask).Item()
 	torch.NoGrad(func() {
 		for k, v := range e.M.gateLogs(ro, in) {
 			logs[k] = v
@@ -292,23 +337,24 @@ func float32s(xs []float64) []float32 {
 }
 
 // rolloutLogs are the per-step metrics of brief §8.5 that need only the
-// completions: reward, its group spread, lengths, format and faithfulness,
+// completions (in task tokens: ro.Completions, or their parse for a text
+// tokenizer): reward, its group spread, lengths, format and faithfulness,
 // and the think-span entropy.
-func rolloutLogs(ro *Rollout, rows []reasoning.Problem, rewards []float64, G int) runner.Logs {
+func rolloutLogs(ro *Rollout, completions [][]int32, rows []reasoning.Problem, rewards []float64, G int) experiment.Logs {
 	var st reasoning.Stats
-	for i, c := range ro.Completions {
+	for i, c := range completions {
 		st.Add(c, rows[i])
 	}
 	stdSum, zero := 0.0, 0
 	for g := 0; g < len(rewards); g += G {
-		_, std := meanStd(rewards[g : g+G])
+		_, std := stats.MeanStd(rewards[g : g+G])
 		stdSum += std
 		if std == 0 {
 			zero++
 		}
 	}
 	groups := float64(len(rewards) / G)
-	logs := runner.Logs{
+	logs := experiment.Logs{
 		"reward": st.Accuracy(), "reward_std": stdSum / groups, "zero_var": float64(zero) / groups,
 		"length": st.MeanLength(), "think_len": st.MeanThinkLength(), "format": st.FormatRate(),
 		"skip": st.MeanSkipRate(), "tokens": float64(st.Tokens),
@@ -320,8 +366,8 @@ func rolloutLogs(ro *Rollout, rows []reasoning.Problem, rewards []float64, G int
 	// sampled but not fed back).
 	ent := ro.Entropy.Float32s()
 	sum, n := 0.0, 0
-	for b, c := range ro.Completions {
-		for t := range reasoning.ThinkLength(c) {
+	for b := range ro.Completions {
+		for t := range ro.ThinkLen[b] {
 			sum += float64(ent[b*ro.N+t])
 			n++
 		}
@@ -339,8 +385,8 @@ func rolloutLogs(ro *Rollout, rows []reasoning.Problem, rewards []float64, G int
 // √(1 − a²); the quantiles of σ(Λ)^c over dimensions; mean r and i; the
 // norm ratio ‖√(1−a²+ε)·i·ĥ‖ / ‖a·ê‖; and latent_share, the share of
 // completion tokens fed a latent.
-func (m *Model) gateLogs(ro *Rollout, in Input) runner.Logs {
-	logs := runner.Logs{}
+func (m *Model) gateLogs(ro *Rollout, in Input) experiment.Logs {
+	logs := experiment.Logs{}
 	if m.Gate != nil {
 		q := quantiles(m.Gate.Decay().Float32s(), 0.1, 0.5, 0.9)
 		logs["decay_q10"], logs["decay_q50"], logs["decay_q90"] = q[0], q[1], q[2]
@@ -392,16 +438,16 @@ func quantiles(xs []float32, qs ...float64) []float64 {
 	return out
 }
 
-// Eval implements runner.Experiment: greedy rollouts on the held-out set,
+// Eval implements experiment.Experiment: greedy rollouts on the held-out set,
 // accuracy and lengths by K, with the arm's input and, for latent arms,
 // with the latent switched off (off_*).
-func (e *Experiment) Eval() runner.Logs {
+func (e *Experiment) Eval() experiment.Logs {
 	o := RolloutOptions{MaxNew: e.eval.MaxNew, Greedy: true}
 	res, err := e.M.Evaluate(e.evalSet, o, e.eval.Batch)
 	if err != nil {
 		panic(err)
 	}
-	logs := runner.Logs(Summarize(res).Logs(""))
+	logs := experiment.Logs(Summarize(res).Logs(""))
 	if e.M.Arm.Latent() {
 		o.LatentOff = true
 		off, err := e.M.Evaluate(e.evalSet, o, e.eval.Batch)
@@ -413,4 +459,15 @@ func (e *Experiment) Eval() runner.Logs {
 		}
 	}
 	return logs
+}
+
+// reblame names the source that set the key of a range error (the file, an
+// environment variable or the command line) instead of the recipe file.
+func reblame(r *experiment.Recipe, err error) error {
+	var se *recipe.SourceError
+	var ke *recipe.KeyError
+	if errors.As(err, &se) && errors.As(se.Err, &ke) {
+		return experiment.BlameSource(r.Raw, ke)
+	}
+	return err
 }

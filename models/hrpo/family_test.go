@@ -7,11 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"hiddenlab/runner"
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // tinyRecipe is a staged recipe at test size: an SFT stage, then an RL
@@ -39,15 +42,16 @@ func writeRecipe(t *testing.T, body string) string {
 }
 
 // runMetrics reads a stage's metrics without the timing fields.
-func runMetrics(t *testing.T, dir string) []runner.Record {
+func runMetrics(t *testing.T, dir string) []rundir.Record {
 	t.Helper()
-	recs, err := runner.ReadMetrics(dir)
+	recs, err := rundir.ReadMetrics(dir)
 	require.NoError(t, err)
 	for i := range recs {
-		for _, k := range runner.TimingKeys {
+		for _, k := range rundir.TimingKeys {
 			delete(recs[i].Values, k)
 		}
 		recs[i].At = 0
+		recs[i].Time = time.Time{} // wall clock
 	}
 	return recs
 }
@@ -65,11 +69,11 @@ func TestStagedRunNoLeakAndResume(t *testing.T) {
 	require.Equal(t, baseline, torch.LiveTensors(), "tensor handles left after the run")
 
 	rl := filepath.Join(full, "1-rl")
-	s, err := runner.ReadSummary(rl)
+	s, err := rundir.ReadSummary(rl)
 	require.NoError(t, err)
-	require.Equal(t, runner.StatusCompleted, s.Status)
+	require.Equal(t, rundir.StatusCompleted, s.Status)
 	require.Equal(t, "hrpo", s.Extra["arm"])
-	for _, k := range []string{"reward", "zero_var", "kl", "entropy", "length", "think_len", "format", "hidden_ratio", "embeds_ratio", "hidden_q50", "decay_q50", "gate_r", "gate_i", "norm_ratio"} {
+	for _, k := range []string{"reward", "zero_var", "kl", "kl_tokens", "entropy", "length", "think_len", "format", "hidden_ratio", "embeds_ratio", "hidden_q50", "decay_q50", "gate_r", "gate_i", "norm_ratio"} {
 		require.Contains(t, s.Train, k)
 	}
 	for _, k := range []string{"acc_k2", "acc_k5", "off_acc_k5", "length", "off_length"} {
@@ -110,6 +114,9 @@ func TestRecipeErrors(t *testing.T) {
 		{"model.gate.r_max=1", "model.gate.r_max: must be below 1"},
 		{"model.gate.r_min=0.999", "model.gate.r_min: need 0 < r_min ≤ r_max"},
 		{"model.tau=0", "model.tau: τ must be positive"},
+		{"model.loss_temperature=0", "model.loss_temperature: must be positive"},
+		{"model.top_k=-1", "model.top_k: must not be negative"},
+		{"model.gate.init=xavier", `model.gate.init: want normal or uniform, got "xavier"`},
 		{"model.context=20", "model.context: 20 is too short"},
 		{"data.task=gsm8k", `data.task: want modchain or hopchain, got "gsm8k"`},
 		{"data.task=hopchain", "data.sft.hop_share: is 0"},
@@ -127,7 +134,7 @@ func TestRecipeErrors(t *testing.T) {
 // gate linears and Λ with their own LRs and weight decay; a frozen gate
 // trains nothing of the gate.
 func TestGroups(t *testing.T) {
-	o := runner.Optimizer{Name: "adamw", LR: 5e-5, WeightDecay: 0.1, Betas: []float64{0.9, 0.99}}
+	o := experiment.Optimizer{Name: "adamw", LR: 5e-5, WeightDecay: 0.1, Betas: []float64{0.9, 0.99}}
 	for _, c := range []struct {
 		arm   Arm
 		names []string
@@ -168,32 +175,6 @@ func TestGroups(t *testing.T) {
 	}
 }
 
-// The paired t-test and sign test agree with known values.
-func TestPairedTest(t *testing.T) {
-	for _, c := range []struct {
-		name      string
-		a, b      []float64
-		diff, t_  float64
-		p, signP  float64
-		wins, los int
-	}{
-		// d = [1, 1, 1, 0, 2]: mean 1, sd √0.5, se √0.1, t = √10 (df 4, p = 0.0341).
-		{"small", []float64{2, 3, 4, 4, 6}, []float64{1, 2, 3, 4, 4}, 1, 3.1623, 0.0341, 0.125, 4, 0},
-		{"identical", []float64{1, 0, 1}, []float64{1, 0, 1}, 0, 0, 1, 1, 0, 0},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			p := PairedTest(c.a, c.b)
-			require.InDelta(t, c.diff, p.Diff, 1e-12)
-			require.InDelta(t, c.t_, p.T, 1e-4)
-			require.InDelta(t, c.p, p.P, 1e-4)
-			require.InDelta(t, c.signP, p.SignP, 1e-12)
-			require.Equal(t, []int{c.wins, c.los}, []int{p.Wins, p.Losses})
-		})
-	}
-	// Student t tail at large df approaches the normal: P(|T| ≥ 1.96) ≈ 0.05.
-	require.InDelta(t, 0.05, studentTwoSided(1.959964, 1e6), 1e-4)
-}
-
 // Study tabulates arms over seeds, adds the latent-off row, and pairs HRPO
 // with GRPO prompt by prompt.
 func TestStudy(t *testing.T) {
@@ -217,7 +198,7 @@ func TestStudy(t *testing.T) {
 				train = fmt.Sprintf(`{"hidden_ratio": 0.%d}`, seed)
 			}
 			sum := fmt.Sprintf(`{"status": "completed", "train": %s, "extra": {"arm": %q, "think_len": 4, "faith": 0.9}}`, train, a.arm)
-			require.NoError(t, os.WriteFile(filepath.Join(dir, runner.SummaryFile), []byte(sum), 0o644))
+			require.NoError(t, os.WriteFile(filepath.Join(dir, rundir.SummaryFile), []byte(sum), 0o644))
 			csv := "index,k,answer,correct,correct_off,length,think_len,hidden_ratio,completion\n"
 			c, o := strings.Split(a.correct, ","), strings.Split(a.off, ",")
 			for i, k := range []int{2, 2, 9, 9} {

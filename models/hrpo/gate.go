@@ -5,8 +5,8 @@ import (
 	"math"
 	"strings"
 
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // GateEps is the constant under the square root of the latent weight,
@@ -49,13 +49,32 @@ type Gate struct {
 	C      float64       // c, the exponent scale (8 in the paper)
 }
 
+// GateInit is the initialisation of the gate linears W_r, b_r, W_i, b_i.
+type GateInit string
+
+// The gate initialisations.
+const (
+	// GateInitNormal draws the weights from N(0, GateInitStd²) and zeroes
+	// the biases: the official code, whose gate linears are nn.Linear
+	// modules of the Qwen2/Llama model initialised by transformers'
+	// _init_weights (initializer_range 0.02). The default.
+	GateInitNormal GateInit = "normal"
+	// GateInitUniform draws weights and biases from U(−1/√d, 1/√d) (paper
+	// App. A; PyTorch's nn.Linear default): hiddenlab's earlier default.
+	GateInitUniform GateInit = "uniform"
+)
+
+// GateInitStd is the standard deviation of GateInitNormal
+// (initializer_range of the official models).
+const GateInitStd = 0.02
+
 // NewGate creates a gate of width d under p ("gate.w_r", "gate.b_r",
-// "gate.w_i", "gate.b_i", "gate.lambda" at the root). The linears are
-// initialised uniformly in [−1/√d, 1/√d] (paper App. A), so r ≈ i ≈ 0.5 at
-// the start. Each Λ_k is logit(u_k^(1/c)) for u_k ~ U[rMin, rMax] (the
-// official reset_lambda_parameters), which gives a = u^r: a = u at r = 1.
-// It needs 0 < rMin ≤ rMax < 1 and c > 0.
-func NewGate(p nn.Path, d int, c, rMin, rMax float64) (*Gate, error) {
+// "gate.w_i", "gate.b_i", "gate.lambda" at the root), its linears
+// initialised by init ([GateInitNormal] or [GateInitUniform]); either way
+// r ≈ i ≈ 0.5 at the start. Each Λ_k is logit(u_k^(1/c)) for
+// u_k ~ U[rMin, rMax] (the official reset_lambda_parameters), which gives
+// a = u^r: a = u at r = 1. It needs 0 < rMin ≤ rMax < 1 and c > 0.
+func NewGate(p nn.Path, d int, c, rMin, rMax float64, init GateInit) (*Gate, error) {
 	switch {
 	case d < 1:
 		return nil, fmt.Errorf("gate width %d must be positive", d)
@@ -64,13 +83,23 @@ func NewGate(p nn.Path, d int, c, rMin, rMax float64) (*Gate, error) {
 	case !(rMin > 0 && rMin <= rMax && rMax < 1):
 		return nil, fmt.Errorf("need 0 < r_min ≤ r_max < 1, got r_min = %v, r_max = %v", rMin, rMax)
 	}
-	bound := 1 / math.Sqrt(float64(d))
-	uniform := func(shape ...int) *torch.Tensor { return torch.Empty(shape).Uniform(-bound, bound) }
+	var weight, bias func(shape ...int) *torch.Tensor
+	switch init {
+	case GateInitNormal:
+		weight = func(shape ...int) *torch.Tensor { return torch.Empty(shape).Normal(0, GateInitStd) }
+		bias = func(shape ...int) *torch.Tensor { return torch.Zeros(shape) }
+	case GateInitUniform:
+		bound := 1 / math.Sqrt(float64(d))
+		weight = func(shape ...int) *torch.Tensor { return torch.Empty(shape).Uniform(-bound, bound) }
+		bias = weight
+	default:
+		return nil, fmt.Errorf("gate init %q: want normal or uniform", init)
+	}
 	g := &Gate{C: c}
-	g.Wr = p.Param("w_r", uniform(d, d))
-	g.Br = p.Param("b_r", uniform(d))
-	g.Wi = p.Param("w_i", uniform(d, d))
-	g.Bi = p.Param("b_i", uniform(d))
+	g.Wr = p.Param("w_r", weight(d, d))
+	g.Br = p.Param("b_r", bias(d))
+	g.Wi = p.Param("w_i", weight(d, d))
+	g.Bi = p.Param("b_i", bias(d))
 	torch.WithScope(func() {
 		u := torch.Empty([]int{d}, torch.Float64).Uniform(rMin, rMax)
 		// Λ = −log(u^(−1/c) − 1), computed in float64: u^(1/c) is within

@@ -2,10 +2,10 @@ package hrpo
 
 import (
 	"fmt"
-	"math"
 
-	"hiddenlab/data/reasoning"
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/data/reasoning"
+	"github.com/hiddenlab/hiddenlab/stats"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // AdvantageEps is added to the group's standard deviation (TRL's GRPO
@@ -29,28 +29,12 @@ func Advantages(rewards []float64, G int) ([]float64, error) {
 	adv := make([]float64, len(rewards))
 	for g := 0; g < len(rewards); g += G {
 		group := rewards[g : g+G]
-		mean, std := meanStd(group)
+		mean, std := stats.MeanStd(group)
 		for i, r := range group {
 			adv[g+i] = (r - mean) / (std + AdvantageEps)
 		}
 	}
 	return adv, nil
-}
-
-// meanStd returns the mean and the unbiased standard deviation of xs.
-func meanStd(xs []float64) (mean, std float64) {
-	for _, x := range xs {
-		mean += x
-	}
-	mean /= float64(len(xs))
-	if len(xs) < 2 {
-		return mean, 0
-	}
-	var ss float64
-	for _, x := range xs {
-		ss += (x - mean) * (x - mean)
-	}
-	return mean, math.Sqrt(ss / float64(len(xs)-1))
 }
 
 // Rewards scores completions of problems (completion i answers
@@ -65,9 +49,11 @@ func Rewards(completions [][]int32, problems []reasoning.Problem) []float64 {
 }
 
 // GSM8KRewards scores text completions against GSM8K gold answers with the
-// same rule on text ([reasoning.GSM8KReward]): the last number after the
-// only "####" must equal the gold's. It is the reward path for real
-// problems; the advantages follow as for token completions.
+// same rule on text, parsed as the official code does
+// ([reasoning.GSM8KReward]; golds are raw gold texts, [reasoning.GSM8KItem]
+// Gold): the normalised last number after the only "####" must equal the
+// gold's. It is the reward path for real problems; the advantages follow as
+// for token completions.
 func GSM8KRewards(completions, golds []string) []float64 {
 	out := make([]float64, len(completions))
 	for i, c := range completions {
@@ -97,18 +83,29 @@ func KL3(logp, refLogp *torch.Tensor) *torch.Tensor {
 //
 // averaged over each completion's masked tokens, then over completions.
 // logp, refLogp and mask are [B, N]; adv is [B]. refLogp may be nil (β
-// unused). It returns the loss and the mean per-token k3 (nil without a
-// reference), a detached scalar for logging.
+// unused). It returns the loss and the logged KL (nil without a
+// reference), a detached scalar: the k3 averaged like the loss, over each
+// completion's tokens and then over completions, as the official code logs
+// it (mean_kl of its grpo_compute_loss). [TokenKL] is the mean over all
+// tokens instead.
 func PolicyLoss(logp, refLogp, adv, mask *torch.Tensor, beta float64) (loss, kl *torch.Tensor) {
 	per := SurrogateRatio(logp).Mul(adv.Unsqueeze(1))
+	tokens := mask.Sum(1).ClampMin(1)
 	if refLogp != nil {
 		k3 := KL3(logp, refLogp)
 		if beta != 0 {
 			per = per.Sub(k3.MulScalar(beta))
 		}
-		kl = k3.Detach().Mul(mask).Sum().Div(mask.Sum())
+		kl = k3.Detach().Mul(mask).Sum(1).Div(tokens).Mean()
 	}
-	tokens := mask.Sum(1).ClampMin(1)
 	loss = per.Neg().Mul(mask).Sum(1).Div(tokens).Mean()
 	return loss, kl
+}
+
+// TokenKL is the k3 of logp against refLogp ([B, N]) averaged over all
+// masked tokens of the batch at once (hiddenlab's earlier logged KL, now
+// logged as kl_tokens): long completions weigh more than in the official
+// per-completion mean of [PolicyLoss].
+func TokenKL(logp, refLogp, mask *torch.Tensor) *torch.Tensor {
+	return KL3(logp.Detach(), refLogp.Detach()).Mul(mask).Sum().Div(mask.Sum().ClampMin(1))
 }

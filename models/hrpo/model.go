@@ -2,9 +2,11 @@ package hrpo
 
 import (
 	"fmt"
+	"math"
 
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/data/reasoning"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // Arm is the input path of the reasoning span: the arms of the small-scale
@@ -54,9 +56,19 @@ type Model struct {
 	Gate *Gate // nil unless Arm.Gated()
 	Arm  Arm
 	// Tau is τ, the sampling temperature: rollouts sample from
-	// p = softmax(z/τ), ĥ interpolates under the same p, and the policy's
-	// log-probabilities are those of p.
+	// p = softmax(top_k(z/τ)), and ĥ interpolates under the same p.
 	Tau float64
+	// TopK truncates p to its TopK most likely tokens (0: off); see
+	// [Model.SampleLogits].
+	TopK int
+	// LossTau is the temperature of the loss's log-probabilities
+	// ([Model.LogProbs]); 0 means 1, the official code's.
+	LossTau float64
+	// Text, when set, is the text tokenizer the policy's ids belong to (an
+	// imported model's): prompts are encoded, completions end at its EOT
+	// and are parsed back to task tokens ([reasoning.TextCodec]). Nil: the
+	// ids are the task vocabulary's.
+	Text *reasoning.TextCodec
 }
 
 // E returns the input embedding matrix [V, d].
@@ -92,10 +104,39 @@ func (m *Model) Inputs(ids, latent, think *torch.Tensor) Input {
 	return in
 }
 
-// LogProbs returns log p(ids) [B, T] under p = softmax(logits/τ) for
-// logits [B, T, V] and int64 ids [B, T].
+// LogProbs returns the log-probabilities of ids [B, T] (int64) in the loss:
+// log softmax(logits/LossTau) [B, T] for logits [B, T, V], without top-k
+// truncation. The official code takes them at temperature 1 for the policy
+// and the reference alike, whatever the sampling temperature.
 func (m *Model) LogProbs(logits, ids *torch.Tensor) *torch.Tensor {
-	return logits.DivScalar(m.Tau).LogSoftmax(-1).Gather(-1, ids.Unsqueeze(-1)).Squeeze(-1)
+	t := m.LossTau
+	if t == 0 {
+		t = 1
+	}
+	if t != 1 {
+		logits = logits.DivScalar(t)
+	}
+	return logits.LogSoftmax(-1).Gather(-1, ids.Unsqueeze(-1)).Squeeze(-1)
+}
+
+// SampleLogits returns the logits of the sampling distribution
+// p = softmax(SampleLogits(z)): z/τ with every token below the TopK-th
+// largest set to −∞ (ties with it kept), as transformers' temperature and
+// top-k warpers do in the official generation. Rollouts sample x from p
+// and interpolate ĥ under p.
+func (m *Model) SampleLogits(z *torch.Tensor) *torch.Tensor {
+	z = z.DivScalar(m.Tau)
+	if k := m.TopK; k > 0 && k < z.Size(-1) {
+		vals, _ := z.TopK(k, -1)
+		z = z.MaskedFill(z.Lt(vals.Narrow(-1, k-1, 1)), math.Inf(-1))
+	}
+	return z
+}
+
+// SampleLogProbs returns log p(ids) [B, T] under the sampling distribution
+// p = softmax(SampleLogits(logits)): the rollout's own log-probabilities.
+func (m *Model) SampleLogProbs(logits, ids *torch.Tensor) *torch.Tensor {
+	return m.SampleLogits(logits).LogSoftmax(-1).Gather(-1, ids.Unsqueeze(-1)).Squeeze(-1)
 }
 
 // Forward is the teacher-forced pass over a rollout's buffered inputs (§1.2
@@ -120,7 +161,7 @@ func (m *Model) Forward(ro *Rollout) (*torch.Tensor, Input) {
 
 // ReferenceLogProbs returns log p_ref(ids) [B, N] of a rollout's completion
 // tokens under the frozen reference model ref fed token ids only (paper
-// §3.2), at the policy's temperature τ.
+// §3.2), at the loss temperature of [Model.LogProbs].
 func (m *Model) ReferenceLogProbs(ref *nn.GPT, ro *Rollout) *torch.Tensor {
 	P, N := ro.P, ro.N
 	ids := ro.PromptIDs

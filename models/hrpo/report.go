@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 
-	"hiddenlab/data/reasoning"
-	"hiddenlab/plot"
-	"hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/data/reasoning"
+	"github.com/hiddenlab/hiddenlab/plot"
+	"github.com/hiddenlab/hiddenlab/rundir"
 )
 
 // Per-prompt tables of the final evaluation in a run directory, read by
@@ -31,7 +31,7 @@ type finalEval struct {
 	stepS             float64   // median wall seconds per training step
 }
 
-// Report implements runner.Experiment: the final evaluation on
+// Report implements experiment.Experiment: the final evaluation on
 // eval.final_per_k problems per K (hybrid and latent-off, per-prompt
 // results in eval_prompts.csv), pass@k, samples, and the curves of the
 // training metrics (reward, hidden ratio, lengths, KL, entropy, accuracy by
@@ -40,7 +40,7 @@ func (e *Experiment) Report(dir string) (string, error) {
 	ec := e.eval
 	f := &finalEval{stepS: stepSeconds(dir)}
 	if ec.FinalPerK > 0 {
-		set, err := reasoning.EvalSet(e.task, reasoning.EvalConfig{Seed: ec.Seed, K: ec.K.reasoning(), PerK: ec.FinalPerK})
+		set, err := e.evalProblems(ec.FinalPerK)
 		if err != nil {
 			return "", err
 		}
@@ -82,9 +82,9 @@ func (e *Experiment) Report(dir string) (string, error) {
 		fmt.Fprintf(&b, "## SFT warm-up\n\nTask %s, K in [%d, %d]; mix: %.0f%% full, %.0f%% skip, %.0f%% direct traces, HopChain share %.0f%%, trace noise %.0f%%. Plain token inputs (no gate).\n\n",
 			e.task, e.data.K.Min, e.data.K.Max, 100*e.data.SFT.Full, 100*e.data.SFT.Skip, 100*e.data.SFT.Direct, 100*e.data.SFT.HopShare, 100*e.data.SFT.Noise)
 	} else {
-		fmt.Fprintf(&b, "## HRPO: arm %s\n\n%s\n\nτ = %g, β = %g, G = %d, %d prompts per step, max %d new tokens; gate c = %g, r ∈ [%g, %g], LRs: policy (train.optimizer.lr), gate %g, Λ %g, weight decay %g.",
-			e.M.Arm, armDescription(e.M.Arm), e.model.Tau, e.model.Beta, e.data.Group, e.batch, e.data.MaxNew,
-			e.model.Gate.C, e.model.Gate.RMin, e.model.Gate.RMax, e.model.Gate.LR, e.model.Gate.LambdaLR, e.model.Gate.WeightDecay)
+		fmt.Fprintf(&b, "## HRPO: arm %s\n\n%s\n\nτ = %g (sampling, top-k %d), loss temperature %g, β = %g, G = %d, %d prompts per step, max %d new tokens; gate c = %g, r ∈ [%g, %g], %s init, LRs: policy (train.optimizer.lr), gate %g, Λ %g, weight decay %g.",
+			e.M.Arm, armDescription(e.M.Arm), e.model.Tau, e.model.TopK, e.model.LossTemperature, e.model.Beta, e.data.Group, e.batch, e.data.MaxNew,
+			e.model.Gate.C, e.model.Gate.RMin, e.model.Gate.RMax, e.model.Gate.Init, e.model.Gate.LR, e.model.Gate.LambdaLR, e.model.Gate.WeightDecay)
 		if f.stepS > 0 {
 			fmt.Fprintf(&b, " Median step time %.2f s (rollout, teacher-forced and reference forwards, backward, update).", f.stepS)
 		}
@@ -283,7 +283,7 @@ func boolDigit(b bool) string {
 // stepSeconds is the median wall time between consecutive training logs
 // one step apart (evaluations excluded), 0 if unknown.
 func stepSeconds(dir string) float64 {
-	recs, err := runner.ReadMetrics(dir)
+	recs, err := rundir.ReadMetrics(dir)
 	if err != nil {
 		return 0
 	}
@@ -309,21 +309,21 @@ func stepSeconds(dir string) float64 {
 // plots draws the run's HRPO curves from metrics.jsonl into plots/ and
 // returns their paths relative to dir.
 func (e *Experiment) plots(dir string) []string {
-	recs, err := runner.ReadMetrics(dir)
+	recs, err := rundir.ReadMetrics(dir)
 	if err != nil || len(recs) == 0 {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(dir, runner.PlotsDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, rundir.PlotsDir), 0o755); err != nil {
 		return nil
 	}
 	series := func(split, key, name string, dashed bool) plot.Series {
-		s := runner.Curve(recs, split, key, name)
+		s := rundir.Curve(recs, split, key, name)
 		s.Dashed = dashed
 		return s
 	}
 	var out []string
 	draw := func(name, title, ylabel string, ss ...plot.Series) {
-		if rel, ok := runner.DrawCurves(dir, name, plot.Figure{Title: title, XLabel: "step", YLabel: ylabel}, ss...); ok {
+		if rel, ok := rundir.DrawCurves(dir, name, plot.Figure{Title: title, XLabel: "step", YLabel: ylabel}, ss...); ok {
 			out = append(out, rel)
 		}
 	}
@@ -362,7 +362,7 @@ func (e *Experiment) plots(dir string) []string {
 		if f.offSum != nil {
 			groups = append(groups, plot.BarGroup{Name: "latent off", Labels: labels, Values: ov})
 		}
-		rel := filepath.Join(runner.PlotsDir, "final_acc_by_k.png")
+		rel := filepath.Join(rundir.PlotsDir, "final_acc_by_k.png")
 		if err := plot.Bars(filepath.Join(dir, rel), plot.Figure{Title: "Final accuracy by K (" + arm + ")", YLabel: "accuracy"}, groups...); err == nil {
 			out = append(out, rel)
 		}

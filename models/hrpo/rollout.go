@@ -3,16 +3,16 @@ package hrpo
 import (
 	"fmt"
 
-	"hiddenlab/data/reasoning"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // RolloutOptions control a rollout.
 type RolloutOptions struct {
 	MaxNew int // completion tokens at most
 	// Greedy takes the argmax token (evaluation); the latent still
-	// interpolates under p = softmax(z/τ), as in the paper's evaluation.
+	// interpolates under p = softmax(top_k(z/τ)), as in the official
+	// evaluation (do_sample with is_inference: argmax of the warped p).
 	Greedy bool
 	// LatentOff feeds plain token embeddings everywhere: the latent-off
 	// evaluation of a hybrid policy (a forced to 1, without the 1e-4·i⊙ĥ
@@ -38,12 +38,16 @@ type Rollout struct {
 	// think-span tokens (before the first "####" and EOS), except the last
 	// generated one, which is never fed.
 	Think *torch.Tensor
+	// ThinkLen is each row's think-span length in tokens: those sampled
+	// while thinking, the last one included.
+	ThinkLen []int
 	// Mask [B, N] (float32) is the completion mask: 1 through the first EOS.
 	Mask      *torch.Tensor
 	KeyMask   *torch.Tensor // [B, P+N] bool, false at left padding
 	Positions *torch.Tensor // [B, P+N] int64 positions, counted from each row's BOS
-	// LogP [B, N] is log p(y_t) under p = softmax(z/τ) of the decode, and
-	// Entropy [B, N] the entropy of p.
+	// LogP [B, N] is log p(y_t) under the decode's sampling distribution
+	// p = softmax(top_k(z/τ)) ([Model.SampleLogits]), and Entropy [B, N]
+	// the entropy of p.
 	LogP, Entropy *torch.Tensor
 	// EmbedsRatio [B, N−1] is mean_d(a) of each fed-back input, 1 where the
 	// input was plain; nil without a gate.
@@ -64,7 +68,8 @@ func (ro *Rollout) Latents() *torch.Tensor {
 // input, and buffers everything the teacher-forced forward needs. Each
 // decode step (brief §7):
 //
-//  1. p = softmax(z/τ) from the last position's logits z;
+//  1. p = softmax(top_k(z/τ)) from the last position's logits z
+//     ([Model.SampleLogits]);
 //  2. sample x ~ p (argmax when greedy);
 //  3. ĥ = pᵀE/‖p‖₂ (or, for RawHidden, the hidden state that gave z);
 //  4. thinking &&= x ∉ {####, EOS};
@@ -92,14 +97,14 @@ func (m *Model) Rollout(prompts [][]int32, o RolloutOptions) (*Rollout, error) {
 		return nil, fmt.Errorf("rollout: prompt %d + %d new tokens exceeds the context %d", P, o.MaxNew, m.GPT.Config.Context)
 	}
 	dev := m.E().Device()
-	ro := &Rollout{B: B, P: P, Prompts: prompts, Completions: make([][]int32, B)}
+	ro := &Rollout{B: B, P: P, Prompts: prompts, Completions: make([][]int32, B), ThinkLen: make([]int, B)}
 	pids := make([]int64, B*P)
 	keys := make([]bool, B*total)
 	pos := make([]int64, B*total)
 	for b, p := range prompts {
 		pad := P - len(p)
 		for j := range P {
-			pids[b*P+j] = int64(reasoning.PAD)
+			pids[b*P+j] = int64(m.pad())
 			if j >= pad {
 				pids[b*P+j] = int64(p[j-pad])
 			}
@@ -131,7 +136,7 @@ func (m *Model) Rollout(prompts [][]int32, o RolloutOptions) (*Rollout, error) {
 	for t := range o.MaxNew {
 		s := torch.NewScope()
 		z := m.GPT.Logits(h) // [B, V]
-		logp := z.DivScalar(m.Tau).LogSoftmax(-1)
+		logp := m.SampleLogits(z).LogSoftmax(-1)
 		p := logp.Exp()
 		var x *torch.Tensor
 		if o.Greedy {
@@ -144,19 +149,22 @@ func (m *Model) Rollout(prompts [][]int32, o RolloutOptions) (*Rollout, error) {
 		alive := false
 		for b := range xs {
 			if done[b] {
-				xs[b] = int64(reasoning.PAD)
+				xs[b] = int64(m.pad())
 				continue
 			}
 			tok := int32(xs[b])
 			ro.Completions[b] = append(ro.Completions[b], tok)
-			thinking[b] = thinking[b] && tok != reasoning.Delim && tok != reasoning.EOS
+			thinking[b] = thinking[b] && !m.thinkEnds(ro.Completions[b], tok)
 			thinkNow[b] = thinking[b]
-			done[b] = tok == reasoning.EOS
+			if thinking[b] {
+				ro.ThinkLen[b]++
+			}
+			done[b] = tok == m.eos()
 			alive = alive || !done[b]
 		}
 		x = torch.FromSlice(xs, []int{B, 1}, dev)
 		lp := logp.Gather(-1, x).Squeeze(-1)
-		ent := p.Mul(logp).Sum(-1).Neg()
+		ent := p.Mul(logp.ClampMin(-1e30)).Sum(-1).Neg() // 0·log 0 = 0 past the top k
 		var lat *torch.Tensor
 		if feedLatent {
 			if m.Arm == RawHidden {
@@ -204,7 +212,7 @@ func (m *Model) Rollout(prompts [][]int32, o RolloutOptions) (*Rollout, error) {
 	ro.Think = torch.FromSlice(transpose(think, N, B), []int{B, N}, dev)
 	mask := make([]float32, B*N)
 	for b, c := range ro.Completions {
-		for t := range reasoning.CompletionLength(c) {
+		for t := range m.completionLength(c) {
 			mask[b*N+t] = 1
 		}
 	}

@@ -11,7 +11,8 @@ import (
 	"strconv"
 	"strings"
 
-	"hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/stats"
 )
 
 // StudyRun is one finished RL run of a study: a sweep configuration (its
@@ -116,141 +117,6 @@ func firstError(errs ...error) error {
 	return nil
 }
 
-// Paired is a paired comparison of two score vectors over the same
-// prompts (Table 9 of the paper: a paired t-test), with an exact sign test
-// as a distribution-free check.
-type Paired struct {
-	N            int
-	MeanA, MeanB float64 // mean score of each side
-	Diff, SE     float64 // mean difference A − B and its standard error
-	T            float64 // paired t statistic, N − 1 degrees of freedom
-	P            float64 // two-sided p-value of the t-test
-	Wins, Losses int     // prompts where A scores above / below B
-	SignP        float64 // two-sided exact sign test on Wins vs Losses
-}
-
-// PairedTest compares a and b (same length, paired by index).
-func PairedTest(a, b []float64) Paired {
-	n := len(a)
-	p := Paired{N: n}
-	if n == 0 || len(b) != n {
-		p.P, p.SignP = math.NaN(), math.NaN()
-		return p
-	}
-	d := make([]float64, n)
-	for i := range a {
-		p.MeanA += a[i] / float64(n)
-		p.MeanB += b[i] / float64(n)
-		d[i] = a[i] - b[i]
-		switch {
-		case d[i] > 0:
-			p.Wins++
-		case d[i] < 0:
-			p.Losses++
-		}
-	}
-	mean, sd := meanStd(d)
-	p.Diff = mean
-	p.SE = sd / math.Sqrt(float64(n))
-	switch {
-	case n < 2:
-		p.T, p.P = math.NaN(), math.NaN()
-	case p.SE == 0 && mean == 0:
-		p.T, p.P = 0, 1
-	case p.SE == 0:
-		p.T, p.P = math.Copysign(math.Inf(1), mean), 0
-	default:
-		p.T = mean / p.SE
-		p.P = studentTwoSided(p.T, float64(n-1))
-	}
-	p.SignP = signTest(p.Wins, p.Losses)
-	return p
-}
-
-// studentTwoSided is P(|T| ≥ |t|) for Student's t with df degrees of
-// freedom: I_{df/(df+t²)}(df/2, 1/2).
-func studentTwoSided(t, df float64) float64 {
-	return regIncBeta(df/2, 0.5, df/(df+t*t))
-}
-
-// signTest is the two-sided exact binomial test of w successes against l
-// failures at probability 1/2.
-func signTest(w, l int) float64 {
-	n := w + l
-	if n == 0 {
-		return 1
-	}
-	k := min(w, l)
-	lgN, _ := math.Lgamma(float64(n + 1))
-	sum := 0.0
-	for i := 0; i <= k; i++ {
-		a, _ := math.Lgamma(float64(i + 1))
-		b, _ := math.Lgamma(float64(n - i + 1))
-		sum += math.Exp(lgN - a - b - float64(n)*math.Ln2)
-	}
-	return math.Min(1, 2*sum)
-}
-
-// regIncBeta is the regularised incomplete beta function I_x(a, b)
-// (continued fraction, Numerical Recipes §6.4).
-func regIncBeta(a, b, x float64) float64 {
-	switch {
-	case x <= 0:
-		return 0
-	case x >= 1:
-		return 1
-	}
-	la, _ := math.Lgamma(a)
-	lb, _ := math.Lgamma(b)
-	lab, _ := math.Lgamma(a + b)
-	front := math.Exp(lab - la - lb + a*math.Log(x) + b*math.Log(1-x))
-	if x < (a+1)/(a+b+2) {
-		return front * betaCF(a, b, x) / a
-	}
-	return 1 - front*betaCF(b, a, 1-x)/b
-}
-
-func betaCF(a, b, x float64) float64 {
-	const tiny = 1e-300
-	qab, qap, qam := a+b, a+1, a-1
-	c, d := 1.0, 1-qab*x/qap
-	if math.Abs(d) < tiny {
-		d = tiny
-	}
-	d = 1 / d
-	h := d
-	for m := 1; m <= 300; m++ {
-		fm := float64(m)
-		aa := fm * (b - fm) * x / ((qam + 2*fm) * (a + 2*fm))
-		d = 1 + aa*d
-		if math.Abs(d) < tiny {
-			d = tiny
-		}
-		c = 1 + aa/c
-		if math.Abs(c) < tiny {
-			c = tiny
-		}
-		d = 1 / d
-		h *= d * c
-		aa = -(a + fm) * (qab + fm) * x / ((a + 2*fm) * (qap + 2*fm))
-		d = 1 + aa*d
-		if math.Abs(d) < tiny {
-			d = tiny
-		}
-		c = 1 + aa/c
-		if math.Abs(c) < tiny {
-			c = tiny
-		}
-		d = 1 / d
-		del := d * c
-		h *= del
-		if math.Abs(del-1) < 1e-14 {
-			break
-		}
-	}
-	return h
-}
-
 // studyArm is one row of the study: a configuration's runs.
 type studyArm struct {
 	name    string
@@ -258,7 +124,7 @@ type studyArm struct {
 	off     bool   // the latent-off evaluation of name's runs
 	seeds   []int
 	results []*PromptResults
-	sums    []*runner.Summary
+	sums    []*rundir.Summary
 }
 
 // score returns run i's per-prompt greedy correctness (latent-off for off
@@ -297,8 +163,8 @@ func Study(runs []StudyRun) (string, error) {
 	var arms []*studyArm
 	byName := map[string]*studyArm{}
 	for _, r := range runs {
-		s, err := runner.ReadSummary(r.Dir)
-		if err != nil || s.Status != runner.StatusCompleted {
+		s, err := rundir.ReadSummary(r.Dir)
+		if err != nil || s.Status != rundir.StatusCompleted {
 			continue
 		}
 		pr, err := ReadPromptResults(r.Dir)
@@ -429,10 +295,10 @@ func Study(runs []StudyRun) (string, error) {
 			}
 			b.WriteString("\n")
 			for i := range hrpo.results {
-				t := PairedTest(hrpo.score(i, false), grpo.score(i, false))
+				t := stats.PairedTest(hrpo.score(i, false), grpo.score(i, false))
 				fmt.Fprintf(&b, "| %d | %.4f | %.4f | %+.4f | %s |", hrpo.seeds[i], t.MeanA, t.MeanB, t.Diff, pval(t.P))
 				if first.Sampled != nil {
-					t := PairedTest(hrpo.score(i, true), grpo.score(i, true))
+					t := stats.PairedTest(hrpo.score(i, true), grpo.score(i, true))
 					fmt.Fprintf(&b, " %.4f | %.4f | %+.4f | %s |", t.MeanA, t.MeanB, t.Diff, pval(t.P))
 				}
 				b.WriteString("\n")
@@ -443,7 +309,7 @@ func Study(runs []StudyRun) (string, error) {
 				}
 				hs := hrpo.perSeed(func(i int) float64 { return meanWhere(hrpo.score(i, sampled), nil, 0) })
 				gs := grpo.perSeed(func(i int) float64 { return meanWhere(grpo.score(i, sampled), nil, 0) })
-				st := PairedTest(hs, gs)
+				st := stats.PairedTest(hs, gs)
 				kind := "greedy"
 				if sampled {
 					kind = "sampled"
@@ -463,7 +329,7 @@ func pairedTable(title string, pairs [][2]*studyArm, sampled bool, ks []int) str
 	for _, pr := range pairs {
 		a, c := pr[0], pr[1]
 		x, y := a.promptMeans(sampled), c.promptMeans(sampled)
-		t := PairedTest(x, y)
+		t := stats.PairedTest(x, y)
 		in, out := splitByK(x, y, ks, 8)
 		fmt.Fprintf(&b, "| %s | %s | %d | %.4f | %.4f | %+.4f | %.4f | %.2f | %s | %d/%d | %s | %+.4f | %+.4f |\n",
 			a.name, c.name, t.N, t.MeanA, t.MeanB, t.Diff, t.SE, t.T, pval(t.P), t.Wins, t.Losses, pval(t.SignP), in, out)
@@ -512,14 +378,14 @@ func splitByK(x, y []float64, ks []int, cut int) (in, out float64) {
 	return si / float64(max(1, ni)), so / float64(max(1, no))
 }
 
-func extraValue(s *runner.Summary, key string) float64 {
+func extraValue(s *rundir.Summary, key string) float64 {
 	if v, ok := s.Extra[key].(float64); ok {
 		return v
 	}
 	return math.NaN()
 }
 
-func trainValue(s *runner.Summary, key string) float64 {
+func trainValue(s *rundir.Summary, key string) float64 {
 	if v, ok := s.Train[key]; ok {
 		return v
 	}
@@ -537,7 +403,7 @@ func pm(xs []float64) string {
 	if len(keep) == 0 {
 		return "–"
 	}
-	m, s := meanStd(keep)
+	m, s := stats.MeanStd(keep)
 	return fmt.Sprintf("%.3f ± %.3f", m, s)
 }
 

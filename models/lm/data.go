@@ -6,16 +6,20 @@
 package lm
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"iter"
+	"math"
+	"os"
 	"path/filepath"
 	"strings"
 
-	"hiddenlab/data/synthstories"
-	"hiddenlab/data/text"
-	"hiddenlab/data/tokenize"
-	"hiddenlab/data/tokfsm"
-	"hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/data/synthstories"
+	"github.com/hiddenlab/hiddenlab/data/text"
+	"github.com/hiddenlab/hiddenlab/data/tokenize"
+	"github.com/hiddenlab/hiddenlab/data/tokfsm"
+	"github.com/hiddenlab/hiddenlab/experiment"
 )
 
 // Data is a tokenized dataset with deterministic training batches.
@@ -49,9 +53,13 @@ type TextConfig struct {
 	Train         string  `key:"train" required:"true"` // corpus file
 	Valid         string  `key:"valid"`                 // held-out file; empty: the tail of train
 	ValidFraction float64 `key:"valid_fraction"`        // tail share of train held out when valid is empty
-	Tokenizer     string  `key:"tokenizer"`             // byte or bpe
-	VocabSize     int     `key:"vocab_size"`            // bpe only
-	Context       int     `key:"context"`
+	// Tokenizer is byte, bpe (trained on the train split), or file: the
+	// tokenizer in TokenizerFile (a Hugging Face tokenizer.json, e.g. of an
+	// imported model, or hiddenlab's own file).
+	Tokenizer     string `key:"tokenizer"`
+	TokenizerFile string `key:"tokenizer_file"`
+	VocabSize     int    `key:"vocab_size"` // bpe only
+	Context       int    `key:"context"`
 	// ValidTokens caps the held-out tokens evaluated (0: all), for speed.
 	ValidTokens int `key:"valid_tokens"`
 }
@@ -80,7 +88,7 @@ type SynthStoriesConfig struct {
 // text tokenizer is saved into dir (when set). seed fixes the batch order.
 // The section of the chosen kind starts from its defaults, so a recipe names
 // only what it changes.
-func LoadData(r *runner.Recipe, dir string, seed uint64) (Data, *DataConfig, error) {
+func LoadData(r *experiment.Recipe, dir string, seed uint64) (Data, *DataConfig, error) {
 	cfg := &DataConfig{}
 	kind, _ := r.Raw.Section("data")["kind"].(string)
 	switch kind {
@@ -105,11 +113,21 @@ func LoadData(r *runner.Recipe, dir string, seed uint64) (Data, *DataConfig, err
 			return nil, nil, bad(k, "given, but data.kind is %q", cfg.Kind)
 		}
 	}
+	if err := checkData(r, cfg); err != nil {
+		return nil, nil, err
+	}
 	var d Data
 	var err error
 	switch cfg.Kind {
 	case "text":
-		d, err = newTextData(*cfg.Text, dir, seed)
+		switch {
+		case text.IsTokenFile(cfg.Text.Train): // pretokenized: memory-mapped (see Pretokenize)
+			d, err = newBinData(*cfg.Text, dir, seed)
+		case text.IsTokenFile(cfg.Text.Valid):
+			err = fmt.Errorf("valid: %s is pretokenized, train %s is not (pretokenize both, or neither)", cfg.Text.Valid, cfg.Text.Train)
+		default:
+			d, err = newTextData(*cfg.Text, dir, seed)
+		}
 	case "tokfsm":
 		d, err = NewFSMData(*cfg.TokFSM, seed)
 	case "synthstories":
@@ -121,6 +139,39 @@ func LoadData(r *runner.Recipe, dir string, seed uint64) (Data, *DataConfig, err
 		return nil, nil, bad(cfg.Kind, "%v", err)
 	}
 	return d, cfg, nil
+}
+
+// checkData range-checks the numeric keys of the data section's chosen kind,
+// naming the key and the source that set it.
+func checkData(r *experiment.Recipe, cfg *DataConfig) error {
+	var checks []Check
+	if c := cfg.Text; c != nil && cfg.Kind == "text" {
+		checks = append(checks,
+			Check{c.Context > 0, "data.text.context", fmt.Sprintf("must be positive, got %d", c.Context)},
+			Check{c.ValidTokens >= 0, "data.text.valid_tokens", fmt.Sprintf("must not be negative (0: all), got %d", c.ValidTokens)},
+			Check{c.VocabSize >= 0, "data.text.vocab_size", fmt.Sprintf("must not be negative, got %d", c.VocabSize)},
+			Check{c.Valid != "" || (c.ValidFraction > 0 && c.ValidFraction < 1), "data.text.valid_fraction",
+				fmt.Sprintf("want a number in (0, 1) (the tail of data.text.train held out), got %v", c.ValidFraction)},
+		)
+	}
+	if c := cfg.TokFSM; c != nil && cfg.Kind == "tokfsm" {
+		checks = append(checks,
+			Check{c.States >= 2, "data.tokfsm.states", fmt.Sprintf("need at least 2, got %d", c.States)},
+			Check{c.Edges >= 1 && c.Edges <= c.States, "data.tokfsm.edges", fmt.Sprintf("need 1 ≤ edges ≤ states = %d, got %d", c.States, c.Edges)},
+			Check{c.Base >= 2 && c.Base < math.MaxInt32, "data.tokfsm.base", fmt.Sprintf("need 2 ≤ base < 2^31-1, got %d", c.Base)},
+			Check{c.SeqLen >= 3, "data.tokfsm.seq_len", fmt.Sprintf("need at least 3 (BOS and two digits), got %d", c.SeqLen)},
+			Check{c.EvalSeqs >= 1, "data.tokfsm.eval_seqs", fmt.Sprintf("must be positive, got %d", c.EvalSeqs)},
+		)
+	}
+	if c := cfg.SynthStories; c != nil && cfg.Kind == "synthstories" {
+		checks = append(checks,
+			Check{c.TrainChars > 0, "data.synthstories.train_chars", fmt.Sprintf("must be positive, got %d", c.TrainChars)},
+			Check{c.ValidChars > 0, "data.synthstories.valid_chars", fmt.Sprintf("must be positive, got %d", c.ValidChars)},
+			Check{c.Context > 0, "data.synthstories.context", fmt.Sprintf("must be positive, got %d", c.Context)},
+			Check{c.ValidTokens >= 0, "data.synthstories.valid_tokens", fmt.Sprintf("must not be negative (0: all), got %d", c.ValidTokens)},
+		)
+	}
+	return CheckKeys(r, checks...)
 }
 
 // tokenData is a token stream with a tokenizer-like codec.
@@ -194,12 +245,16 @@ func newTextData(c TextConfig, dir string, seed uint64) (*tokenData, error) {
 			return nil, err
 		}
 	}
-	tok, err := tokenize.New(c.Tokenizer, c.VocabSize, trainText)
+	tok, err := textTokenizer(c, trainText)
 	if err != nil {
 		return nil, err
 	}
 	if dir != "" {
-		if err := tokenize.Save(filepath.Join(dir, "tokenizer.json"), tok); err != nil {
+		save := func() error { return tokenize.Save(filepath.Join(dir, tokenize.FileName), tok) }
+		if _, isHF := tok.(*tokenize.HF); isHF { // a model's own tokenizer stays in HF's format
+			save = func() error { return tokenize.SaveHF(filepath.Join(dir, tokenize.HFFileName), tok) }
+		}
+		if err := save(); err != nil {
 			return nil, err
 		}
 	}
@@ -210,6 +265,9 @@ func newTextData(c TextConfig, dir string, seed uint64) (*tokenData, error) {
 	}
 	d.describe = fmt.Sprintf("%s: %d train / %d valid tokens (%s tokenizer, vocab %d), context %d",
 		filepath.Base(c.Train), len(d.train), len(d.valid), tok.Name(), d.vocab, d.context)
+	if c.ValidTokens > 0 && c.ValidTokens < len(d.valid) {
+		d.describe += fmt.Sprintf("; evaluation scores the first %d valid tokens (data.*.valid_tokens)", c.ValidTokens)
+	}
 	if len(d.valid) < c.Context+1 {
 		return nil, fmt.Errorf("validation split has %d tokens, fewer than context+1", len(d.valid))
 	}
@@ -327,4 +385,40 @@ func (d *FSMData) Describe() string {
 	c := d.FSM.Config()
 	return fmt.Sprintf("TokFSM: %d states, %d successors each, base %d (%d digits/state), sequences of %d tokens, %d eval sequences",
 		c.States, c.Edges, c.Base, d.FSM.Digits(), c.SeqLen, d.evalSeqs)
+}
+
+// textTokenizer makes the text section's tokenizer: a file's, or a byte or
+// BPE tokenizer. A trained BPE is cached (in the user's cache directory,
+// keyed by the SHA-256 of the training text and the vocabulary size), so
+// the runs of a sweep and a resumed run reuse one tokenizer instead of
+// retraining it; training is deterministic, so the cache changes nothing
+// but time.
+func textTokenizer(c TextConfig, trainText []byte) (tokenize.Tokenizer, error) {
+	switch c.Tokenizer {
+	case "file":
+		if c.TokenizerFile == "" {
+			return nil, fmt.Errorf("data.text.tokenizer_file: required with tokenizer: file")
+		}
+		return tokenize.Load(c.TokenizerFile)
+	case "bpe":
+		h := sha256.New()
+		h.Write(trainText)
+		fmt.Fprintf(h, "|vocab %d|", c.VocabSize)
+		var path string
+		if dir, err := os.UserCacheDir(); err == nil {
+			path = filepath.Join(dir, "hiddenlab", "tokenizers", hex.EncodeToString(h.Sum(nil))[:32]+".json")
+			if tok, err := tokenize.Load(path); err == nil && tok.VocabSize() == c.VocabSize {
+				return tok, nil
+			}
+		}
+		tok, err := tokenize.New(c.Tokenizer, c.VocabSize, trainText)
+		if err == nil && path != "" && os.MkdirAll(filepath.Dir(path), 0o755) == nil {
+			tokenize.Save(path, tok) // a cache: failing to write it costs only time
+		}
+		return tok, err
+	}
+	if c.TokenizerFile != "" {
+		return nil, fmt.Errorf("data.text.tokenizer_file: only with tokenizer: file (got tokenizer: %s)", c.Tokenizer)
+	}
+	return tokenize.New(c.Tokenizer, c.VocabSize, trainText)
 }

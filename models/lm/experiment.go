@@ -5,9 +5,10 @@ import (
 	"math"
 	"strings"
 
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/recipe"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // Model is what an LM experiment trains: token ids [B, T] → logits [B, T, V].
@@ -20,7 +21,7 @@ type Model interface {
 // AuxLosser is a Model with extra loss terms after its last Forward (e.g.
 // codebook reconstruction, MoHD load balance), added to the cross-entropy.
 type AuxLosser interface {
-	AuxLoss() (*torch.Tensor, runner.Logs)
+	AuxLoss() (*torch.Tensor, experiment.Logs)
 }
 
 // Generator is a Model that can sample continuations.
@@ -44,17 +45,63 @@ func DefaultEval() EvalConfig {
 	return EvalConfig{Samples: 4, SampleLen: 200, Temperature: 0.8, TopK: 40}
 }
 
-// Experiment trains a Model on Data with next-token cross-entropy.
+// Validate checks the eval section's ranges when the recipe loads (before
+// anything trains: a bad value must not surface only at the first
+// evaluation). The error is a *recipe.KeyError; blame it on its source with
+// experiment.BlameSource (or CheckEval).
+func (c EvalConfig) Validate() error {
+	return FirstBad(
+		Check{c.Batch >= 0, "eval.batch", fmt.Sprintf("must not be negative (0: train.batch), got %d", c.Batch)},
+		Check{c.MaxBatches >= 0, "eval.max_batches", fmt.Sprintf("must not be negative (0: the whole held-out split), got %d", c.MaxBatches)},
+		Check{c.Samples >= 0, "eval.samples", fmt.Sprintf("must not be negative, got %d", c.Samples)},
+		Check{c.SampleLen >= 0, "eval.sample_len", fmt.Sprintf("must not be negative, got %d", c.SampleLen)},
+		Check{c.Temperature >= 0 && !math.IsInf(c.Temperature, 0), "eval.temperature",
+			fmt.Sprintf("must be a finite number ≥ 0 (0: greedy), got %v", c.Temperature)},
+		Check{c.TopK >= 0, "eval.top_k", fmt.Sprintf("must not be negative (0: no cut-off), got %d", c.TopK)},
+	)
+}
+
+// CheckEval validates an eval section, naming the key and the source (file,
+// environment variable or command line) that set it.
+func CheckEval(r *experiment.Recipe, c EvalConfig) error {
+	return experiment.BlameSource(r.Raw, c.Validate())
+}
+
+// Check is one range check of a recipe key: OK false reports Key with Reason.
+type Check struct {
+	OK     bool
+	Key    string
+	Reason string
+}
+
+// FirstBad returns the first failing check as a *recipe.KeyError (nil when
+// all pass).
+func FirstBad(checks ...Check) error {
+	for _, c := range checks {
+		if !c.OK {
+			return &recipe.KeyError{Key: c.Key, Reason: c.Reason}
+		}
+	}
+	return nil
+}
+
+// CheckKeys is FirstBad with the failing key blamed on its source.
+func CheckKeys(r *experiment.Recipe, checks ...Check) error {
+	if err := FirstBad(checks...); err != nil {
+		return experiment.BlameSource(r.Raw, err)
+	}
+	return nil
+}
+
+// Experiment trains a Model on Data with next-token cross-entropy. Families
+// embed it and extend Eval and Report by defining their own, which call
+// these first.
 type Experiment struct {
 	M          Model
 	D          Data
 	Evaluation EvalConfig
 	Batch      int
 	Device     torch.Device
-	// Metrics adds family-specific evaluation metrics (run under no-grad).
-	Metrics func() runner.Logs
-	// Section adds a family-specific Markdown section to the report.
-	Section func(dir string) (string, error)
 	// Rank and World shard each batch across data-parallel processes: this
 	// process trains rows [Rank·Batch/World, (Rank+1)·Batch/World) of the
 	// global batch (World 0 or 1: all rows).
@@ -62,7 +109,7 @@ type Experiment struct {
 	samples     []string
 }
 
-// SetShard implements runner.Sharder: data-parallel ranks split the global
+// SetShard implements experiment.Sharder: data-parallel ranks split the global
 // batch, so World processes see exactly the batch one process would.
 func (e *Experiment) SetShard(rank, world int) error {
 	if world > 1 && e.Batch%world != 0 {
@@ -74,9 +121,12 @@ func (e *Experiment) SetShard(rank, world int) error {
 
 // NewExperiment builds an experiment of m on d with the recipe's train batch
 // and eval section (decoded here).
-func NewExperiment(r *runner.Recipe, env runner.Env, m Model, d Data) (*Experiment, error) {
+func NewExperiment(r *experiment.Recipe, env experiment.Env, m Model, d Data) (*Experiment, error) {
 	ev := DefaultEval()
 	if err := r.Decode("eval", &ev); err != nil {
+		return nil, err
+	}
+	if err := CheckEval(r, ev); err != nil {
 		return nil, err
 	}
 	if ev.Batch == 0 {
@@ -86,7 +136,7 @@ func NewExperiment(r *runner.Recipe, env runner.Env, m Model, d Data) (*Experime
 	return &Experiment{M: m, D: d, Evaluation: ev, Batch: r.Train.Batch, Device: env.Device}, nil
 }
 
-// Store implements runner.Experiment.
+// Store implements experiment.Experiment.
 func (e *Experiment) Store() *nn.Store { return e.M.Store() }
 
 func (e *Experiment) tensors(x, y []int64, rows int) (*torch.Tensor, *torch.Tensor) {
@@ -96,9 +146,9 @@ func (e *Experiment) tensors(x, y []int64, rows int) (*torch.Tensor, *torch.Tens
 	return X, Y
 }
 
-// Loss implements runner.Experiment: cross-entropy of step's batch, plus the
+// Loss implements experiment.Experiment: cross-entropy of step's batch, plus the
 // model's auxiliary losses.
-func (e *Experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
+func (e *Experiment) Loss(step int) (*torch.Tensor, experiment.Logs) {
 	x, y := e.D.Batch(step, e.Batch)
 	rows := e.Batch
 	if e.World > 1 {
@@ -108,7 +158,7 @@ func (e *Experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
 	}
 	X, Y := e.tensors(x, y, rows)
 	ce := nn.LMLoss(e.M.Forward(X), Y, -100)
-	logs := runner.Logs{"tokens": float64(len(x))}
+	logs := experiment.Logs{"tokens": float64(len(x))}
 	loss := ce
 	if a, ok := e.M.(AuxLosser); ok {
 		aux, al := a.AuxLoss()
@@ -123,9 +173,9 @@ func (e *Experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
 	return loss, logs
 }
 
-// Eval implements runner.Experiment: mean cross-entropy (nats/token),
+// Eval implements experiment.Experiment: mean cross-entropy (nats/token),
 // perplexity and next-token accuracy over the held-out split.
-func (e *Experiment) Eval() runner.Logs {
+func (e *Experiment) Eval() experiment.Logs {
 	var nll, correct, n float64
 	batches := 0
 	for b := range e.D.Eval(e.Evaluation.Batch) {
@@ -151,16 +201,10 @@ func (e *Experiment) Eval() runner.Logs {
 			n += float64(b.Scored)
 		})
 	}
-	logs := runner.Logs{"loss": nll / n, "ppl": math.Exp(nll / n), "accuracy": correct / n}
-	if e.Metrics != nil {
-		for k, v := range e.Metrics() {
-			logs[k] = v
-		}
-	}
-	return logs
+	return experiment.Logs{"loss": nll / n, "ppl": math.Exp(nll / n), "accuracy": correct / n}
 }
 
-// Report implements runner.Experiment: samples, then the family's section.
+// Report implements experiment.Experiment: the data and the samples.
 func (e *Experiment) Report(dir string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Data\n\n%s\n", e.D.Describe())
@@ -176,15 +220,8 @@ func (e *Experiment) Report(dir string) (string, error) {
 		}
 		b.WriteString(":\n\n")
 		for i, s := range samples {
-			fmt.Fprintf(&b, "**Sample %d**\n\n```\n%s\n```\n\n", i+1, s)
+			fmt.Fprintf(&b, "**Sample %d**\n\n```\n%s\n```\n\n", i+1, strings.TrimSpace(s))
 		}
-	}
-	if e.Section != nil {
-		sec, err := e.Section(dir)
-		if err != nil {
-			return "", err
-		}
-		b.WriteString("\n" + sec)
 	}
 	return b.String(), nil
 }
@@ -227,5 +264,68 @@ func (e *Experiment) sampleLen() int {
 	return max(0, min(e.Evaluation.SampleLen, e.D.Context()-longest))
 }
 
-// Close implements runner.Experiment.
+// Opened is an experiment built on this package's Experiment; families
+// that embed *Experiment inherit it, so code that reopens a run
+// (rundir.Open) reaches the model and data without knowing the family.
+type Opened interface {
+	LM() *Experiment
+}
+
+// LM implements Opened.
+func (e *Experiment) LM() *Experiment { return e }
+
+// Close implements experiment.Experiment.
 func (e *Experiment) Close() { e.M.Close() }
+
+// FitData fills a model section's vocab and context from the data when they
+// are 0 and checks that the model covers the data (errors name the key and
+// the source that set it). Every LM family's model section goes through it.
+func FitData(r *experiment.Recipe, d Data, vocab, context *int) error {
+	if *vocab == 0 {
+		*vocab = d.Vocab()
+	}
+	if *context == 0 {
+		*context = d.Context()
+	}
+	switch {
+	case *vocab < d.Vocab():
+		return experiment.BlameSource(r.Raw, &recipe.KeyError{Key: "model.vocab",
+			Reason: fmt.Sprintf("%d is smaller than the data's vocabulary %d", *vocab, d.Vocab())})
+	case *context < d.Context():
+		return experiment.BlameSource(r.Raw, &recipe.KeyError{Key: "model.context",
+			Reason: fmt.Sprintf("%d is shorter than the data's sequences (%d)", *context, d.Context())})
+	}
+	return nil
+}
+
+// Build is the family Build glue every LM family shares: the recipe's data
+// section, the model that build makes on that data, and the LM experiment
+// with the recipe's eval section. Families with their own eval section use
+// BuildModel and make their experiment from the data and model it returns.
+func Build[M Model](r *experiment.Recipe, env experiment.Env, build func(*experiment.Recipe, experiment.Env, Data) (M, error)) (*Experiment, error) {
+	d, m, err := BuildModel(r, env, build)
+	if err != nil {
+		return nil, err
+	}
+	e, err := NewExperiment(r, env, m, d)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// BuildModel loads the recipe's data (writing its tokenizer into env.Dir)
+// and builds the model on it.
+func BuildModel[M Model](r *experiment.Recipe, env experiment.Env, build func(*experiment.Recipe, experiment.Env, Data) (M, error)) (Data, M, error) {
+	var zero M
+	d, _, err := LoadData(r, env.Dir, r.Train.Seed)
+	if err != nil {
+		return nil, zero, err
+	}
+	m, err := build(r, env, d)
+	if err != nil {
+		return nil, zero, err
+	}
+	return d, m, nil
+}

@@ -8,14 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 
-	"hiddenlab/internal/atomicio"
-	"hiddenlab/models/gpt"
-	"hiddenlab/models/lm"
-	"hiddenlab/plot"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/checkpoint"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/models/gpt"
+	"github.com/hiddenlab/hiddenlab/models/lm"
+	"github.com/hiddenlab/hiddenlab/plot"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // Tracer runs a trained model over token ids [B, T] and shows each
@@ -240,12 +240,12 @@ func routersMarkdown(hs []RouterHealth) string {
 // WritePlots draws the analysis into dir/plots and returns the files'
 // paths relative to dir.
 func (a *Analysis) WritePlots(dir string) ([]string, error) {
-	if err := os.MkdirAll(filepath.Join(dir, runner.PlotsDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, rundir.PlotsDir), 0o755); err != nil {
 		return nil, err
 	}
 	var out []string
 	draw := func(name string, f func(path string) error) error {
-		rel := filepath.Join(runner.PlotsDir, name)
+		rel := filepath.Join(rundir.PlotsDir, name)
 		if err := f(filepath.Join(dir, rel)); err != nil {
 			return err
 		}
@@ -346,51 +346,38 @@ func (a *Analysis) WriteFiles(dir string) (string, error) {
 type Opened struct {
 	Tracer Tracer
 	Data   lm.Data
-	Recipe *runner.Recipe
+	Recipe *experiment.Recipe
 	Groups int // N of a MoHD model (1 for others)
-	Close  func()
+	run    *rundir.Run
 }
 
-// Open rebuilds a run's model from its recipe.yaml and latest checkpoint:
-// the mohd and gpt families are supported. Call Close when done, on the
-// thread that opened it (torch.RunLocked).
+// Close frees the model.
+func (o *Opened) Close() { o.run.Close() }
+
+// Open rebuilds a run's model with rundir.Open (its recipe.yaml and latest
+// checkpoint): mohd and gpt runs can be traced. Call Close when done, on
+// the thread that opened it (torch.RunLocked).
 func Open(dir string) (*Opened, error) {
-	r, err := runner.OpenRecipe(filepath.Join(dir, runner.RecipeFile), "configs")
+	run, err := rundir.Open(dir, rundir.OpenOptions{Device: torch.CPU})
 	if err != nil {
 		return nil, err
 	}
-	latest, err := checkpoint.Latest(filepath.Join(dir, runner.CheckpointDir))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", dir, err)
+	o := &Opened{Recipe: run.Recipe, Groups: 1, run: run}
+	x, ok := run.Experiment.(lm.Opened)
+	if !ok {
+		run.Close()
+		return nil, fmt.Errorf("%s: model.family: %s runs cannot be analysed (mohd and gpt can)", dir, run.Recipe.Family)
 	}
-	d, _, err := lm.LoadData(r, "", r.Train.Seed)
-	if err != nil {
-		return nil, err
-	}
-	env := runner.Env{Dir: dir, Device: torch.CPU, Log: func(string, ...any) {}}
-	o := &Opened{Data: d, Recipe: r, Groups: 1}
-	var store *nn.Store
-	switch r.Family {
-	case "mohd":
-		m, err := Build(r, env, d)
-		if err != nil {
-			return nil, err
-		}
-		o.Tracer, o.Close, store, o.Groups = m, m.Close, m.Store(), m.Config.Groups
-	case "gpt":
-		m, err := gpt.Build(r, env, d)
-		if err != nil {
-			return nil, err
-		}
-		o.Tracer, o.Close, store = GPTTracer{m.GPT}, m.Close, m.GPT.Store
+	o.Data = x.LM().D
+	switch m := x.LM().M.(type) {
+	case *Model:
+		o.Tracer, o.Groups = m, m.Config.Groups
+	case *gpt.Model:
+		o.Tracer = GPTTracer{m.GPT}
 	default:
-		return nil, fmt.Errorf("%s: model.family: %s runs cannot be analysed (mohd and gpt can)", dir, r.Family)
+		run.Close()
+		return nil, fmt.Errorf("%s: model.family: %s runs cannot be analysed (mohd and gpt can)", dir, run.Recipe.Family)
 	}
-	if err := checkpoint.LoadWeights(filepath.Join(latest, checkpoint.ModelFile), store, nn.LoadOptions{}); err != nil {
-		o.Close()
-		return nil, fmt.Errorf("%s: %w", latest, err)
-	}
-	store.Train(false)
 	return o, nil
 }
 

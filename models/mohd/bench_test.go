@@ -3,9 +3,9 @@ package mohd
 import (
 	"testing"
 
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
-	"hiddenlab/torch/optim"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 )
 
 // BenchmarkTrainStep times forward, backward and AdamW of brief §7's sizes

@@ -6,13 +6,12 @@ import (
 	"strings"
 	"time"
 
-	"hiddenlab/models/lm"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/models/lm"
+	"github.com/hiddenlab/hiddenlab/stats"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
-
-func init() { runner.Register("mohd", family{}) }
 
 // EvalConfig is a mohd recipe's eval section.
 type EvalConfig struct {
@@ -27,22 +26,13 @@ type EvalConfig struct {
 
 // Build decodes a mohd model section into a model on the data's
 // vocabulary, recording the resolved section.
-func Build(r *runner.Recipe, env runner.Env, d lm.Data) (*Model, error) {
+func Build(r *experiment.Recipe, env experiment.Env, d lm.Data) (*Model, error) {
 	cfg := DefaultConfig()
 	if err := r.Decode("model", &cfg); err != nil {
 		return nil, err
 	}
-	if cfg.Vocab == 0 {
-		cfg.Vocab = d.Vocab()
-	}
-	if cfg.Context == 0 {
-		cfg.Context = d.Context()
-	}
-	switch {
-	case cfg.Vocab < d.Vocab():
-		return nil, fmt.Errorf("%s: model.vocab: %d is smaller than the data's vocabulary %d", r.Raw.Path, cfg.Vocab, d.Vocab())
-	case cfg.Context < d.Context():
-		return nil, fmt.Errorf("%s: model.context: %d is shorter than the data's sequences (%d)", r.Raw.Path, cfg.Context, d.Context())
+	if err := lm.FitData(r, d, &cfg.Vocab, &cfg.Context); err != nil {
+		return nil, err
 	}
 	cfg.resolve()
 	cfg.Family = r.Family
@@ -63,16 +53,13 @@ func Build(r *runner.Recipe, env runner.Env, d lm.Data) (*Model, error) {
 	return m, nil
 }
 
-type family struct{}
+// Family builds this family's experiments (registered by package families).
+type Family struct{}
 
-// Build implements runner.Family: the data, the model, and the eval section
+// Build implements experiment.Family: the data, the model, and the eval section
 // (the LM keys plus analysis_seqs and recall_slots).
-func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error) {
-	d, _, err := lm.LoadData(r, env.Dir, r.Train.Seed)
-	if err != nil {
-		return nil, err
-	}
-	m, err := Build(r, env, d)
+func (Family) Build(r *experiment.Recipe, env experiment.Env) (experiment.Experiment, error) {
+	d, m, err := lm.BuildModel(r, env, Build)
 	if err != nil {
 		return nil, err
 	}
@@ -84,9 +71,16 @@ func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error)
 	if ev.Batch == 0 {
 		ev.Batch = r.Train.Batch
 	}
-	if ev.AnalysisSeqs < 0 || ev.RecallSlots < 0 {
+	if err := lm.CheckKeys(r,
+		lm.Check{OK: ev.AnalysisSeqs >= 0, Key: "eval.analysis_seqs", Reason: fmt.Sprintf("must not be negative (0: no analysis), got %d", ev.AnalysisSeqs)},
+		lm.Check{OK: ev.RecallSlots >= 0, Key: "eval.recall_slots", Reason: fmt.Sprintf("must not be negative (0: all), got %d", ev.RecallSlots)},
+	); err != nil {
 		m.Close()
-		return nil, fmt.Errorf("%s: eval.analysis_seqs, eval.recall_slots: must not be negative", r.Raw.Path)
+		return nil, err
+	}
+	if err := lm.CheckEval(r, ev.EvalConfig); err != nil {
+		m.Close()
+		return nil, err
 	}
 	r.Record("eval", &ev)
 	total, active, err := CountParams(m.Store(), m.Config)
@@ -94,20 +88,18 @@ func (family) Build(r *runner.Recipe, env runner.Env) (runner.Experiment, error)
 		m.Close()
 		return nil, err
 	}
-	e := &experiment{
+	e := &mohdExperiment{
 		Experiment: &lm.Experiment{M: m, D: d, Evaluation: ev.EvalConfig, Batch: r.Train.Batch, Device: env.Device},
 		m:          m, eval: ev, seed: r.Train.Seed, total: total, active: active,
 	}
 	e.stories, _ = d.(*lm.StoriesData)
-	e.Metrics = e.metrics
-	e.Section = e.section
 	return e, nil
 }
 
 // experiment is an LM experiment of a MoHD model: router health at every
 // evaluation, recall accuracy on SynthStories, step timing, and the
 // parameter accounting and activation-flow analysis in the report.
-type experiment struct {
+type mohdExperiment struct {
 	*lm.Experiment
 	m             *Model
 	eval          EvalConfig
@@ -125,8 +117,8 @@ type experiment struct {
 	steps     []float64
 }
 
-// Loss implements runner.Experiment, timing the steps.
-func (e *experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
+// Loss implements experiment.Experiment, timing the steps.
+func (e *mohdExperiment) Loss(step int) (*torch.Tensor, experiment.Logs) {
 	now := time.Now()
 	if !e.last.IsZero() && !e.evaluated {
 		e.steps = append(e.steps, now.Sub(e.last).Seconds())
@@ -135,13 +127,16 @@ func (e *experiment) Loss(step int) (*torch.Tensor, runner.Logs) {
 	return e.Experiment.Loss(step)
 }
 
-// Eval implements runner.Experiment: the LM metrics, recall accuracy on
+// Eval implements experiment.Experiment: the LM metrics, recall accuracy on
 // SynthStories, and the routers' health on the held-out split.
-func (e *experiment) Eval() runner.Logs {
+func (e *mohdExperiment) Eval() experiment.Logs {
 	e.evaluated = true
 	e.m.Stats = NewRouterStats(e.seed)
 	defer func() { e.m.Stats = nil }()
 	logs := e.Experiment.Eval()
+	for k, v := range e.metrics() {
+		logs[k] = v
+	}
 	e.health = e.m.Stats.Health()
 	for k, v := range routerSummary(e.health) {
 		logs[k] = v
@@ -149,8 +144,8 @@ func (e *experiment) Eval() runner.Logs {
 	return logs
 }
 
-// metrics is the lm.Experiment hook: recall accuracy on SynthStories.
-func (e *experiment) metrics() runner.Logs {
+// metrics is the family's part of Eval: recall accuracy on SynthStories.
+func (e *mohdExperiment) metrics() experiment.Logs {
 	if e.stories == nil {
 		return nil
 	}
@@ -158,7 +153,7 @@ func (e *experiment) metrics() runner.Logs {
 	e.m.Stats = nil
 	defer func() { e.m.Stats = stats }()
 	e.recall = RecallAccuracy(e.m, e.stories, e.Evaluation.Batch, e.eval.RecallSlots)
-	return runner.Logs{"recall_accuracy": e.recall}
+	return experiment.Logs{"recall_accuracy": e.recall}
 }
 
 // RecallAccuracy scores the SynthStories recall slots (at most limit; 0:
@@ -204,7 +199,7 @@ func RecallAccuracy(m lm.Model, d *lm.StoriesData, batch, limit int) float64 {
 // section is the report's MoHD section: the configuration, the parameter
 // accounting (formula vs counter), the routers' health at the final
 // evaluation and, with eval.analysis_seqs, the activation-flow analysis.
-func (e *experiment) section(dir string) (string, error) {
+func (e *mohdExperiment) section(dir string) (string, error) {
 	c := e.m.Config
 	var b strings.Builder
 	b.WriteString("## MoHD\n\n")
@@ -218,7 +213,7 @@ func (e *experiment) section(dir string) (string, error) {
 	ft, fa := c.TotalParams(), c.ActiveParams()
 	b.WriteString("### Parameters (brief §2.3; counter = the module tree's tensors)\n\n| term | total (formula) | total (counter) | activated/token (formula) | activated/token (counter) |\n|---|---|---|---|---|\n")
 	row := func(name string, f func(Params) int) {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, runner.Thousands(f(ft)), runner.Thousands(f(e.total)), runner.Thousands(f(fa)), runner.Thousands(f(e.active)))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", name, stats.Thousands(f(ft)), stats.Thousands(f(e.total)), stats.Thousands(f(fa)), stats.Thousands(f(e.active)))
 	}
 	row("attention", func(p Params) int { return p.Attn })
 	row("FFN", func(p Params) int { return p.FFN })
@@ -254,7 +249,7 @@ func (e *experiment) section(dir string) (string, error) {
 // Extra implements the runner's summary extension (extra.<key> in sweep
 // tables): parameter counts, median step time, router health, recall
 // accuracy and the activation-flow summary.
-func (e *experiment) Extra() map[string]any {
+func (e *mohdExperiment) Extra() map[string]any {
 	out := map[string]any{
 		"params_total": e.total.NonEmbedding(), "params_active": e.active.NonEmbedding(),
 		"params_norm": e.total.Norm, "params_embedding": e.total.Embedding, "delta": e.m.Config.Delta(),
@@ -321,4 +316,18 @@ func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// Report implements experiment.Experiment: the LM report (data, samples)
+// followed by the family's section.
+func (e *mohdExperiment) Report(dir string) (string, error) {
+	base, err := e.Experiment.Report(dir)
+	if err != nil {
+		return "", err
+	}
+	sec, err := e.section(dir)
+	if err != nil {
+		return "", err
+	}
+	return base + "\n" + sec, nil
 }

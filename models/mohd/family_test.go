@@ -8,9 +8,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	_ "hiddenlab/models/gpt"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // tinyRecipe is a MoHD model on a small SynthStories corpus that trains in
@@ -53,10 +53,10 @@ func TestTrainingLoop(t *testing.T) {
 			baseline := torch.LiveTensors()
 			dir := runRecipe(t, tinyRecipe, "model.path="+string(path))
 			require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the run")
-			s, err := runner.ReadSummary(dir)
+			s, err := rundir.ReadSummary(dir)
 			require.NoError(t, err)
-			require.Equal(t, runner.StatusCompleted, s.Status, s.Error)
-			recs, err := runner.ReadMetrics(dir)
+			require.Equal(t, rundir.StatusCompleted, s.Status, s.Error)
+			recs, err := rundir.ReadMetrics(dir)
 			require.NoError(t, err)
 			var first, last float64
 			for _, r := range recs {
@@ -77,13 +77,13 @@ func TestTrainingLoop(t *testing.T) {
 			require.EqualValues(t, cfg.TotalParams().NonEmbedding(), s.Extra["params_total"])
 			require.EqualValues(t, cfg.ActiveParams().NonEmbedding(), s.Extra["params_active"])
 			require.Contains(t, s.Eval, "recall_accuracy")
-			report, err := os.ReadFile(filepath.Join(dir, runner.ReportFile))
+			report, err := os.ReadFile(filepath.Join(dir, rundir.ReportFile))
 			require.NoError(t, err)
 			for _, want := range []string{"### Parameters (brief §2.3", "### Activation flow", "### Router health", "mohd_router_load.png"} {
 				require.Contains(t, string(report), want)
 			}
 			for _, f := range []string{"mohd_flow_concentration.png", "mohd_flow_persistence.png", "mohd_flow_frequency.png", "mohd_router_load.png", "mohd_router_health.png"} {
-				require.FileExists(t, filepath.Join(dir, runner.PlotsDir, f))
+				require.FileExists(t, filepath.Join(dir, rundir.PlotsDir, f))
 			}
 		})
 	}
@@ -111,7 +111,7 @@ func TestAnalyzeRunDirectories(t *testing.T) {
 		}
 		require.FileExists(t, filepath.Join(c.dir, "mohd_analysis.md"))
 		require.FileExists(t, filepath.Join(c.dir, "mohd_analysis.json"))
-		require.FileExists(t, filepath.Join(c.dir, runner.PlotsDir, "mohd_flow_concentration.png"))
+		require.FileExists(t, filepath.Join(c.dir, rundir.PlotsDir, "mohd_flow_concentration.png"))
 	}
 	_, err := AnalyzeRun(t.TempDir(), 4, 1)
 	require.ErrorContains(t, err, "recipe.yaml")

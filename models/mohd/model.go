@@ -47,9 +47,9 @@ import (
 	"fmt"
 	"math"
 
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // Model is a MoHD (or, with vanilla: true, a dense LLaMA) language model:
@@ -66,6 +66,9 @@ type Model struct {
 	Observe func(Observation)
 	// Stats, when set, accumulates every router's load and choices.
 	Stats *RouterStats
+	// Hooks read or replace activations at the sites AllSites lists, with
+	// TransformerLens's names (see nn.Hooks and nn.RunWithCache).
+	Hooks nn.Hooks
 	store *nn.Store
 	// balance holds each router's N_r·Σ_j f_j·P̄_j of the last training Forward.
 	balance []*torch.Tensor
@@ -189,16 +192,37 @@ func (m *Model) Forward(ids *torch.Tensor) *torch.Tensor {
 			Msg: fmt.Sprintf("sequence of %d positions exceeds the context %d", T, m.Config.Context)})
 	}
 	m.balance = m.balance[:0]
-	x := m.Embed.Forward(ids)
+	x := m.Hooks.Apply(nn.Site{Layer: -1, Point: nn.HookEmbed}, m.Embed.Forward(ids))
 	for _, b := range m.Blocks {
 		var r *Route
+		x = m.Hooks.Apply(nn.Site{Layer: b.Layer, Point: nn.ResidPre}, x)
 		x, r = b.Attn.Forward(m, b.Layer, x, B, T, nil)
+		x = m.Hooks.Apply(nn.Site{Layer: b.Layer, Point: nn.ResidMid}, x)
 		if b.FFN.Router != nil {
 			r = nil
 		}
 		x, _ = b.FFN.Forward(m, b.Layer, x, B, T, r)
+		x = m.Hooks.Apply(nn.Site{Layer: b.Layer, Point: nn.ResidPost}, x)
 	}
-	return m.Head.Forward(m.Norm.Forward(x))
+	return m.Head.Forward(m.Hooks.Apply(nn.Site{Layer: -1, Point: nn.LNFinal}, m.Norm.Forward(x)))
+}
+
+// ModelHooks implements nn.Hookable.
+func (m *Model) ModelHooks() *nn.Hooks { return &m.Hooks }
+
+// AllSites implements nn.Hookable: hook_embed; per block hook_resid_pre,
+// hook_attn_out (the fused sublayer output ŷ added to the residual stream),
+// hook_resid_mid, hook_mlp_out (the FFN's ŷ) and hook_resid_post; and
+// ln_final.hook_normalized. The sites inside a sublayer (q, k, v, z, the MLP
+// hidden) are not exposed: they live on the active groups only.
+func (m *Model) AllSites() []nn.Site {
+	out := []nn.Site{{Layer: -1, Point: nn.HookEmbed}}
+	for i := range m.Blocks {
+		for _, p := range []nn.Point{nn.ResidPre, nn.HookAttnOut, nn.ResidMid, nn.HookMLPOut, nn.ResidPost} {
+			out = append(out, nn.Site{Layer: i, Point: p})
+		}
+	}
+	return append(out, nn.Site{Layer: -1, Point: nn.LNFinal})
 }
 
 // begin normalises the sublayer input, routes it (or reuses shared, when
@@ -223,8 +247,10 @@ func (s *Sublayer) begin(m *Model, layer int, x *torch.Tensor, shared *Route) (u
 	return uf, newGating(s.cfg, uf, r)
 }
 
-// end fuses the sublayer output y [BT, D] and adds it to the residual x.
-func (s *Sublayer) end(x, y *torch.Tensor, g *gating) *torch.Tensor {
+// end fuses the sublayer output y [BT, D] and adds it to the residual x;
+// the hooks of the sublayer's output site (hook_attn_out, hook_mlp_out) see
+// the fused output [B, T, D].
+func (s *Sublayer) end(m *Model, layer int, x, y *torch.Tensor, g *gating) *torch.Tensor {
 	if s.Fusion != nil {
 		f := s.Fusion.Forward(y, s.cfg.Groups)
 		if Write(s.cfg.FusionWrite) == WriteMasked && g.route != nil {
@@ -232,7 +258,11 @@ func (s *Sublayer) end(x, y *torch.Tensor, g *gating) *torch.Tensor {
 		}
 		y = y.Add(f)
 	}
-	return x.Add(y.View(x.Shape()...))
+	site := nn.Site{Layer: layer, Point: nn.AttnOut}
+	if s.Name != "attn" {
+		site.Point = nn.MLPOut
+	}
+	return x.Add(m.Hooks.Apply(site, y.View(x.Shape()...)))
 }
 
 // Forward is x + ŷ for attention over x [B, T, D]; it returns the route it
@@ -246,7 +276,7 @@ func (a *Attention) Forward(m *Model, layer int, x *torch.Tensor, B, T int, shar
 	k := m.Rotary.Apply(qkv.Select(0, 1), 0, nil)
 	o := torch.Attention(q, k, qkv.Select(0, 2), nil, 0, true) // [B, H, T, hd]
 	o = o.Transpose(1, 2).Reshape(B*T, H*hd)
-	return a.end(x, g.out(o, a.WO), g), g.route
+	return a.end(m, layer, x, g.out(o, a.WO), g), g.route
 }
 
 // Forward is x + ŷ for the SwiGLU FFN over x [B, T, D].
@@ -254,7 +284,7 @@ func (f *FFN) Forward(m *Model, layer int, x *torch.Tensor, B, T int, shared *Ro
 	u, g := f.begin(m, layer, x, shared)
 	h13 := g.in(u, f.W13).Chunk(2, -1)
 	h := h13[0].Silu().Mul(h13[1])
-	return f.end(x, g.out(h, f.W2), g), g.route
+	return f.end(m, layer, x, g.out(h, f.W2), g), g.route
 }
 
 // Forward computes F(y) = Pᵀ·BD₂·P·BD₁·y for y [BT, D] in N groups, as
@@ -269,10 +299,10 @@ func (f *Monarch) Forward(y *torch.Tensor, N int) *torch.Tensor {
 
 // AuxLoss implements lm.AuxLosser: λ times the mean over routers of the
 // load-balance loss N_r·Σ_j f_j·P̄_j of the last training Forward.
-func (m *Model) AuxLoss() (*torch.Tensor, runner.Logs) {
+func (m *Model) AuxLoss() (*torch.Tensor, experiment.Logs) {
 	if len(m.balance) == 0 {
 		return nil, nil
 	}
 	l := torch.Stack(m.balance, 0).Mean()
-	return l.MulScalar(m.Config.Balance), runner.Logs{"balance": l.Item()}
+	return l.MulScalar(m.Config.Balance), experiment.Logs{"balance": l.Item()}
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // Params is a parameter count split into the terms of brief §2.3. Attn,

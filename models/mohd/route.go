@@ -3,7 +3,7 @@ package mohd
 import (
 	"math"
 
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // Route is one router's choice for a batch of BT tokens (brief §2.2 steps

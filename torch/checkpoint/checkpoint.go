@@ -2,18 +2,15 @@ package checkpoint
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 
-	"hiddenlab/internal/atomicio"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
-	"hiddenlab/torch/optim"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 )
 
 // File names inside a checkpoint directory.
@@ -30,12 +27,19 @@ type State struct {
 	RNG  []byte `json:"rng"`  // libtorch's CPU generator state
 	// Extra holds the caller's state (data position, best metric, ...).
 	Extra map[string]json.RawMessage `json:"extra,omitempty"`
+	// SHA256 is the hex SHA-256 of each tensor file of the checkpoint,
+	// checked before anything is loaded from it.
+	SHA256 map[string]string `json:"sha256,omitempty"`
 }
 
 // Save writes a checkpoint of model, opt (may be nil) and st as
-// root/step-<Step>/, then atomically points root/latest at it, and removes
-// older checkpoints beyond the newest keep (keep ≤ 0 keeps all). If anything
-// fails, the previous checkpoint stays the latest.
+// root/step-<Step>/ with the SHA-256 of its files in its state, then
+// atomically points root/latest at it, and removes older checkpoints beyond
+// the newest keep up to this step (keep ≤ 0 keeps all) — never this one nor
+// any of a later step. If anything fails, the previous checkpoint stays
+// the latest. Saving a step that already exists swaps the new copy in with
+// one atomic rename (RENAME_EXCHANGE) before the old copy is removed, so no
+// kill leaves latest pointing at nothing.
 func Save(root string, model *nn.Store, opt optim.Optimizer, st State, keep int) (string, error) {
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", err
@@ -61,6 +65,17 @@ func Save(root string, model *nn.Store, opt optim.Optimizer, st State, keep int)
 		st.RNG = rng.Bytes()
 		rng.Free()
 	}
+	st.SHA256 = map[string]string{}
+	for _, f := range []string{ModelFile, OptimizerFile} {
+		if _, err := os.Stat(filepath.Join(tmp, f)); err != nil {
+			continue
+		}
+		sum, err := fileSHA256(filepath.Join(tmp, f))
+		if err != nil {
+			return "", err
+		}
+		st.SHA256[f] = sum
+	}
 	js, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return "", err
@@ -68,17 +83,20 @@ func Save(root string, model *nn.Store, opt optim.Optimizer, st State, keep int)
 	if err := atomicio.WriteFile(filepath.Join(tmp, StateFile), js, 0o644); err != nil {
 		return "", err
 	}
-	if err := os.RemoveAll(dir); err != nil { // a stale, unreferenced copy of the same step
+	if testHookBeforeInstall != nil {
+		testHookBeforeInstall(dir)
+	}
+	if err := installDir(tmp, dir); err != nil {
 		return "", err
 	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return "", err
+	if testHookAfterInstall != nil {
+		testHookAfterInstall(dir)
 	}
 	if err := atomicio.WriteFile(filepath.Join(root, latestFile), []byte(name+"\n"), 0o644); err != nil {
 		return "", err
 	}
 	if keep > 0 {
-		prune(root, keep)
+		prune(root, keep, st.Step)
 	}
 	return dir, nil
 }
@@ -91,53 +109,12 @@ func stateDict(s *nn.Store) map[string]*torch.Tensor {
 	return out
 }
 
-// prune removes all but the newest keep step-* directories.
-func prune(root string, keep int) {
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return
-	}
-	var steps []string
-	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "step-") {
-			steps = append(steps, e.Name())
-		}
-	}
-	sort.Strings(steps)
-	for i := 0; i+keep < len(steps); i++ {
-		os.RemoveAll(filepath.Join(root, steps[i]))
-	}
-}
-
-// ErrNoCheckpoint reports that a directory holds no complete checkpoint.
-var ErrNoCheckpoint = errors.New("no checkpoint")
-
-// Latest returns the directory of root's newest complete checkpoint.
-func Latest(root string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(root, latestFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("%s: %w", root, ErrNoCheckpoint)
-	}
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(root, strings.TrimSpace(string(b)))
-	if _, err := os.Stat(filepath.Join(dir, StateFile)); err != nil {
-		return "", fmt.Errorf("%s: latest points at %s, which is incomplete: %w", root, dir, err)
-	}
-	return dir, nil
-}
-
-// Load restores model (names, shapes and dtypes checked as nn.LoadStateDict
-// does), opt when non-nil, and the RNG state from the checkpoint in dir.
+// Load verifies the checkpoint in dir (Verify) and restores model (names,
+// shapes and dtypes checked as nn.LoadStateDict does), opt when non-nil, and the RNG state from the checkpoint in dir.
 func Load(dir string, model *nn.Store, opt optim.Optimizer, o nn.LoadOptions) (State, error) {
-	var st State
-	js, err := os.ReadFile(filepath.Join(dir, StateFile))
+	st, err := Verify(dir)
 	if err != nil {
 		return st, err
-	}
-	if err := json.Unmarshal(js, &st); err != nil {
-		return st, fmt.Errorf("%s: %w", filepath.Join(dir, StateFile), err)
 	}
 	if err := LoadWeights(filepath.Join(dir, ModelFile), model, o); err != nil {
 		return st, err

@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/checkpoint"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 	"github.com/stretchr/testify/require"
-	"hiddenlab/torch"
-	"hiddenlab/torch/checkpoint"
-	"hiddenlab/torch/nn"
-	"hiddenlab/torch/optim"
 )
 
 func TestSafetensorsRoundTrip(t *testing.T) {
@@ -152,6 +152,8 @@ func TestCheckpointMismatchAndFailure(t *testing.T) {
 	raw, _ := os.ReadFile(w)
 	require.NoError(t, os.WriteFile(w, raw[:len(raw)/2], 0o644))
 	_, err = checkpoint.Load(dir, a.Store, optA, nn.LoadOptions{})
+	require.ErrorContains(t, err, "does not match")
+	err = checkpoint.LoadWeights(w, a.Store, nn.LoadOptions{}) // no state to verify against
 	require.ErrorContains(t, err, "truncated")
 	require.NoError(t, os.WriteFile(w, raw, 0o644))
 

@@ -5,16 +5,13 @@
 package checkpoint
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 
-	"hiddenlab/internal/atomicio"
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // safetensors dtype names.
@@ -48,52 +45,25 @@ func WriteSafetensors(path string, tensors map[string]*torch.Tensor, metadata ma
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	header := map[string]any{}
-	if len(metadata) > 0 {
-		header["__metadata__"] = metadata
-	}
-	var offset int64
-	blobs := make([][]byte, len(names))
+	stream := make([]StreamTensor, len(names))
 	for i, n := range names {
 		t := tensors[n]
-		var e entry
+		var blob []byte
 		if err := torch.Try(func() {
-			dt, ok := dtypeNames[t.DType()]
-			if !ok {
+			if _, ok := dtypeNames[t.DType()]; !ok {
 				panic(&torch.Error{Op: "safetensors", Kind: torch.KindDType, Msg: "unsupported dtype " + t.DType().String()})
 			}
-			blobs[i] = t.Bytes()
-			e = entry{DType: dt, Shape: append([]int{}, t.Shape()...)}
+			blob = t.Bytes()
+			stream[i] = StreamTensor{Name: n, DType: t.DType(), Shape: append([]int{}, t.Shape()...)}
 		}); err != nil {
 			return fmt.Errorf("write %s: tensor %s: %w", path, n, err)
 		}
-		e.Offsets = [2]int64{offset, offset + int64(len(blobs[i]))}
-		header[n] = e
-		offset += int64(len(blobs[i]))
-	}
-	js, err := json.Marshal(header)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	for len(js)%8 != 0 {
-		js = append(js, ' ')
-	}
-	return atomicio.Write(path, 0o644, func(w io.Writer) error {
-		var n [8]byte
-		binary.LittleEndian.PutUint64(n[:], uint64(len(js)))
-		if _, err := w.Write(n[:]); err != nil {
+		stream[i].Write = func(w io.Writer) error {
+			_, err := w.Write(blob)
 			return err
 		}
-		if _, err := w.Write(js); err != nil {
-			return err
-		}
-		for _, b := range blobs {
-			if _, err := w.Write(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return WriteSafetensorsStream(path, stream, metadata)
 }
 
 // File is a loaded safetensors file. Its tensors are owned by the caller
@@ -128,56 +98,18 @@ func ReadSafetensors(path string) (*File, error) {
 	if hlen > uint64(len(data)-8) {
 		return nil, bad("header length %d exceeds the file (%d bytes): truncated or not safetensors", hlen, len(data))
 	}
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(data[8 : 8+hlen]))
-	if err := dec.Decode(&raw); err != nil {
-		return nil, bad("header: %v", err)
-	}
-	body := data[8+hlen:]
-	f := &File{Tensors: map[string]*torch.Tensor{}, Metadata: map[string]string{}}
-	fail := func(err error) (*File, error) {
-		f.Close()
+	infos, meta, err := parseHeader(path, data[8:8+hlen], int64(len(data))-8-int64(hlen))
+	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(raw))
-	for n := range raw {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if name == "__metadata__" {
-			if err := json.Unmarshal(raw[name], &f.Metadata); err != nil {
-				return fail(bad("__metadata__: %v", err))
-			}
-			continue
-		}
-		var e entry
-		if err := json.Unmarshal(raw[name], &e); err != nil {
-			return fail(bad("tensor %s: %v", name, err))
-		}
-		dt, ok := parseDType(e.DType)
-		if !ok {
-			return fail(bad("tensor %s: unsupported dtype %q", name, e.DType))
-		}
-		numel := int64(1)
-		for _, s := range e.Shape {
-			if s < 0 {
-				return fail(bad("tensor %s: negative size in shape %v", name, e.Shape))
-			}
-			numel *= int64(s)
-		}
-		begin, end := e.Offsets[0], e.Offsets[1]
-		if begin < 0 || end < begin || end > int64(len(body)) {
-			return fail(bad("tensor %s: data offsets [%d, %d) outside the %d data bytes (truncated?)", name, begin, end, len(body)))
-		}
-		if want := numel * int64(dt.Size()); end-begin != want {
-			return fail(bad("tensor %s: %d data bytes, shape %v of %s needs %d", name, end-begin, e.Shape, e.DType, want))
-		}
+	body := data[8+hlen:]
+	f := &File{Tensors: map[string]*torch.Tensor{}, Metadata: meta}
+	for _, ti := range infos {
 		var t *torch.Tensor
 		torch.WithScope(func() {
-			t = torch.FromBytes(body[begin:end], dt, e.Shape).Retain()
+			t = torch.FromBytes(body[ti.Begin:ti.End], ti.DType, ti.Shape).Retain()
 		})
-		f.Tensors[name] = t
+		f.Tensors[ti.Name] = t
 	}
 	return f, nil
 }

@@ -11,8 +11,8 @@ import (
 	"strconv"
 	"time"
 
-	"hiddenlab/torch"
-	"hiddenlab/torch/internal/capi"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/internal/capi"
 )
 
 // Group is this process's membership in a process group.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -36,8 +37,15 @@ func Launch(ctx context.Context, bin string, args []string, nproc int, env []str
 	done := make(chan result, nproc)
 	cmds := make([]*exec.Cmd, nproc)
 	var wg sync.WaitGroup
+	// The ranks die with the launcher, even by kill -9 (parent-death SIGKILL,
+	// which follows the thread that started them: it stays locked here until
+	// they are done), and form their own process group, so a terminal's
+	// Ctrl-C reaches them once, through the launcher.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	for r := 0; r < nproc; r++ {
 		cmd := exec.Command(bin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		cmd.Env = append(append(os.Environ(), env...),
 			"MASTER_ADDR=127.0.0.1", "MASTER_PORT="+strconv.Itoa(port), "RANK="+strconv.Itoa(r),
 			"LOCAL_RANK="+strconv.Itoa(r), "WORLD_SIZE="+strconv.Itoa(nproc))

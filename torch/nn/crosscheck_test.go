@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/checkpoint"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 	"github.com/stretchr/testify/require"
-	"hiddenlab/torch"
-	"hiddenlab/torch/checkpoint"
-	"hiddenlab/torch/nn"
-	"hiddenlab/torch/optim"
 )
 
 // pythonTorch is Debian's interpreter that has torch (python3-torch).

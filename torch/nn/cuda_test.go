@@ -5,9 +5,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
-	"hiddenlab/torch/optim"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 )
 
 // TestGPTOnCUDA: the same GPT gives the CPU's logits on the GPU, trains there

@@ -3,7 +3,7 @@ package nn
 import (
 	"fmt"
 
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // Sampling chooses next tokens from logits.

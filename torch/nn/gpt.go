@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // GPTConfig describes a decoder-only Transformer.
@@ -32,6 +32,69 @@ type GPTConfig struct {
 	InitStd          float64 // 0.02 when 0
 	// ExplicitAttention exposes attention weights at the AttnWeights site.
 	ExplicitAttention bool
+
+	// The options below express the Hugging Face architectures (package hf);
+	// their zero values keep the model above unchanged.
+
+	// KVHeads is the number of key/value heads of grouped-query attention
+	// (Ainslie et al. 2023; Llama, Qwen2): query head h reads key/value head
+	// h/(Heads/KVHeads). Heads when 0; it must divide Heads.
+	KVHeads int
+	// MLPWidth is the MLP hidden width; it overrides MLPRatio when positive
+	// (Hugging Face configs give intermediate_size, not a ratio).
+	MLPWidth int
+	// GatedMLP computes Proj(act(Gate x) ⊙ FC x) — SwiGLU with SiLU (Llama,
+	// Qwen2) — instead of Proj(act(FC x)).
+	GatedMLP bool
+	// QKVBias, OutBias and MLPBias override NoBias for the query/key/value
+	// projection, the attention output projection and the MLP's layers
+	// (Qwen2: biases on q, k, v only; GPT-Neo: on all but q, k, v).
+	QKVBias, OutBias, MLPBias Bias
+	// AttnScale multiplies the scores q·k before the softmax; 1/√HeadDim
+	// when 0. GPT-Neo does not scale (1).
+	AttnScale float64
+	// Windows gives each layer's local attention window (GPT-Neo's local
+	// layers, sliding windows): with w > 0 the query at position i sees the
+	// keys at i−w+1 … i only; 0 is global attention. Empty: all global;
+	// otherwise one entry per layer.
+	Windows []int
+}
+
+// Bias overrides GPTConfig.NoBias for one group of linear layers.
+type Bias string
+
+// Bias settings.
+const (
+	BiasDefault Bias = ""    // follow NoBias
+	BiasOn      Bias = "on"  // biases even with NoBias
+	BiasOff     Bias = "off" // no biases even without NoBias
+)
+
+// HasBias resolves b against NoBias.
+func (c GPTConfig) HasBias(b Bias) bool {
+	switch b {
+	case BiasOn:
+		return true
+	case BiasOff:
+		return false
+	}
+	return !c.NoBias
+}
+
+// KVHeadCount is the number of key/value heads (Heads unless KVHeads is set).
+func (c GPTConfig) KVHeadCount() int {
+	if c.KVHeads == 0 {
+		return c.Heads
+	}
+	return c.KVHeads
+}
+
+// Window is layer's local attention window (0: global).
+func (c GPTConfig) Window(layer int) int {
+	if layer < len(c.Windows) {
+		return c.Windows[layer]
+	}
+	return 0
 }
 
 func (c *GPTConfig) defaults() {
@@ -55,6 +118,13 @@ func (c *GPTConfig) defaults() {
 	}
 }
 
+// WithDefaults returns c with the documented defaults filled in (what
+// GPT.Config holds).
+func (c GPTConfig) WithDefaults() GPTConfig {
+	c.defaults()
+	return c
+}
+
 // Validate reports the first inconsistency in c.
 func (c GPTConfig) Validate() error {
 	c.defaults()
@@ -74,6 +144,24 @@ func (c GPTConfig) Validate() error {
 		return fmt.Errorf("dropout %v must be in [0, 1)", c.Dropout)
 	case c.MLPRatio < 0:
 		return fmt.Errorf("mlp_ratio %v must be positive", c.MLPRatio)
+	case c.MLPWidth < 0:
+		return fmt.Errorf("mlp_width %d must not be negative", c.MLPWidth)
+	case c.KVHeads < 0 || c.KVHeads > 0 && c.Heads%c.KVHeads != 0:
+		return fmt.Errorf("kv_heads %d must divide heads %d", c.KVHeads, c.Heads)
+	case c.AttnScale < 0 || math.IsNaN(c.AttnScale) || math.IsInf(c.AttnScale, 0):
+		return fmt.Errorf("attn_scale %v must be positive (0: 1/sqrt(head dim))", c.AttnScale)
+	case len(c.Windows) != 0 && len(c.Windows) != c.Layers:
+		return fmt.Errorf("windows has %d entries, want one per layer (%d) or none", len(c.Windows), c.Layers)
+	}
+	for i, w := range c.Windows {
+		if w < 0 {
+			return fmt.Errorf("window %d of layer %d must not be negative", w, i)
+		}
+	}
+	for _, b := range []Bias{c.QKVBias, c.OutBias, c.MLPBias} {
+		if b != BiasDefault && b != BiasOn && b != BiasOff {
+			return fmt.Errorf("bias %q: want on, off or empty", b)
+		}
 	}
 	if c.Norm != "" && c.Norm != "layernorm" && c.Norm != "layernorm_nobias" && c.Norm != "rmsnorm" {
 		return fmt.Errorf("norm %q: want layernorm, layernorm_nobias or rmsnorm", c.Norm)
@@ -86,6 +174,9 @@ func (c GPTConfig) HeadDim() int { return c.Width / c.Heads }
 
 // MLPHidden is the MLP's hidden width.
 func (c GPTConfig) MLPHidden() int {
+	if c.MLPWidth > 0 {
+		return c.MLPWidth
+	}
 	c.defaults()
 	return int(math.Round(c.MLPRatio * float64(c.Width)))
 }
@@ -101,18 +192,28 @@ type Block struct {
 
 // Forward applies the block to the residual stream x [B, T, C].
 func (b *Block) Forward(x *torch.Tensor, ps *Pass) *torch.Tensor {
-	mid := func(h *torch.Tensor) *torch.Tensor { return ps.hook(Site{b.Layer, MLPMid}, h) }
+	L := b.Layer
+	x = ps.hook(Site{L, ResidPre}, x)
+	var hk mlpHooks
+	if ps != nil && ps.Hooks != nil && len(ps.Hooks.bySite) > 0 {
+		hk = mlpHooks{
+			pre:    func(h *torch.Tensor) *torch.Tensor { return ps.hook(Site{L, MLPPre}, h) },
+			linear: func(h *torch.Tensor) *torch.Tensor { return ps.hook(Site{L, MLPPreLinear}, h) },
+			post:   func(h *torch.Tensor) *torch.Tensor { return ps.hook(Site{L, MLPMid}, h) },
+		}
+	}
 	mlp := func(h *torch.Tensor) *torch.Tensor {
-		return ps.hook(Site{b.Layer, MLPOut}, b.MLP.Forward(b.LN2.Forward(h), mid))
+		return ps.hook(Site{L, MLPOut}, b.MLP.forward(ps.hook(Site{L, LN2Normalized}, b.LN2.Forward(h)), hk))
 	}
 	if b.Parallel {
-		branch := b.Attn.Forward(b.LN1.Forward(x), b.Layer, ps).Add(mlp(x))
-		x = x.Add(ps.hook(Site{b.Layer, AttnPlusMLP}, branch))
+		branch := b.Attn.Forward(ps.hook(Site{L, LN1Normalized}, b.LN1.Forward(x)), L, ps).Add(mlp(x))
+		x = x.Add(ps.hook(Site{L, AttnPlusMLP}, branch))
 	} else {
-		x = x.Add(b.Attn.Forward(b.LN1.Forward(x), b.Layer, ps))
+		x = x.Add(b.Attn.Forward(ps.hook(Site{L, LN1Normalized}, b.LN1.Forward(x)), L, ps))
+		x = ps.hook(Site{L, ResidMid}, x)
 		x = x.Add(mlp(x))
 	}
-	return ps.hook(Site{b.Layer, Residual}, x)
+	return ps.hook(Site{L, Residual}, x)
 }
 
 // GPT is a decoder-only Transformer language model with named insertion
@@ -163,9 +264,19 @@ func NewGPT(cfg GPTConfig) (*GPT, error) {
 		p := root.Sub("blocks").Index(i)
 		ln1, _ := NewNorm(p.Sub("ln_1"), norm, cfg.Width, cfg.NormEps)
 		ln2, _ := NewNorm(p.Sub("ln_2"), norm, cfg.Width, cfg.NormEps)
-		attn := NewAttention(p.Sub("attn"), cfg.Width, cfg.Heads, !cfg.NoBias, std, projStd, cfg.Dropout)
+		attn := NewAttentionWith(p.Sub("attn"), AttentionOptions{
+			Dim: cfg.Width, Heads: cfg.Heads, KVHeads: cfg.KVHeadCount(),
+			QKVBias: cfg.HasBias(cfg.QKVBias), OutBias: cfg.HasBias(cfg.OutBias),
+			Std: std, ProjStd: projStd, Dropout: cfg.Dropout,
+		})
 		attn.Rotary, attn.Explicit = rot, cfg.ExplicitAttention
-		mlp := NewMLP(p.Sub("mlp"), cfg.Width, cfg.MLPHidden(), cfg.Activation, !cfg.NoBias, std, projStd)
+		attn.Scale, attn.Window = cfg.AttnScale, cfg.Window(i)
+		var mlp *MLP
+		if cfg.GatedMLP {
+			mlp = NewGatedMLP(p.Sub("mlp"), cfg.Width, cfg.MLPHidden(), cfg.Activation, cfg.HasBias(cfg.MLPBias), std, projStd)
+		} else {
+			mlp = NewMLP(p.Sub("mlp"), cfg.Width, cfg.MLPHidden(), cfg.Activation, cfg.HasBias(cfg.MLPBias), std, projStd)
+		}
 		m.Blocks = append(m.Blocks, &Block{Layer: i, LN1: ln1, LN2: ln2, Attn: attn, MLP: mlp, Parallel: cfg.ParallelResidual})
 	}
 	m.LNF, _ = NewNorm(root.Sub("ln_f"), norm, cfg.Width, cfg.NormEps)
@@ -178,7 +289,9 @@ func NewGPT(cfg GPTConfig) (*GPT, error) {
 // Close frees the model's parameters.
 func (m *GPT) Close() { m.Store.Close() }
 
-// Sites lists every insertion point of the model.
+// Sites lists the model's original insertion points (the Point constants
+// before TransformerLens's names; the codebook family inserts at these).
+// AllSites lists every hook site.
 func (m *GPT) Sites() []Site {
 	var out []Site
 	for i := range m.Blocks {
@@ -191,6 +304,47 @@ func (m *GPT) Sites() []Site {
 	}
 	return append(out, Site{-1, Final})
 }
+
+// AllSites lists every hook site of the model in forward order, under
+// TransformerLens's names where they exist (hook_embed, blocks.L.hook_resid_pre,
+// blocks.L.attn.hook_q, …, ln_final.hook_normalized) and the points without
+// one (attn_preproj, attn_plus_mlp). Sites lists the original points only.
+func (m *GPT) AllSites() []Site {
+	out := []Site{{-1, HookEmbed}}
+	if m.WPE != nil {
+		out = append(out, Site{-1, HookPosEmbed})
+	}
+	for i := range m.Blocks {
+		for _, p := range blockPoints(m.Config) {
+			out = append(out, Site{i, p})
+		}
+	}
+	return append(out, Site{-1, LNFinal})
+}
+
+// blockPoints are the points of one block of c in forward order.
+func blockPoints(c GPTConfig) []Point {
+	ps := []Point{ResidPre, LN1Normalized, AttnQ, AttnK, AttnV}
+	if c.Positions == "rotary" {
+		ps = append(ps, AttnRotQ, AttnRotK)
+	}
+	ps = append(ps, AttnScores, AttnPattern, AttnZ, AttnPreProj, HookAttnOut)
+	if !c.ParallelResidual {
+		ps = append(ps, ResidMid)
+	}
+	ps = append(ps, LN2Normalized, MLPPre)
+	if c.GatedMLP {
+		ps = append(ps, MLPPreLinear)
+	}
+	ps = append(ps, MLPPost, HookMLPOut)
+	if c.ParallelResidual {
+		ps = append(ps, AttnPlusMLP)
+	}
+	return append(ps, ResidPost)
+}
+
+// ModelHooks implements Hookable.
+func (m *GPT) ModelHooks() *Hooks { return &m.Hooks }
 
 // Embed looks up token embeddings of ids [B, T] → [B, T, C] (no positions).
 func (m *GPT) Embed(ids *torch.Tensor) *torch.Tensor { return m.WTE.Forward(ids) }
@@ -217,12 +371,19 @@ func (m *GPT) Hidden(x *torch.Tensor, o *ForwardOptions) *torch.Tensor {
 		panic(&torch.Error{Op: "gpt", Kind: torch.KindShape,
 			Msg: fmt.Sprintf("sequence of %d positions exceeds the context %d", ps.Offset+T, m.Config.Context)})
 	}
+	x = ps.hook(Site{-1, HookEmbed}, x)
 	if m.WPE != nil {
 		var pos *torch.Tensor
 		if ps.Positions != nil {
 			pos = m.WPE.Forward(ps.Positions)
 		} else {
 			pos = m.WPE.Weight.Narrow(0, ps.Offset, T)
+		}
+		if ps.has(Site{-1, HookPosEmbed}) {
+			if pos.Dim() == 2 {
+				pos = pos.Unsqueeze(0).Expand(x.Size(0), T, x.Size(2))
+			}
+			pos = ps.hook(Site{-1, HookPosEmbed}, pos)
 		}
 		x = x.Add(pos)
 	}
@@ -252,7 +413,7 @@ func (m *GPT) Forward(ids *torch.Tensor, o *ForwardOptions) *torch.Tensor {
 // NewKVCache allocates a cache for this model (float32 on the embedding's device).
 func (m *GPT) NewKVCache(batch, max int) *KVCache {
 	w := m.WTE.Weight
-	return NewKVCache(m.Config.Layers, batch, m.Config.Heads, m.Config.HeadDim(), max, w.DType(), w.Device())
+	return NewKVCache(m.Config.Layers, batch, m.Config.KVHeadCount(), m.Config.HeadDim(), max, w.DType(), w.Device())
 }
 
 // LMLoss is the mean next-token cross-entropy of logits [B, T, V] against

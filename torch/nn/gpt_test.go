@@ -4,10 +4,10 @@ import (
 	"math"
 	"testing"
 
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch/optim"
 	"github.com/stretchr/testify/require"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
-	"hiddenlab/torch/optim"
 )
 
 func tiny() nn.GPTConfig {

@@ -1,10 +1,11 @@
 package nn
 
-import "hiddenlab/torch"
+import "github.com/hiddenlab/hiddenlab/torch"
 
 // KVCache holds each layer's keys and values for incremental decoding:
 // preallocated [B, H, Max, headDim] tensors filled as tokens arrive. It is for
-// inference (writes are not recorded by autograd).
+// inference (writes are not recorded by autograd). With grouped-query
+// attention H is the number of key/value heads.
 type KVCache struct {
 	K, V []*torch.Tensor
 	Max  int

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // Linear is y = x Wᵀ + b, with W [out, in].
@@ -146,9 +146,11 @@ func (a Activation) Valid() bool {
 	return false
 }
 
-// MLP is the Transformer feed-forward block: Proj(act(FC(x))).
+// MLP is the Transformer feed-forward block: Proj(act(FC(x))), or, gated,
+// Proj(act(Gate(x)) ⊙ FC(x)) (GLU variants, Shazeer 2020; SwiGLU with SiLU).
 type MLP struct {
 	FC, Proj *Linear
+	Gate     *Linear // nil: not gated
 	Act      Activation
 }
 
@@ -162,14 +164,44 @@ func NewMLP(p Path, dim, hidden int, act Activation, bias bool, std, projStd flo
 	}
 }
 
-// Forward applies the MLP; mid, when non-nil, sees (and may replace) the
-// hidden activations.
-func (m *MLP) Forward(x *torch.Tensor, mid func(*torch.Tensor) *torch.Tensor) *torch.Tensor {
-	h := m.Act.Apply(m.FC.Forward(x))
-	if mid != nil {
-		h = mid(h)
+// NewGatedMLP creates a gated MLP dim → hidden → dim with parameters gate, fc
+// (Llama's gate_proj and up_proj) and proj (down_proj).
+func NewGatedMLP(p Path, dim, hidden int, act Activation, bias bool, std, projStd float64) *MLP {
+	return &MLP{
+		Gate: NewLinear(p.Sub("gate"), dim, hidden, bias, std),
+		FC:   NewLinear(p.Sub("fc"), dim, hidden, bias, std),
+		Proj: NewLinear(p.Sub("proj"), hidden, dim, bias, projStd),
+		Act:  act,
 	}
-	return m.Proj.Forward(h)
+}
+
+// Forward applies the MLP; mid, when non-nil, sees (and may replace) the
+// hidden activations (after the gate's product when gated).
+func (m *MLP) Forward(x *torch.Tensor, mid func(*torch.Tensor) *torch.Tensor) *torch.Tensor {
+	return m.forward(x, mlpHooks{post: mid})
+}
+
+// mlpHooks see (and may replace) an MLP's pre-activation (the gate's when
+// gated), a gated MLP's up projection and the hidden activation; nil ones
+// are skipped.
+type mlpHooks struct {
+	pre, linear, post func(*torch.Tensor) *torch.Tensor
+}
+
+func (m *MLP) forward(x *torch.Tensor, hk mlpHooks) *torch.Tensor {
+	call := func(f func(*torch.Tensor) *torch.Tensor, h *torch.Tensor) *torch.Tensor {
+		if f == nil {
+			return h
+		}
+		return f(h)
+	}
+	var h *torch.Tensor
+	if m.Gate != nil {
+		h = m.Act.Apply(call(hk.pre, m.Gate.Forward(x))).Mul(call(hk.linear, m.FC.Forward(x)))
+	} else {
+		h = m.Act.Apply(call(hk.pre, m.FC.Forward(x)))
+	}
+	return m.Proj.Forward(call(hk.post, h))
 }
 
 // SwiGLU is the gated feed-forward block W2(silu(W1 x) ⊙ W3 x) (Shazeer 2020).

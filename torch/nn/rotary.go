@@ -3,7 +3,7 @@ package nn
 import (
 	"math"
 
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // Rotary applies rotary position embeddings (Su et al. 2021) to the first

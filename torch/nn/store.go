@@ -17,7 +17,7 @@ import (
 	"strconv"
 	"strings"
 
-	"hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // Param is a named tensor owned by a Store.

@@ -10,8 +10,8 @@ package optim
 import (
 	"fmt"
 
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // Group is a set of parameters sharing hyperparameters.

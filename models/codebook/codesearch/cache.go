@@ -11,10 +11,10 @@ import (
 	"strings"
 	"time"
 
-	"hiddenlab/internal/atomicio"
-	"hiddenlab/models/codebook"
-	"hiddenlab/torch"
-	"hiddenlab/torch/checkpoint"
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/models/codebook"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/checkpoint"
 )
 
 // Files of a code cache, inside the run (stage) directory.

@@ -10,8 +10,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"hiddenlab/runner"
-	"hiddenlab/torch"
+	_ "github.com/hiddenlab/hiddenlab/families"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/runner"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // testCache is a hand-made cache: two sequences of four tokens over a
@@ -187,7 +189,7 @@ func TestUsage(t *testing.T) {
 func TestSaveLoad(t *testing.T) {
 	c := testCache()
 	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, runner.RecipeFile), []byte("name: x\nmodel: {family: codebook}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, rundir.RecipeFile), []byte("name: x\nmodel: {family: codebook}\n"), 0o644))
 	require.NoError(t, c.Save(dir))
 	got, err := LoadCache(dir)
 	require.NoError(t, err)
@@ -206,7 +208,7 @@ func TestSaveLoad(t *testing.T) {
 	_, err = LoadCache(t.TempDir())
 	require.ErrorContains(t, err, "not a run directory")
 	empty := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(empty, runner.RecipeFile), []byte("name: x\nmodel: {family: codebook}\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(empty, rundir.RecipeFile), []byte("name: x\nmodel: {family: codebook}\n"), 0o644))
 	_, err = LoadCache(empty)
 	require.ErrorIs(t, err, ErrNoCache)
 }
@@ -256,7 +258,7 @@ stages:
 	require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the staged run")
 
 	_, err = Open(filepath.Join(runDir, "0-pre"), torch.CPU)
-	require.ErrorContains(t, err, "family gpt has no codebooks")
+	require.ErrorContains(t, err, "model.family is gpt (want a codebook run)")
 
 	torch.RunLocked(func() {
 		r, err := Open(runDir, torch.CPU) // the staged run's codebook stage

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"math"
 
-	"hiddenlab/plot"
+	"github.com/hiddenlab/hiddenlab/plot"
 )
 
 // SiteUsage summarises a site's code usage over the cache.

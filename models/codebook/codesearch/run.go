@@ -11,100 +11,51 @@
 package codesearch
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 
-	"hiddenlab/models/codebook"
-	"hiddenlab/models/lm"
-	"hiddenlab/runner"
-	"hiddenlab/torch"
-	"hiddenlab/torch/checkpoint"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/models/codebook"
+	"github.com/hiddenlab/hiddenlab/models/lm"
+	"github.com/hiddenlab/hiddenlab/rundir"
+	"github.com/hiddenlab/hiddenlab/torch"
 )
 
 // Run is a codebook run directory loaded for analysis: its resolved recipe,
 // data and model with the latest checkpoint's weights, in eval mode.
 type Run struct {
 	Dir    string // the run (or stage) directory holding recipe.yaml
-	Recipe *runner.Recipe
+	Recipe *experiment.Recipe
 	Data   lm.Data
 	Model  *codebook.Model
 	Step   int // the checkpoint's step
+	run    *rundir.Run
 }
 
 // ResolveDir returns the directory holding a codebook run's recipe and
 // checkpoints: dir itself, or for a staged run the last stage directory
 // whose family is codebook.
-func ResolveDir(dir string) (string, error) {
-	stages, err := runner.StageDirs(dir)
-	if err != nil {
-		return "", err
-	}
-	if len(stages) == 0 {
-		return dir, nil
-	}
-	for i := len(stages) - 1; i >= 0; i-- {
-		r, err := runner.LoadRecipe(stages[i])
-		if err == nil && r.Family == "codebook" {
-			return stages[i], nil
-		}
-	}
-	return "", fmt.Errorf("%s: no stage directory of family codebook (stages: %v)", dir, stages)
-}
+func ResolveDir(dir string) (string, error) { return rundir.ResolveDir(dir, "codebook") }
 
 // Open loads the run in dir (a run directory, a stage directory, or a
-// staged run's top directory: its last codebook stage) onto device: it
-// decodes the resolved recipe, rebuilds the data and the model as the
-// codebook family does (codebook.Build) and loads the latest checkpoint.
+// staged run's top directory: its last codebook stage) onto device through
+// rundir.Open, which rebuilds it as the codebook family does and loads the
+// latest checkpoint.
 func Open(dir string, device torch.Device) (*Run, error) {
-	sdir, err := ResolveDir(dir)
+	run, err := rundir.Open(dir, rundir.OpenOptions{Device: device, Family: "codebook"})
 	if err != nil {
 		return nil, err
 	}
-	r, err := runner.LoadRecipe(sdir)
-	if err != nil {
-		return nil, err
-	}
-	if r.Family != "codebook" {
-		return nil, fmt.Errorf("%s: family %s has no codebooks (want a codebook run)", sdir, r.Family)
-	}
-	ckpt, err := checkpoint.Latest(filepath.Join(sdir, runner.CheckpointDir))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w (has the run saved a checkpoint?)", sdir, err)
-	}
-	var st checkpoint.State
-	b, err := os.ReadFile(filepath.Join(ckpt, checkpoint.StateFile))
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(ckpt, checkpoint.StateFile), err)
-	}
-	d, _, err := lm.LoadData(r, "", r.Train.Seed)
-	if err != nil {
-		return nil, err
-	}
-	torch.ManualSeed(r.Train.Seed)
-	m, err := codebook.Build(r, runner.Env{Dir: sdir, Device: device}, d)
-	if err != nil {
-		return nil, err
-	}
+	x := run.Experiment.(lm.Opened).LM()
+	m := x.M.(*codebook.Model)
 	if len(m.Sites) == 0 {
-		m.Close()
-		return nil, fmt.Errorf("%s: the model has no codebooks (model.codebook.at is empty)", sdir)
+		run.Close()
+		return nil, fmt.Errorf("%s: the model has no codebooks (model.codebook.at is empty)", run.Dir)
 	}
-	if err := checkpoint.LoadWeights(filepath.Join(ckpt, checkpoint.ModelFile), m.Store(), nn.LoadOptions{}); err != nil {
-		m.Close()
-		return nil, err
-	}
-	m.Store().Train(false)
-	return &Run{Dir: sdir, Recipe: r, Data: d, Model: m, Step: int(st.Step)}, nil
+	return &Run{Dir: run.Dir, Recipe: run.Recipe, Data: x.D, Model: m, Step: run.Step, run: run}, nil
 }
 
 // Close frees the model.
-func (r *Run) Close() { r.Model.Close() }
+func (r *Run) Close() { r.run.Close() }
 
 // Books lists the run's codebooks in forward order.
 func (r *Run) Books() []BookInfo {

@@ -6,10 +6,10 @@ import (
 	"regexp"
 	"slices"
 
-	"hiddenlab/interp"
-	"hiddenlab/models/codebook"
-	"hiddenlab/torch"
-	"hiddenlab/torch/nn"
+	"github.com/hiddenlab/hiddenlab/interp"
+	"github.com/hiddenlab/hiddenlab/models/codebook"
+	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // Context is one place where a code fires: the text around the token of

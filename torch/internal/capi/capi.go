@@ -3,11 +3,15 @@
 //
 // Handles are owned C pointers; capi neither frees nor tracks them. The torch
 // package layers ownership (scopes), typed errors and a Go API on top.
+//
+// The shim is loaded at run time, not linked: Load (load.go) finds
+// libhlshim.so.1 and binds the trampolines of trampolines.c to it. Nothing
+// else in the package works before Load succeeds.
 package capi
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../../../cc/include
-#cgo LDFLAGS: -L${SRCDIR}/../../../build/cpu -lhlshim -Wl,-rpath,${SRCDIR}/../../../build/cpu -Wl,--enable-new-dtags
+#cgo LDFLAGS: -ldl
 #include <stdlib.h>
 #include "hlshim.h"
 */

@@ -1,4 +1,4 @@
-package runner
+package rundir
 
 import (
 	"errors"
@@ -6,7 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"hiddenlab/recipe"
+	"github.com/hiddenlab/hiddenlab/experiment"
+	"github.com/hiddenlab/hiddenlab/recipe"
 )
 
 // LoadRecipe reads the resolved recipe a run or stage directory saved
@@ -14,7 +15,7 @@ import (
 // hiddenlab codebook. Its family must be registered. The top directory of a
 // staged run holds the staged recipe instead; name one of its stage
 // directories (StageDirs lists them).
-func LoadRecipe(dir string) (*Recipe, error) {
+func LoadRecipe(dir string) (*experiment.Recipe, error) {
 	path := filepath.Join(dir, RecipeFile)
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("%s: not a run directory (no %s)", dir, RecipeFile)
@@ -26,7 +27,7 @@ func LoadRecipe(dir string) (*Recipe, error) {
 	if stages := raw.Stages(); len(stages) > 0 {
 		return nil, fmt.Errorf("%s: a staged run (stages %v); name one of its stage directories", dir, stages)
 	}
-	return newRecipe(raw)
+	return experiment.NewRecipe(raw)
 }
 
 // StageDirs lists the stage directories of a staged run directory in stage

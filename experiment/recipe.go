@@ -1,11 +1,12 @@
-package runner
+package experiment
 
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
 
-	"hiddenlab/recipe"
+	"github.com/hiddenlab/hiddenlab/recipe"
 )
 
 // Train is the recipe's train section.
@@ -28,7 +29,13 @@ type Train struct {
 	// Parameters the source lacks (e.g. inserted codebooks) keep their
 	// initialisation.
 	InitFrom string `key:"init_from"`
+	// MaxMemory caps the memory preflight's estimate, in GiB (0: the
+	// machine's available memory).
+	MaxMemory float64 `key:"max_memory"`
 }
+
+// MaxThreads is the largest train.threads accepted: 4× the machine's cores.
+func MaxThreads() int { return 4 * runtime.NumCPU() }
 
 // Optimizer configures the optimizer.
 type Optimizer struct {
@@ -52,7 +59,9 @@ type Output struct {
 	// Dir is the run directory; empty: runs/<name>/<timestamp>.
 	Dir             string `key:"dir"`
 	KeepCheckpoints int    `key:"keep_checkpoints"`
-	Progress        bool   `key:"progress"` // progress bar on stderr
+	Progress        bool   `key:"progress"` // a live progress bar when stderr is a terminal
+	// TensorBoard writes event files into the run directory (on by default).
+	TensorBoard bool `key:"tensorboard"`
 }
 
 // Header is the part of a recipe every run reads.
@@ -83,14 +92,22 @@ func (t *Train) Validate() error {
 		check(t.Steps > 0, "steps", "must be positive, got %d", t.Steps),
 		check(t.Batch > 0, "batch", "must be positive, got %d", t.Batch),
 		check(t.Threads > 0, "threads", "must be positive, got %d", t.Threads),
+		check(t.Threads <= MaxThreads(), "threads", "%d is more than 4× this machine's %d cores", t.Threads, runtime.NumCPU()),
 		check(t.Optimizer.Name == "adamw" || t.Optimizer.Name == "sgd", "optimizer.name", "want adamw or sgd, got %q", t.Optimizer.Name),
 		check(t.Optimizer.LR > 0 && !math.IsInf(t.Optimizer.LR, 0), "optimizer.lr", "must be positive, got %v", t.Optimizer.LR),
-		check(t.Optimizer.WeightDecay >= 0, "optimizer.weight_decay", "must not be negative"),
+		check(t.Optimizer.WeightDecay >= 0, "optimizer.weight_decay", "must not be negative, got %v", t.Optimizer.WeightDecay),
 		check(len(t.Optimizer.Betas) == 2 && t.Optimizer.Betas[0] >= 0 && t.Optimizer.Betas[0] < 1 &&
 			t.Optimizer.Betas[1] >= 0 && t.Optimizer.Betas[1] < 1, "optimizer.betas", "want two numbers in [0, 1), got %v", t.Optimizer.Betas),
-		check(t.Clip >= 0, "clip", "must not be negative"),
+		check(t.Optimizer.Eps >= 0, "optimizer.eps", "must not be negative, got %v", t.Optimizer.Eps),
+		check(t.Optimizer.Momentum >= 0 && t.Optimizer.Momentum < 1, "optimizer.momentum", "want a number in [0, 1), got %v", t.Optimizer.Momentum),
+		check(t.Schedule.Warmup >= 0, "schedule.warmup", "must not be negative, got %d", t.Schedule.Warmup),
+		check(t.Schedule.MinFactor >= 0 && t.Schedule.MinFactor <= 1, "schedule.min_factor", "want a number in [0, 1], got %v", t.Schedule.MinFactor),
+		check(t.Clip >= 0, "clip", "must not be negative, got %v", t.Clip),
 		check(t.Precision == "fp32" || t.Precision == "bf16", "precision", "want fp32 or bf16, got %q", t.Precision),
-		check(t.EvalEvery >= 0 && t.CheckpointEvery >= 0 && t.LogEvery >= 0, "eval_every", "cadences must not be negative"),
+		check(t.EvalEvery >= 0, "eval_every", "must not be negative, got %d", t.EvalEvery),
+		check(t.CheckpointEvery >= 0, "checkpoint_every", "must not be negative, got %d", t.CheckpointEvery),
+		check(t.LogEvery >= 0, "log_every", "must not be negative, got %d", t.LogEvery),
+		check(t.MaxMemory >= 0, "max_memory", "must not be negative, got %v", t.MaxMemory),
 	} {
 		if err != nil {
 			return err
@@ -121,6 +138,12 @@ func (r *Recipe) Decode(section string, dst any) error {
 	return nil
 }
 
+// Decoded reports whether a section has been decoded (read by the family).
+func (r *Recipe) Decoded(section string) bool {
+	_, ok := r.resolved[section]
+	return ok
+}
+
 // Record replaces a section of the resolved recipe, for families that fill
 // in defaults after decoding.
 func (r *Recipe) Record(section string, v any) { r.resolved[section] = recipe.Encode(v) }
@@ -139,20 +162,14 @@ func (r *Recipe) Resolved() map[string]any {
 	return out
 }
 
-// sectionKeys are the top-level keys a recipe may have.
-var sectionKeys = map[string]bool{"name": true, "model": true, "data": true, "train": true, "eval": true, "output": true, "stages": true}
-
-// newRecipe decodes the sections every run has and checks the top level.
-func newRecipe(raw *recipe.Raw) (*Recipe, error) {
-	for _, s := range raw.Sources {
-		for k := range s.Values {
-			if !sectionKeys[k] {
-				return nil, &recipe.SourceError{Source: s.Name, Err: &recipe.KeyError{Key: k,
-					Reason: "unknown key; known keys: data, eval, model, name, output, stages, train"}}
-			}
-		}
+// NewRecipe decodes the sections every run has and checks the top level.
+// A value out of range is reported with the source that set it (the file,
+// an environment variable or the command line).
+func NewRecipe(raw *recipe.Raw) (*Recipe, error) {
+	if err := raw.CheckTopLevel("data", "eval", "model", "name", "output", "stages", "train"); err != nil {
+		return nil, err
 	}
-	r := &Recipe{Raw: raw, Train: defaultTrain(), Output: Output{KeepCheckpoints: 2, Progress: true}, resolved: map[string]any{}}
+	r := &Recipe{Raw: raw, Train: defaultTrain(), Output: Output{KeepCheckpoints: 2, Progress: true, TensorBoard: true}, resolved: map[string]any{}}
 	merged := raw.Merged()
 	if n, ok := merged["name"]; ok {
 		s, isStr := n.(string)
@@ -184,13 +201,13 @@ func newRecipe(raw *recipe.Raw) (*Recipe, error) {
 		return nil, err
 	}
 	if err := r.Train.Validate(); err != nil {
-		return nil, &recipe.SourceError{Source: raw.Path, Err: err}
+		return nil, BlameSource(raw, err)
 	}
 	if err := r.Decode("output", &r.Output); err != nil {
 		return nil, err
 	}
 	if r.Name == "" {
-		r.Name = trimExt(raw.Path)
+		r.Name = NameOf(raw.Path)
 	}
 	return r, nil
 }
@@ -205,5 +222,16 @@ func OpenRecipe(path, configsDir string) (*Recipe, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newRecipe(raw)
+	return NewRecipe(raw)
+}
+
+// BlameSource wraps a *recipe.KeyError in a *recipe.SourceError naming the
+// source that set the key: the highest-precedence layer that has it, or
+// "default" when no layer sets it.
+func BlameSource(raw *recipe.Raw, err error) error {
+	ke, ok := err.(*recipe.KeyError)
+	if !ok {
+		return err
+	}
+	return &recipe.SourceError{Source: raw.SourceOf(ke.Key), Err: ke}
 }

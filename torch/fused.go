@@ -1,0 +1,25 @@
+package torch
+
+import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
+
+// CodebookQuantize is the fused quantisation of a codebook layer
+// (models/codebook) in one shim call: for a [N, G, d] (LayerNorm'd inputs of
+// G codebooks) and codes [G, C, d] it returns
+//
+//   - out [N, G, d]: the mean of the k codes of each group with the highest
+//     cosine similarity a·c/‖c‖; its gradient passes straight through to a;
+//   - ids [N, G, k] (int64): the selected codes, best first;
+//   - mse (a scalar): Σ_g mean_N ‖out − sg(a)‖², whose gradient reaches the
+//     selected codes only.
+//
+// The scores are computed without an autograd graph in blocks of tokens
+// sized from the L2 cache (at most chunk when chunk > 0), all groups in one batched
+// GEMM; the backward is hand-written (a custom autograd node): a receives
+// ∂L/∂out, the selected codes (∂L/∂out + ∂L/∂mse·2(out − a)/N)/k,
+// accumulated in a fixed order, so that runs with the same seed and thread
+// count are bitwise identical.
+func CodebookQuantize(a, codes *Tensor, k, chunk int) (out, ids, mse *Tensor) {
+	o, i, m, err := capi.CodebookQuantize(a.handle(), codes.handle(), int64(k), int64(chunk))
+	fail("codebook_quantize", err)
+	return adopt(o), adopt(i), adopt(m)
+}

@@ -634,11 +634,11 @@ func (r *SteerReport) Markdown(s Steering, figure string) string {
 	if s.Method == MethodTopic {
 		unit = "windows"
 	}
-	fmt.Fprintf(&b, "\n### Codes patched\n\n| topic | codebook | code | precision | recall | hits (%s) | fires (%s) |\n|---|---|---|---|---|---|---|\n", unit, unit)
-	for _, t := range r.Topics {
-		for _, c := range t.Codes {
-			fmt.Fprintf(&b, "| %s | %s | %d | %.2f | %.3f | %d | %d |\n", t.Topic, c.Book(), c.Code, c.Precision, c.Recall, c.Hits, c.Fires)
-		}
+	table, rows := r.codesTable(unit)
+	if rows > maxInlineRows {
+		fmt.Fprintf(&b, "\n### Codes patched\n\n%d codes over %d topics: the table is in [%s](%s).\n", rows, len(r.Topics), CodesFile, CodesFile)
+	} else {
+		b.WriteString("\n### Codes patched\n\n" + table)
 	}
 	b.WriteString("\n### Steered samples\n\nThe first sample of each mode that mentions the topic (or the first sample):\n\n")
 	for _, t := range r.Topics {
@@ -650,6 +650,28 @@ func (r *SteerReport) Markdown(s Steering, figure string) string {
 		}
 	}
 	return b.String()
+}
+
+// maxInlineRows is the longest table the report shows inline; longer ones
+// go to their own file, linked from it.
+const maxInlineRows = 20
+
+// CodesFile holds the table of patched codes when it is too long for the
+// report.
+const CodesFile = "steering_codes.md"
+
+// codesTable is the table of patched codes and its number of rows.
+func (r *SteerReport) codesTable(unit string) (string, int) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| topic | codebook | code | precision | recall | hits (%s) | fires (%s) |\n|---|---|---|---|---|---|---|\n", unit, unit)
+	n := 0
+	for _, t := range r.Topics {
+		for _, c := range t.Codes {
+			fmt.Fprintf(&b, "| %s | %s | %d | %.2f | %.3f | %d | %d |\n", t.Topic, c.Book(), c.Code, c.Precision, c.Recall, c.Hits, c.Fires)
+			n++
+		}
+	}
+	return b.String(), n
 }
 
 // methodText explains s.Method for the report.
@@ -735,6 +757,15 @@ func steerSection(m *Model, d lm.Data, s Steering, batch int, dir string) (*Stee
 	fig := "steering.png"
 	if err := rep.Figure(filepath.Join(dir, fig)); err != nil {
 		fig = ""
+	}
+	unit := "positions"
+	if s.Method == MethodTopic {
+		unit = "windows"
+	}
+	if table, rows := rep.codesTable(unit); rows > maxInlineRows {
+		if err := atomicio.WriteFile(filepath.Join(dir, CodesFile), []byte("# Codes patched in the steering experiment\n\n"+table), 0o644); err != nil {
+			return nil, "", err
+		}
 	}
 	return rep, rep.Markdown(s, fig), nil
 }

@@ -315,7 +315,7 @@ func (a *Analysis) WritePlots(dir string) ([]string, error) {
 	}
 	err = errors.Join(
 		draw("mohd_router_load.png", func(p string) error {
-			return plot.Heatmap(p, plot.Figure{Title: "Router load f_j (uniform = 1/N_r)", XLabel: "routed group", YLabel: "router"}, rows, cols, load)
+			return plot.Heatmap(p, plot.Figure{Title: "Router load f_j (uniform = 1/N_r)", XLabel: "routed group", YLabel: "router", ColorLabel: "share of the router's tokens sent to the group"}, rows, cols, load)
 		}),
 		draw("mohd_router_health.png", func(p string) error {
 			return plot.Bars(p, plot.Figure{Title: "Router health", YLabel: "value"}, ent, pers, rnd)

@@ -273,13 +273,5 @@ func (e *codebookExperiment) Eval() experiment.Logs {
 // Report implements experiment.Experiment: the LM report (data, samples)
 // followed by the family's section.
 func (e *codebookExperiment) Report(dir string) (string, error) {
-	base, err := e.Experiment.Report(dir)
-	if err != nil {
-		return "", err
-	}
-	sec, err := e.section(dir)
-	if err != nil {
-		return "", err
-	}
-	return base + "\n" + sec, nil
+	return e.Experiment.ReportWith(dir, e.section)
 }

@@ -226,6 +226,20 @@ func (e *Experiment) Report(dir string) (string, error) {
 	return b.String(), nil
 }
 
+// ReportWith is Report followed by a family's own section, for families
+// that embed Experiment and add their analyses to the report.
+func (e *Experiment) ReportWith(dir string, section func(dir string) (string, error)) (string, error) {
+	base, err := e.Report(dir)
+	if err != nil {
+		return "", err
+	}
+	sec, err := section(dir)
+	if err != nil {
+		return "", err
+	}
+	return base + "\n" + sec, nil
+}
+
 // Samples returns the texts sampled for the report.
 func (e *Experiment) Samples() []string { return e.samples }
 

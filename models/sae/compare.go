@@ -12,12 +12,20 @@ import (
 )
 
 // CompareConfig is eval.compare: the codes vs SAE latents vs neurons table
-// on a TokFSM codebook source.
+// on a codebook source: per FSM state on TokFSM (Compare), per regex
+// feature on text when Regexes is set (CompareRegexes).
 type CompareConfig struct {
-	Seqs int `key:"seqs"` // held-out TokFSM sequences (256 when 0)
+	// Seqs is the held-out TokFSM sequences or text windows (256 when 0).
+	Seqs int `key:"seqs"`
 	// NeuronBaseline thresholds latents and neurons at the code's recall:
 	// official (default) or matched_recall (interp.NeuronBaseline).
 	NeuronBaseline string `key:"neuron_baseline"`
+	// Regexes are the text features, e.g. codebook-tinystories.yaml's
+	// steering topics.
+	Regexes []RegexFeature `key:"regexes"`
+	// Pick chooses a regex feature's best code: f1 (default) or precision
+	// (codesearch's rule); see PickF1 and PickPrecision.
+	Pick string `key:"pick"`
 }
 
 func (c *CompareConfig) fill() {
@@ -27,6 +35,24 @@ func (c *CompareConfig) fill() {
 	if c.NeuronBaseline == "" {
 		c.NeuronBaseline = string(interp.OfficialBaseline)
 	}
+	if c.Pick == "" {
+		c.Pick = PickF1
+	}
+}
+
+// check validates the section (eval.compare).
+func (c *CompareConfig) check() error {
+	if c.Seqs < 0 {
+		return fmt.Errorf("eval.compare.seqs: must not be negative, got %d", c.Seqs)
+	}
+	if _, err := interp.ParseNeuronBaseline(c.NeuronBaseline); err != nil {
+		return fmt.Errorf("eval.compare.neuron_baseline: %w", err)
+	}
+	if c.Pick != "" && c.Pick != PickF1 && c.Pick != PickPrecision {
+		return fmt.Errorf("eval.compare.pick: want %s or %s, got %q", PickF1, PickPrecision, c.Pick)
+	}
+	_, err := c.regexes()
+	return err
 }
 
 // StateRow compares, for one FSM state X and the feature "this token is the

@@ -53,7 +53,8 @@ type EvalConfig struct {
 	// tokens are dense (0.1 when 0).
 	DenseThreshold float64 `key:"dense_threshold"`
 	// Compare runs the codes vs SAE latents vs neurons comparison when the
-	// source is a TokFSM codebook run (see Compare).
+	// source is a codebook run: per FSM state on TokFSM (see Compare), per
+	// regex feature on text with compare.regexes (see CompareRegexes).
 	Compare *CompareConfig `key:"compare"`
 }
 
@@ -70,6 +71,7 @@ type Experiment struct {
 	fitted     bool
 	last       experiment.Logs
 	table      *Comparison
+	regexTable *RegexComparison
 }
 
 func (Family) Build(r *experiment.Recipe, env experiment.Env) (experiment.Experiment, error) {
@@ -124,6 +126,10 @@ func (Family) Build(r *experiment.Recipe, env experiment.Env) (experiment.Experi
 		ev.DenseThreshold = 0.1
 	}
 	if ev.Compare != nil {
+		if err := ev.Compare.check(); err != nil {
+			src.Close()
+			return nil, fmt.Errorf("%s: %w", r.Raw.Path, err)
+		}
 		ev.Compare.fill()
 	}
 	r.Record("model", &cfg)
@@ -313,8 +319,10 @@ func (e *Experiment) Eval() experiment.Logs {
 	return e.last
 }
 
-// Report implements experiment.Experiment: the SAE's metrics and, for a
-// TokFSM codebook source with eval.compare, the comparison table.
+// Report implements experiment.Experiment: the SAE's metrics and, with
+// eval.compare on a codebook source, the comparison table: per FSM state
+// on TokFSM, per regex feature on text (eval.compare.regexes; with
+// compare_regex.json and the bar chart compare_regex.png in dir).
 func (e *Experiment) Report(dir string) (string, error) {
 	m := e.Evaluate()
 	e.last = m.Logs()
@@ -344,6 +352,17 @@ func (e *Experiment) Report(dir string) (string, error) {
 			e.table = t
 			b.WriteString("\n" + t.Markdown())
 		}
+		rt, err := e.CompareRegexes(*e.Evaluation.Compare)
+		if err != nil {
+			return "", err
+		}
+		if rt != nil {
+			if err := rt.Save(dir); err != nil {
+				return "", err
+			}
+			e.regexTable = rt
+			b.WriteString("\n" + rt.Markdown(e.neuronName))
+		}
 	}
 	return b.String(), nil
 }
@@ -356,6 +375,9 @@ func (e *Experiment) Extra() map[string]any {
 	}
 	if e.table != nil {
 		out["sae_compare"] = e.table.Extra()
+	}
+	if e.regexTable != nil {
+		out["sae_compare_regex"] = e.regexTable.Extra()
 	}
 	return out
 }

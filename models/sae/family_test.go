@@ -1,9 +1,11 @@
 package sae_test
 
 import (
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -145,4 +147,105 @@ output: {progress: false, tensorboard: false}
 	report, err := os.ReadFile(filepath.Join(dir, "report.md"))
 	require.NoError(t, err)
 	require.Contains(t, string(report), "Codes vs SAE latents vs neurons")
+}
+
+// TestCompareRegexes: on a tiny text codebook run (a staged run, as
+// codebook-tinystories), an SAE on the codebook's input (attn.hook_z of the
+// codebook layer) reports the codes vs SAE latents vs neurons table per
+// regex feature, writes its bar chart, and thresholds latents and neurons
+// at each code's recall.
+func TestCompareRegexes(t *testing.T) {
+	tmp := t.TempDir()
+	var b strings.Builder
+	for i := 0; i < 80; i++ {
+		b.WriteString([]string{"the cat sat on the mat in the sun.\n", "a dog ran to the park with a ball.\n",
+			"the bird sang in the tall green tree.\n"}[i%3])
+	}
+	corpus := filepath.Join(tmp, "stories.txt")
+	require.NoError(t, os.WriteFile(corpus, []byte(b.String()), 0o644))
+	src := run(t, tmp, "cb", `
+name: cb
+model: {family: gpt, width: 16, layers: 2, heads: 2}
+data: {kind: text, text: {train: `+corpus+`, tokenizer: byte, context: 32, valid_fraction: 0.25}}
+train: {steps: 5, batch: 4, threads: 1, log_every: 5}
+eval: {samples: 0}
+output: {progress: false, tensorboard: false}
+stages:
+  - name: pre
+  - name: cb
+    model: {family: codebook, codebook: {at: [attn_preproj], codes: 16, k: 2}}
+    train: {init_from: pre}
+`)
+	dir := run(t, tmp, "sae", `
+name: sae
+model: {family: sae, source: `+src+`, site: blocks.1.attn.hook_z, latents: 32, k: 4}
+train: {steps: 10, batch: 4, optimizer: {name: adamw, lr: 3.0e-3, weight_decay: 0}, threads: 1, log_every: 10}
+eval:
+  max_batches: 1
+  compare:
+    seqs: 8
+    regexes:
+      - {name: cat, regex: '\bcats?\b'}
+      - {name: dog, regex: '\bdogs?\b'}
+      - {name: tree, regex: '\btrees?\b'}
+      - {name: none, regex: 'zebra'}
+output: {progress: false, tensorboard: false}
+`)
+	sum, err := rundir.ReadSummary(dir)
+	require.NoError(t, err)
+	cmp, ok := sum.Extra["sae_compare_regex"].(map[string]any)
+	require.True(t, ok, "summary extra: %v", sum.Extra)
+	t.Logf("comparison: %v", cmp)
+	require.Equal(t, 4.0, cmp["features"])
+	require.Equal(t, 3.0, cmp["found"], "every regex but zebra matches and some code fires on it")
+	for _, k := range []string{"code_precision", "code_recall", "latent_precision", "neuron_precision"} {
+		require.GreaterOrEqual(t, cmp[k], 0.0, k)
+		require.LessOrEqual(t, cmp[k], 1.0, k)
+	}
+	require.NotContains(t, sum.Extra, "sae_compare", "no per-state table on text")
+	report, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(report), "Codes vs SAE latents vs neurons per regex feature")
+	require.Contains(t, string(report), "blocks.1.attn_preproj[0], blocks.1.attn_preproj[1]", "only the SAE layer's codebooks")
+	require.Contains(t, string(report), "compare_regex.png")
+	for _, f := range []string{"compare_regex.png", "compare_regex.json"} {
+		_, err := os.Stat(filepath.Join(dir, f))
+		require.NoError(t, err, f)
+	}
+	var rc sae.RegexComparison
+	js, err := os.ReadFile(filepath.Join(dir, "compare_regex.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(js, &rc))
+	require.Len(t, rc.Rows, 4)
+	for _, r := range rc.Rows[:3] {
+		require.True(t, r.Found, r.Name)
+		require.Positive(t, r.Matched, r.Name)
+		// The official rule counts ⌊recall·M⌋ hits: the latent's and the
+		// neuron's recall is at most the code's.
+		require.LessOrEqual(t, r.LatentRec, r.CodeRecall+1e-9, r.Name)
+		require.LessOrEqual(t, r.NeuronRec, r.CodeRecall+1e-9, r.Name)
+		require.Less(t, r.Neuron, 16, "neurons are the site's 16 dimensions")
+		require.Less(t, r.Latent, 32)
+	}
+	require.False(t, rc.Rows[3].Found)
+	require.Zero(t, rc.Rows[3].Matched)
+
+	// A bad regex or pick fails when the run is built, before training.
+	for i, c := range []struct{ bad, msg string }{
+		{`{regexes: [{name: x, regex: '(('}]}`, "eval.compare.regexes[0] (x)"},
+		{`{pick: best}`, `eval.compare.pick: want f1 or precision, got "best"`},
+	} {
+		bad, msg := c.bad, c.msg
+		name := "bad" + string(rune('0'+i))
+		path := filepath.Join(tmp, name+".yaml")
+		require.NoError(t, os.WriteFile(path, []byte(`
+name: bad
+model: {family: sae, source: `+src+`, site: blocks.1.attn.hook_z, latents: 32, k: 4}
+train: {steps: 1, batch: 4, threads: 1}
+eval: {compare: `+bad+`}
+output: {progress: false, tensorboard: false}
+`), 0o644))
+		_, err := runner.Run(runner.Options{Recipe: path, Overrides: []string{"output.dir=" + filepath.Join(tmp, name)}})
+		require.ErrorContains(t, err, msg)
+	}
 }

@@ -45,6 +45,10 @@ type LoadOptions struct {
 	// Logits is the number of promoted and of suppressed tokens listed (10).
 	Logits int
 	Fill   FillOptions
+	// fresh ignores the run's saved code cache: a new one of the first
+	// Seqs held-out sequences is built (LoadSAE's comparison, measured on
+	// the SAE's corpus).
+	fresh bool
 }
 
 // SteeringFile is the steering experiment's report in a codebook run (stage)
@@ -139,7 +143,7 @@ func LoadCodebook(dir string, o LoadOptions) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	lg, err := newLogitLens(r.Model)
+	lg, err := newLogitLens(r.Model.GPT)
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +248,9 @@ func keep(acts [][]Activation, minFires, top int) []int {
 // and a note on where it came from.
 func loadCache(r *codesearch.Run, dir string, o LoadOptions) (*codesearch.Cache, string, error) {
 	c, err := codesearch.LoadCache(dir)
+	if o.fresh {
+		c, err = nil, codesearch.ErrNoCache
+	}
 	switch {
 	case errors.Is(err, codesearch.ErrNoCache):
 	case err != nil:
@@ -436,7 +443,7 @@ type logitLens struct {
 	proj map[string][]float32
 }
 
-func newLogitLens(m *codebook.Model) (*logitLens, error) {
+func newLogitLens(m *nn.GPT) (*logitLens, error) {
 	lg := &logitLens{width: m.Config.Width, proj: map[string][]float32{}}
 	lg.wu = m.WTE.Weight
 	if m.Head != nil {

@@ -1,23 +1,22 @@
 // Package atlas writes a feature atlas: a static HTML site, browsable
 // offline, with one page per hidden feature of a model (a codebook code, an
-// MLP neuron, later a sparse-autoencoder latent) and an index to search and
+// MLP neuron, a sparse-autoencoder latent) and an index to search and
 // sort them, in the spirit of Neuronpedia and SAE-Vis.
 //
 // The generator (Write) is plain Go over Features and knows nothing of
 // models: whatever produces Features — LoadCodebook for a codebook run
-// directory, or an SAE's own loader — gets the same site. A Feature carries
-// everything its page shows: how often it fires, its top-activating
+// directory, LoadSAE for an SAE run directory — gets the same site. A
+// Feature carries everything its page shows: how often it fires, its top-activating
 // contexts with a per-token activation, a histogram of its activations, the
 // tokens it promotes and suppresses through the unembedding, its precision
 // for regexes and, for codes, the steering experiment's results.
 //
 // Corpus.Fill turns a feature's activations over a corpus of token
 // sequences into those fields, so a loader only has to produce activations.
-// Adding SAE latents is a matter of producing Features: for each latent,
-// Feature{Kind: KindSAE, Book: <the SAE's name>, ID: <latent>, ActLabel:
-// "activation"}, Corpus.Fill with the positions where the latent is above 0,
-// TopLogits of W_U times its decoder column (through the final norm as
-// LoadCodebook does), and the Features appended to the Site's.
+// LoadSAE does so for an SAE run's latents: Feature{Kind: KindSAE, Book:
+// <the SAE's site>, ID: <latent>}, Corpus.Fill with the positions where the
+// latent is above 0, TopLogits of W_U times its decoder column (mapped into
+// the residual stream and through the final norm as LoadCodebook does).
 package atlas
 
 import (

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hiddenlab/hiddenlab/atlas"
 	"github.com/hiddenlab/hiddenlab/models/codebook/codesearch"
+	"github.com/hiddenlab/hiddenlab/rundir"
 	"github.com/hiddenlab/hiddenlab/torch"
 )
 
@@ -27,13 +28,13 @@ type atlasOptions struct {
 	threads int
 }
 
-// atlasCmd is "hiddenlab atlas": the feature atlas of a codebook run, a
-// static HTML site.
+// atlasCmd is "hiddenlab atlas": the feature atlas of a codebook run (its
+// codes and neurons) or of an SAE run (its latents), a static HTML site.
 func atlasCmd() *cobra.Command {
 	var o atlasOptions
 	c := &cobra.Command{
 		Use:   "atlas <run dir>",
-		Short: "Write a static HTML feature atlas of a codebook run's codes and neurons",
+		Short: "Write a static HTML feature atlas of a codebook run's codes and neurons or an SAE run's latents",
 		Long: `Atlas writes a static HTML site (no server needed: open index.html) with a
 page per feature of a codebook run: every code of its codebooks that fires
 and, with --neurons, the MLP neurons of the same layers. The index searches
@@ -45,10 +46,19 @@ and, for codes, the steering experiment's effect when the run's report ran it.
 
 Features are measured on the run's code cache (hiddenlab codebook cache),
 or on --seqs held-out sequences run through the model when there is none.
+
+For an SAE run (model.family: sae, detected from its recipe) the pages are
+its latents: activation = the latent's value on the source model's
+activations at the SAE's site over the first --seqs (256) held-out windows
+of the source's data; promoted/suppressed tokens = its decoder column mapped
+into the residual stream (through W_O for attn.hook_z, the MLP's output
+projection for mlp.hook_post) through the final norm's gain and W_U.
+--neurons and the code cache do not apply; --site may only name the SAE's.
 --serve :8080 serves the site over HTTP after writing it, until Ctrl-C.
 The recipe's data paths are relative: run from the repository root.`,
 		Example: `  hiddenlab atlas runs/codebook-tinystories/x -regex '\bdogs?\b' -serve :8080
-  hiddenlab atlas runs/codebook/x -site blocks.1.attn_preproj -top 200 -out /tmp/atlas`,
+  hiddenlab atlas runs/codebook/x -site blocks.1.attn_preproj -top 200 -out /tmp/atlas
+  hiddenlab atlas runs/sae/x -seqs 512 -regex '\bdogs?\b'`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usagef("want <run dir> (got %d arguments)", len(args))
@@ -87,15 +97,20 @@ func runAtlas(ctx context.Context, w io.Writer, dir string, o atlasOptions) erro
 	if err := setRunThreads(dir, o.threads); err != nil {
 		return err
 	}
+	load, resolve := atlas.LoadCodebook, codesearch.ResolveDir
+	if atlas.IsSAE(dir) {
+		load = atlas.LoadSAE
+		resolve = func(dir string) (string, error) { return rundir.ResolveDir(dir, atlas.SAEFamily) }
+	}
 	var site *atlas.Site
 	var err error
-	torch.RunLocked(func() { site, err = atlas.LoadCodebook(dir, o.load) })
+	torch.RunLocked(func() { site, err = load(dir, o.load) })
 	if err != nil {
 		return fmt.Errorf("atlas: %w", err)
 	}
 	out := o.out
 	if out == "" {
-		sdir, err := codesearch.ResolveDir(dir)
+		sdir, err := resolve(dir)
 		if err != nil {
 			return err
 		}

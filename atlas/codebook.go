@@ -88,6 +88,10 @@ const LogitNote = "Promotes/suppresses: the feature's output direction in the re
 // Everything that touches tensors runs here: call it on one goroutine
 // locked to its thread (torch.RunLocked).
 func LoadCodebook(dir string, o LoadOptions) (*Site, error) {
+	// Every temporary tensor of the load (weights copied out, activations)
+	// belongs to this scope; the Site returned is plain Go.
+	scope := torch.NewScope()
+	defer scope.Close()
 	if o.Batch <= 0 {
 		o.Batch = 16
 	}

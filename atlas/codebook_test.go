@@ -57,6 +57,8 @@ stages:
 // contexts, histograms, promoted tokens, regex stats and the steering rows
 // of a steering.json; then writes it and loads it in headless chromium.
 func TestCodebookRun(t *testing.T) {
+	baseline := torch.LiveTensors()
+	t.Cleanup(func() { require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the test's runs") })
 	runDir := trainTiny(t)
 	stage := filepath.Join(runDir, "1-cb")
 	// A steering report naming every code of one codebook.

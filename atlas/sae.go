@@ -71,6 +71,10 @@ const SAELogitNote = "Promotes/suppresses of an SAE latent: its decoder column (
 // Everything that touches tensors runs here: call it on one goroutine
 // locked to its thread (torch.RunLocked).
 func LoadSAE(dir string, o LoadOptions) (*Site, error) {
+	// Every temporary tensor of the load (weights copied out, activations)
+	// belongs to this scope; the Site returned is plain Go.
+	scope := torch.NewScope()
+	defer scope.Close()
 	if o.Batch <= 0 {
 		o.Batch = 16
 	}

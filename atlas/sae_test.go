@@ -34,6 +34,8 @@ func runRecipe(t *testing.T, tmp, name, recipe string) string {
 // that the activations recorded are the latents recomputed by hand from the
 // SAE's weights, and that the written index lists them with pages.
 func TestSAERun(t *testing.T) {
+	baseline := torch.LiveTensors()
+	t.Cleanup(func() { require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the test's runs") })
 	tmp := t.TempDir()
 	var b strings.Builder
 	for i := 0; i < 80; i++ {

@@ -55,6 +55,8 @@ func hfModel(t *testing.T, root string) string {
 // codebooks are in the side file, and nothing is written where an import
 // or export fails.
 func TestImportFinetuneExportReimport(t *testing.T) {
+	baseline := torch.LiveTensors()
+	t.Cleanup(func() { require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the test's runs") })
 	root := t.TempDir()
 	src := hfModel(t, root)
 	imported := filepath.Join(root, "imported")

@@ -301,6 +301,8 @@ func TestAnalysisOptions(t *testing.T) {
 // and with hiddenlab's earlier ones by name; unknown values are recipe
 // errors.
 func TestFSMAnalysisOptionsRun(t *testing.T) {
+	baseline := torch.LiveTensors()
+	t.Cleanup(func() { require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the test's runs") })
 	dir := t.TempDir()
 	recipe := `
 name: tiny-fsm

@@ -75,6 +75,8 @@ output: {progress: false}
 // recipes/hrpo-hf.yaml (SFT warm-up → RL, at test size), RL directly (from
 // hf:<dir>) and GSM8K SFT and RL run end to end.
 func TestHRPOFromImportedQwen2(t *testing.T) {
+	baseline := torch.LiveTensors()
+	t.Cleanup(func() { require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the test's runs") })
 	src := makeQwen2(t)
 	recipeFile, err := filepath.Abs("../../recipes/hrpo-hf.yaml")
 	require.NoError(t, err)

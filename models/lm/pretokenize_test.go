@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hiddenlab/hiddenlab/torch"
+
 	"github.com/stretchr/testify/require"
 
 	"github.com/hiddenlab/hiddenlab/data/text"
@@ -56,6 +58,8 @@ func metrics(t *testing.T, dir string) []rundir.Record {
 // the losses of training from the text with the same tokenizer: the same
 // ids, memory-mapped, give the same batches.
 func TestPretokenizedEqualsText(t *testing.T) {
+	baseline := torch.LiveTensors()
+	t.Cleanup(func() { require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the test's runs") })
 	dir := t.TempDir()
 	corpus, err := os.ReadFile("../../third_party/tinystories/valid_first1000.txt")
 	require.NoError(t, err)

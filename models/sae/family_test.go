@@ -33,6 +33,8 @@ func run(t *testing.T, tmp, name, recipe string) string {
 // most k (k unless a kept pre-activation is negative), the normalised MSE is
 // below 1, the CE loss recovered is at most 1, and the run reopens.
 func TestFamily(t *testing.T) {
+	baseline := torch.LiveTensors()
+	t.Cleanup(func() { require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the test's runs") })
 	tmp := t.TempDir()
 	src := run(t, tmp, "src", `
 name: src
@@ -111,6 +113,8 @@ output: {progress: false, tensorboard: false}
 // SAE latents vs neurons table, with precisions in [0, 1] and the latents
 // and neurons thresholded at each code's recall.
 func TestCompare(t *testing.T) {
+	baseline := torch.LiveTensors()
+	t.Cleanup(func() { require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the test's runs") })
 	tmp := t.TempDir()
 	src := run(t, tmp, "cb", `
 name: cb
@@ -155,6 +159,8 @@ output: {progress: false, tensorboard: false}
 // regex feature, writes its bar chart, and thresholds latents and neurons
 // at each code's recall.
 func TestCompareRegexes(t *testing.T) {
+	baseline := torch.LiveTensors()
+	t.Cleanup(func() { require.Equal(t, baseline, torch.LiveTensors(), "live tensor handles after the test's runs") })
 	tmp := t.TempDir()
 	var b strings.Builder
 	for i := 0; i < 80; i++ {

@@ -92,8 +92,11 @@ type SAE struct {
 func NewSAE(kind Kind, dIn, dSAE, k int) *SAE {
 	s := nn.NewStore()
 	root := s.Root()
-	dec := torch.Randn([]int{dIn, dSAE})
-	torch.WithScope(func() { dec = dec.Div(dec.NormKeep(2, 0)).Retain() })
+	var dec *torch.Tensor
+	torch.WithScope(func() { // the unnormalised draw belongs to the scope
+		d := torch.Randn([]int{dIn, dSAE})
+		dec = d.Div(d.NormKeep(2, 0)).Retain()
+	})
 	a := &SAE{Kind: kind, K: k, store: s}
 	var enc *torch.Tensor
 	torch.WithScope(func() { enc = dec.Detach().T().Contiguous().Retain() }) // a leaf of its own

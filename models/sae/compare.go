@@ -9,6 +9,7 @@ import (
 	"github.com/hiddenlab/hiddenlab/models/codebook"
 	"github.com/hiddenlab/hiddenlab/models/lm"
 	"github.com/hiddenlab/hiddenlab/torch"
+	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 // CompareConfig is eval.compare: the codes vs SAE latents vs neurons table
@@ -106,54 +107,11 @@ func (e *Experiment) Compare(cc CompareConfig) (*Comparison, error) {
 	x, _ := f.EvalSet(e.Src.Run.Recipe.Train.Seed+17, n)
 	T := f.Config().SeqLen - 1
 	D := f.Digits()
-	ids := map[string][][]int32{}
-	numCodes := map[string]int{}
-	var books []string
-	var latents, neurons [][]float32
-	a := e.SAE
-	a.NormalizeDecoder()
-	cm.SetRecord(true)
-	defer cm.SetRecord(false)
-	const batch = 64
-	for start := 0; start < n; start += batch {
-		rows := min(batch, n-start)
-		err := torch.Try(func() {
-			torch.NoGrad(func() {
-				torch.WithScope(func() {
-					X := torch.FromSlice(x[start*T:(start+rows)*T], []int{rows, T}, e.Src.Device())
-					_, acts := e.Src.Forward(X, nil)
-					for _, s := range cm.Sites {
-						l := cm.Layers[s]
-						v := l.IDs().To(torch.CPU).Int64s() // [rows, T, G, K]
-						for g := 0; g < l.G; g++ {
-							name := codebook.BookName(s, g)
-							if _, ok := numCodes[name]; !ok {
-								books = append(books, name)
-								numCodes[name] = l.C
-							}
-							for i := 0; i < rows*T; i++ {
-								row := make([]int32, l.K)
-								for k := range row {
-									row[k] = int32(v[(i*l.G+g)*l.K+k])
-								}
-								ids[name] = append(ids[name], row)
-							}
-						}
-					}
-					z := a.Encode(acts.MulScalar(a.scaleValue())).To(torch.CPU).Float32s()
-					h := acts.To(torch.Float32).To(torch.CPU).Float32s()
-					L, d := a.DSAE(), a.DIn()
-					for i := 0; i < rows*T; i++ {
-						latents = append(latents, z[i*L:(i+1)*L])
-						neurons = append(neurons, h[i*d:(i+1)*d])
-					}
-				})
-			})
-		})
-		if err != nil {
-			return nil, err
-		}
+	fa, err := e.collect(cm, cm.Sites, x, n, T, 64)
+	if err != nil {
+		return nil, err
 	}
+	ids, numCodes, books, latents, neurons := fa.ids, fa.numCodes, fa.books, fa.latents, fa.neurons
 	matched := map[int][]bool{}
 	for r := 0; r < n; r++ {
 		for t := 0; t < T; t++ {
@@ -249,4 +207,64 @@ func (c *Comparison) Markdown() string {
 func (c *Comparison) Extra() map[string]any {
 	return map[string]any{"states": len(c.Rows), "code_precision": c.CodePrec, "code_recall": c.CodeRecall,
 		"latent_precision": c.LatentPrec, "neuron_precision": c.NeuronPrec}
+}
+
+// featureActs are, per held-out position, the code ids of every codebook
+// (group) of the compared sites, the SAE's latents and the site's own
+// activations (its "neurons").
+type featureActs struct {
+	ids              map[string][][]int32 // per codebook name, [positions][K]
+	numCodes         map[string]int
+	books            []string // codebook names in forward order
+	latents, neurons [][]float32
+}
+
+// collect runs the source model over the n windows of T tokens in x, batch
+// windows at a time, and gathers the featureActs of the codebooks at sites.
+func (e *Experiment) collect(cm *codebook.Model, sites []nn.Site, x []int64, n, T, batch int) (*featureActs, error) {
+	fa := &featureActs{ids: map[string][][]int32{}, numCodes: map[string]int{}}
+	a := e.SAE
+	a.NormalizeDecoder()
+	cm.SetRecord(true)
+	defer cm.SetRecord(false)
+	for start := 0; start < n; start += batch {
+		rows := min(batch, n-start)
+		err := torch.Try(func() {
+			torch.NoGrad(func() {
+				torch.WithScope(func() {
+					X := torch.FromSlice(x[start*T:(start+rows)*T], []int{rows, T}, e.Src.Device())
+					_, acts := e.Src.Forward(X, nil)
+					for _, s := range sites {
+						l := cm.Layers[s]
+						v := l.IDs().To(torch.CPU).Int64s() // [rows, T, G, K]
+						for g := 0; g < l.G; g++ {
+							name := codebook.BookName(s, g)
+							if _, ok := fa.numCodes[name]; !ok {
+								fa.books = append(fa.books, name)
+								fa.numCodes[name] = l.C
+							}
+							for i := 0; i < rows*T; i++ {
+								row := make([]int32, l.K)
+								for k := range row {
+									row[k] = int32(v[(i*l.G+g)*l.K+k])
+								}
+								fa.ids[name] = append(fa.ids[name], row)
+							}
+						}
+					}
+					z := a.Encode(acts.MulScalar(a.scaleValue())).To(torch.CPU).Float32s()
+					h := acts.To(torch.Float32).To(torch.CPU).Float32s()
+					L, d := a.DSAE(), a.DIn()
+					for i := 0; i < rows*T; i++ {
+						fa.latents = append(fa.latents, z[i*L:(i+1)*L])
+						fa.neurons = append(fa.neurons, h[i*d:(i+1)*d])
+					}
+				})
+			})
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return fa, nil
 }

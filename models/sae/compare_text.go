@@ -13,7 +13,6 @@ import (
 	"github.com/hiddenlab/hiddenlab/models/codebook"
 	"github.com/hiddenlab/hiddenlab/models/lm"
 	"github.com/hiddenlab/hiddenlab/plot"
-	"github.com/hiddenlab/hiddenlab/torch"
 	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
@@ -146,54 +145,11 @@ func (e *Experiment) CompareRegexes(cc CompareConfig) (*RegexComparison, error) 
 		texts[id] = []byte(d.Decode([]int64{int64(id)}))
 	}
 
-	ids := map[string][][]int32{}
-	numCodes := map[string]int{}
-	var books []string
-	var latents, neurons [][]float32
-	a := e.SAE
-	a.NormalizeDecoder()
-	cm.SetRecord(true)
-	defer cm.SetRecord(false)
-	const batch = 16
-	for start := 0; start < n; start += batch {
-		rows := min(batch, n-start)
-		err := torch.Try(func() {
-			torch.NoGrad(func() {
-				torch.WithScope(func() {
-					X := torch.FromSlice(x[start*T:(start+rows)*T], []int{rows, T}, e.Src.Device())
-					_, acts := e.Src.Forward(X, nil)
-					for _, s := range sites {
-						l := cm.Layers[s]
-						v := l.IDs().To(torch.CPU).Int64s() // [rows, T, G, K]
-						for g := 0; g < l.G; g++ {
-							name := codebook.BookName(s, g)
-							if _, ok := numCodes[name]; !ok {
-								books = append(books, name)
-								numCodes[name] = l.C
-							}
-							for i := 0; i < rows*T; i++ {
-								row := make([]int32, l.K)
-								for k := range row {
-									row[k] = int32(v[(i*l.G+g)*l.K+k])
-								}
-								ids[name] = append(ids[name], row)
-							}
-						}
-					}
-					z := a.Encode(acts.MulScalar(a.scaleValue())).To(torch.CPU).Float32s()
-					h := acts.To(torch.Float32).To(torch.CPU).Float32s()
-					L, dIn := a.DSAE(), a.DIn()
-					for i := 0; i < rows*T; i++ {
-						latents = append(latents, z[i*L:(i+1)*L])
-						neurons = append(neurons, h[i*dIn:(i+1)*dIn])
-					}
-				})
-			})
-		})
-		if err != nil {
-			return nil, err
-		}
+	fa, err := e.collect(cm, sites, x, n, T, 16)
+	if err != nil {
+		return nil, err
 	}
+	ids, numCodes, books, latents, neurons := fa.ids, fa.numCodes, fa.books, fa.latents, fa.neurons
 	latentIndex, err := interp.NewNeuronIndex(latents)
 	if err != nil {
 		return nil, err

@@ -107,3 +107,27 @@ func sortRanked(out []Ranked, limit int) []Ranked {
 	}
 	return out
 }
+
+// BestCodeF1 is the code, over all books, with the highest F1 (2PR/(P+R))
+// for the matched positions: the TokFSM state-code analysis's choice. Ties
+// keep the first book, then the lowest code. It returns the book's index,
+// the code's statistics and its F1, or f1 = −1 when no code fires; books
+// whose ids do not fit matched are passed over.
+func BestCodeF1(books []PositionCodes, matched []bool) (book int, best CodeStat, f1 float64) {
+	f1 = -1
+	for bi, b := range books {
+		stats, err := CodePrecisionRecall(b.Codes, matched, b.NumCodes)
+		if err != nil {
+			continue
+		}
+		for _, cs := range stats {
+			if cs.Fires == 0 {
+				continue
+			}
+			if f := 2 * cs.Precision * cs.Recall / (cs.Precision + cs.Recall + 1e-12); f > f1 {
+				book, best, f1 = bi, cs, f
+			}
+		}
+	}
+	return book, best, f1
+}

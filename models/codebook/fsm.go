@@ -524,25 +524,16 @@ func (a *FSMAnalysis) stateCodes(m *Model, f *tokfsm.FSM, seed uint64, n int, ba
 	sort.Ints(states)
 	// bestCode is the code of books with the highest F1 for state st.
 	bestCode := func(st int, books []string) (StateCode, float64) {
-		best := StateCode{State: st}
-		bestF1 := -1.0
-		for _, b := range books {
-			stats, err := interp.CodePrecisionRecall(ids[b], matched[st], numCodes[b])
-			if err != nil {
-				continue
-			}
-			for _, cs := range stats {
-				if cs.Fires == 0 {
-					continue
-				}
-				f1 := 2 * cs.Precision * cs.Recall / (cs.Precision + cs.Recall + 1e-12)
-				if f1 > bestF1 {
-					bestF1 = f1
-					best.Codebook, best.Code, best.Precision, best.Recall = b, cs.Code, cs.Precision, cs.Recall
-				}
-			}
+		pcs := make([]interp.PositionCodes, len(books))
+		for i, b := range books {
+			pcs[i] = interp.PositionCodes{Codes: ids[b], NumCodes: numCodes[b]}
 		}
-		return best, bestF1
+		bi, cs, f1 := interp.BestCodeF1(pcs, matched[st])
+		best := StateCode{State: st}
+		if f1 > 0 {
+			best.Codebook, best.Code, best.Precision, best.Recall = books[bi], cs.Code, cs.Precision, cs.Recall
+		}
+		return best, f1
 	}
 	for _, st := range states {
 		best, f1 := bestCode(st, books)

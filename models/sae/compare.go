@@ -142,28 +142,17 @@ func (e *Experiment) Compare(cc CompareConfig) (*Comparison, error) {
 	}
 	sort.Ints(states)
 	out := &Comparison{Site: e.Cfg.Site, Baseline: baseline, Seqs: n}
+	pcs := make([]interp.PositionCodes, len(books))
+	for i, b := range books {
+		pcs[i] = interp.PositionCodes{Codes: ids[b], NumCodes: numCodes[b]}
+	}
 	for _, st := range states {
 		row := StateRow{State: st}
-		bestF1 := -1.0
-		for _, b := range books {
-			stats, err := interp.CodePrecisionRecall(ids[b], matched[st], numCodes[b])
-			if err != nil {
-				continue
-			}
-			for _, cs := range stats {
-				if cs.Fires == 0 {
-					continue
-				}
-				f1 := 2 * cs.Precision * cs.Recall / (cs.Precision + cs.Recall + 1e-12)
-				if f1 > bestF1 {
-					bestF1 = f1
-					row.Codebook, row.Code, row.CodePrec, row.CodeRecall = b, cs.Code, cs.Precision, cs.Recall
-				}
-			}
-		}
-		if bestF1 <= 0 {
+		bi, cs, f1 := interp.BestCodeF1(pcs, matched[st])
+		if f1 <= 0 {
 			continue
 		}
+		row.Codebook, row.Code, row.CodePrec, row.CodeRecall = books[bi], cs.Code, cs.Precision, cs.Recall
 		ls, err := latentIndex.BestWith(baseline, matched[st], row.CodeRecall)
 		if err != nil {
 			return nil, err

@@ -100,49 +100,63 @@ func (m SFTMix) Batch(seed uint64, step, batch, maxLen int) (*Batch, error) {
 	}
 	r := newRand(seed, streamSFT, uint64(step))
 	T := maxLen
-	b := &Batch{
-		B: batch, T: T,
-		Tokens:     make([]int64, batch*T),
-		LossMask:   make([]float32, batch*T),
-		Inputs:     make([]int64, batch*(T-1)),
-		Targets:    make([]int64, batch*(T-1)),
-		TargetMask: make([]float32, batch*(T-1)),
-		PromptLen:  make([]int, batch),
-		SeqLen:     make([]int, batch),
-		Problems:   make([]Problem, batch),
-	}
+	b := newBatch(batch, T)
+	b.Problems = make([]Problem, batch)
 	for i := range batch {
 		p, err := m.draw(r)
 		if err != nil {
 			return nil, err
 		}
 		b.Problems[i] = p
-		b.PromptLen[i] = len(p.Prompt)
-		b.SeqLen[i] = len(p.Prompt) + len(p.Target)
-		tok := b.Tokens[i*T : (i+1)*T]
-		mask := b.LossMask[i*T : (i+1)*T]
-		n := copyIDs(tok, p.Prompt)
-		n += copyIDs(tok[n:], p.Target)
-		for t := range tok[n:] {
-			tok[n+t] = int64(PAD)
-		}
-		for t := len(p.Prompt); t < n; t++ {
-			mask[t] = 1
-		}
-		in := b.Inputs[i*(T-1) : (i+1)*(T-1)]
-		tgt := b.Targets[i*(T-1) : (i+1)*(T-1)]
-		tm := b.TargetMask[i*(T-1) : (i+1)*(T-1)]
-		copy(in, tok[:T-1])
-		copy(tm, mask[1:])
-		for t := range tgt {
-			if mask[t+1] == 1 {
-				tgt[t] = tok[t+1]
-			} else {
-				tgt[t] = IgnoreIndex
-			}
-		}
+		b.setRow(i, p.Prompt, p.Target, int64(PAD))
 	}
 	return b, nil
+}
+
+// newBatch allocates a batch of B rows of T tokens (Problems left to the
+// caller).
+func newBatch(B, T int) *Batch {
+	return &Batch{
+		B: B, T: T,
+		Tokens:     make([]int64, B*T),
+		LossMask:   make([]float32, B*T),
+		Inputs:     make([]int64, B*(T-1)),
+		Targets:    make([]int64, B*(T-1)),
+		TargetMask: make([]float32, B*(T-1)),
+		PromptLen:  make([]int, B),
+		SeqLen:     make([]int, B),
+	}
+}
+
+// setRow writes row i: the prompt, then the target, then pad to the end;
+// the loss mask on the target; and the shifted inputs, targets (IgnoreIndex
+// off the target) and target mask.
+func (b *Batch) setRow(i int, prompt, target []int32, pad int64) {
+	T := b.T
+	b.PromptLen[i] = len(prompt)
+	b.SeqLen[i] = len(prompt) + len(target)
+	tok := b.Tokens[i*T : (i+1)*T]
+	mask := b.LossMask[i*T : (i+1)*T]
+	n := copyIDs(tok, prompt)
+	n += copyIDs(tok[n:], target)
+	for t := range tok[n:] {
+		tok[n+t] = pad
+	}
+	for t := len(prompt); t < n; t++ {
+		mask[t] = 1
+	}
+	in := b.Inputs[i*(T-1) : (i+1)*(T-1)]
+	tgt := b.Targets[i*(T-1) : (i+1)*(T-1)]
+	tm := b.TargetMask[i*(T-1) : (i+1)*(T-1)]
+	copy(in, tok[:T-1])
+	copy(tm, mask[1:])
+	for t := range tgt {
+		if mask[t+1] == 1 {
+			tgt[t] = tok[t+1]
+		} else {
+			tgt[t] = IgnoreIndex
+		}
+	}
 }
 
 // draw draws one training row.

@@ -195,44 +195,11 @@ func (c TextCodec) Batch(problems []Problem, maxLen int) (*Batch, error) {
 		}
 		T = max(T, n)
 	}
-	B := len(problems)
-	b := &Batch{
-		B: B, T: T,
-		Tokens:     make([]int64, B*T),
-		LossMask:   make([]float32, B*T),
-		Inputs:     make([]int64, B*(T-1)),
-		Targets:    make([]int64, B*(T-1)),
-		TargetMask: make([]float32, B*(T-1)),
-		PromptLen:  make([]int, B),
-		SeqLen:     make([]int, B),
-		Problems:   problems,
-	}
+	b := newBatch(len(problems), T)
+	b.Problems = problems
 	pad := int64(c.Tok.EOT())
 	for i, r := range rows {
-		b.PromptLen[i] = len(r.prompt)
-		b.SeqLen[i] = len(r.prompt) + len(r.target)
-		tok := b.Tokens[i*T : (i+1)*T]
-		mask := b.LossMask[i*T : (i+1)*T]
-		n := copyIDs(tok, r.prompt)
-		n += copyIDs(tok[n:], r.target)
-		for t := range tok[n:] {
-			tok[n+t] = pad
-		}
-		for t := len(r.prompt); t < n; t++ {
-			mask[t] = 1
-		}
-		in := b.Inputs[i*(T-1) : (i+1)*(T-1)]
-		tgt := b.Targets[i*(T-1) : (i+1)*(T-1)]
-		tm := b.TargetMask[i*(T-1) : (i+1)*(T-1)]
-		copy(in, tok[:T-1])
-		copy(tm, mask[1:])
-		for t := range tgt {
-			if mask[t+1] == 1 {
-				tgt[t] = tok[t+1]
-			} else {
-				tgt[t] = IgnoreIndex
-			}
-		}
+		b.setRow(i, r.prompt, r.target, pad)
 	}
 	return b, nil
 }

@@ -85,3 +85,29 @@ func TestPairedTest(t *testing.T) {
 	// Student t tail at large df approaches the normal: P(|T| ≥ 1.96) ≈ 0.05.
 	require.InDelta(t, 0.05, StudentTwoSided(1.959964, 1e6), 1e-4)
 }
+
+func TestPower(t *testing.T) {
+	// Hand check: n = 10, sd = 0.02, α = 0.05, power 0.8:
+	// t_{.975,9} = 2.2622, t_{.8,9} = 0.8834 → δ = 3.1456·0.02/√10 = 0.019895.
+	if got := DetectableDiff(0.02, 10, 0.05, 0.8); math.Abs(got-0.019895) > 5e-5 {
+		t.Errorf("DetectableDiff = %.6f, want 0.019895", got)
+	}
+	if !math.IsInf(DetectableDiff(0.02, 1, 0.05, 0.8), 1) {
+		t.Error("DetectableDiff with one pair should be +Inf")
+	}
+	for _, c := range []struct {
+		sd, delta float64
+		want      int
+		ok        bool
+	}{
+		{0.02, 0.03, 6, true},   // δ(5) = 0.0332, δ(6) = 0.0285
+		{0.01, 0.03, 4, true},   // δ(3) = 0.0310, δ(4) = 0.0208
+		{0.10, 0.03, 50, false}, // δ(50) = 0.0401
+
+	} {
+		n, ok := PairsFor(c.sd, c.delta, 0.05, 0.8, 50)
+		if n != c.want || ok != c.ok {
+			t.Errorf("PairsFor(%g, %g) = %d, %v", c.sd, c.delta, n, ok)
+		}
+	}
+}

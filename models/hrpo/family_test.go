@@ -181,16 +181,23 @@ func TestStudy(t *testing.T) {
 	root := t.TempDir()
 	// Four prompts (K = 2, 2, 9, 9); HRPO solves three, GRPO one, HRPO with
 	// the latent off two.
+	// Interp differs by seed (seed 2 solves "1,0,0,0"), which gives the
+	// seed-level table a non-degenerate interval.
 	arms := []struct {
 		config, arm  string
 		correct, off string
 	}{
 		{"grpo", "grpo", "1,0,0,0", ""},
 		{"hrpo", "hrpo", "1,1,1,0", "1,1,0,0"},
+		{"interp", "interp", "1,1,0,0", ""},
 	}
 	var runs []StudyRun
 	for _, a := range arms {
 		for _, seed := range []int{1, 2} {
+			correct := a.correct
+			if a.arm == "interp" && seed == 2 {
+				correct = "1,0,0,0"
+			}
 			dir := filepath.Join(root, a.config, fmt.Sprintf("seed-%d", seed))
 			require.NoError(t, os.MkdirAll(dir, 0o755))
 			train := "{}"
@@ -200,7 +207,7 @@ func TestStudy(t *testing.T) {
 			sum := fmt.Sprintf(`{"status": "completed", "train": %s, "extra": {"arm": %q, "think_len": 4, "faith": 0.9}}`, train, a.arm)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, rundir.SummaryFile), []byte(sum), 0o644))
 			csv := "index,k,answer,correct,correct_off,length,think_len,hidden_ratio,completion\n"
-			c, o := strings.Split(a.correct, ","), strings.Split(a.off, ",")
+			c, o := strings.Split(correct, ","), strings.Split(a.off, ",")
 			for i, k := range []int{2, 2, 9, 9} {
 				off := ""
 				if a.off != "" {
@@ -216,6 +223,13 @@ func TestStudy(t *testing.T) {
 			}
 			sampled := fmt.Sprintf("index,k,samples,correct\n0,2,8,%d\n1,9,8,%d\n", good, bad)
 			require.NoError(t, os.WriteFile(filepath.Join(dir, SampledFile), []byte(sampled), 0o644))
+			if a.arm == "hrpo" { // ten training steps: reward = step/10
+				var m strings.Builder
+				for step := 1; step <= 10; step++ {
+					fmt.Fprintf(&m, `{"step":%d,"split":"train","reward":%g,"zero_var":0.5,"hidden_ratio":0.1}`+"\n", step, float64(step)/10)
+				}
+				require.NoError(t, os.WriteFile(filepath.Join(dir, rundir.MetricsFile), []byte(m.String()), 0o644))
+			}
 			runs = append(runs, StudyRun{Config: a.config, Seed: seed, Dir: dir})
 		}
 	}
@@ -230,6 +244,14 @@ func TestStudy(t *testing.T) {
 		"| 2/0 |",
 		"| hrpo | hrpo (latent off) | 4 | 0.7500 | 0.5000 | +0.2500 |",
 		"| hrpo | 2 | 0.750 ± 0.000 | 0.250 ± 0.000 | 0.500 ± 0.000 |",
+		// Trajectory: windows of two steps, (0.1+0.2)/2 … (0.9+1.0)/2.
+		"| hrpo | reward | 0.150 ± 0.000 | 0.350 ± 0.000 | 0.550 ± 0.000 | 0.750 ± 0.000 | 0.950 ± 0.000 |",
+		"| hrpo | hidden ratio | 0.100 ± 0.000 |",
+		// Seeds: interp − grpo per seed +0.25 and 0: mean +0.125, sd 0.1768,
+		// CI ± t(.975, 1) · SE = 12.7062 × 0.125; detectable (12.7062 +
+		// 1.3764) × 0.125; on K ≤ 8 per seed +0.5 and 0: ± 12.7062 × 0.25.
+		"| interp | grpo | greedy | 2 | +0.1250 | [-1.4633, +1.7133] | 0.5000 | 0.1768 | 1.7603 | +0.2500 | [-2.9266, +3.4266] | +0.0000 | [+0.0000, +0.0000] |",
+		"| hrpo | grpo | greedy | 2 | +0.5000 | [+0.5000, +0.5000] | 0.0e+00 | 0.0000 | 0.0000 | +0.5000 |",
 		"### Sampled accuracy\n\n| A | B | prompts | A | B | A − B | SE | t | p (t-test) | wins/losses | p (sign) | A − B, K ≤ 8 | A − B, K ≥ 9 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n| hrpo | grpo | 2 | 0.5000 | 0.2500 | +0.2500 | 0.0000 |",
 	} {
 		require.Contains(t, md, want)

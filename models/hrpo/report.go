@@ -204,7 +204,9 @@ func (e *Experiment) Extra() map[string]any {
 	if f == nil || f.hybridSum == nil {
 		return nil
 	}
-	out := map[string]any{"arm": string(e.M.Arm)}
+	// k_max is the longest chain of the training data: the study splits
+	// its paired differences into the trained range and beyond it.
+	out := map[string]any{"arm": string(e.M.Arm), "k_max": float64(e.data.K.Max)}
 	for k, v := range f.hybridSum.Logs("") {
 		out[k] = v
 	}

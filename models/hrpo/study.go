@@ -125,6 +125,7 @@ type studyArm struct {
 	seeds   []int
 	results []*PromptResults
 	sums    []*rundir.Summary
+	dirs    []string // run directories
 }
 
 // score returns run i's per-prompt greedy correctness (latent-off for off
@@ -178,7 +179,7 @@ func Study(runs []StudyRun) (string, error) {
 			byName[r.Config] = a
 			arms = append(arms, a)
 		}
-		a.seeds, a.results, a.sums = append(a.seeds, r.Seed), append(a.results, pr), append(a.sums, s)
+		a.seeds, a.results, a.sums, a.dirs = append(a.seeds, r.Seed), append(a.results, pr), append(a.sums, s), append(a.dirs, r.Dir)
 	}
 	if len(arms) == 0 {
 		return "", fmt.Errorf("study: no completed runs with %s", PromptsFile)
@@ -196,7 +197,7 @@ func Study(runs []StudyRun) (string, error) {
 	for _, a := range arms {
 		rows = append(rows, a)
 		if a.results[0].CorrectOff != nil {
-			rows = append(rows, &studyArm{name: a.name + " (latent off)", arm: a.arm, off: true, seeds: a.seeds, results: a.results, sums: a.sums})
+			rows = append(rows, &studyArm{name: a.name + " (latent off)", arm: a.arm, off: true, seeds: a.seeds, results: a.results, sums: a.sums, dirs: a.dirs})
 		}
 	}
 	ks := distinct(first.K)
@@ -240,6 +241,8 @@ func Study(runs []StudyRun) (string, error) {
 		}
 	}
 
+	b.WriteString(trajectoryTable(arms))
+
 	find := func(arm string) *studyArm {
 		for _, a := range arms {
 			if a.arm == arm {
@@ -273,8 +276,10 @@ func Study(runs []StudyRun) (string, error) {
 		}
 	}
 	if len(pairs) > 0 {
-		b.WriteString("\n## Paired tests over prompts\n\nEach prompt's score is averaged over the seeds of each side; the t-test treats the held-out prompts as the sample (it does not cover seed-to-seed variance, which the tables' std shows). Sign test: prompts where A's seed-mean is higher vs lower.\n")
-		b.WriteString(pairedTable("Greedy accuracy", pairs, false, first.K))
+		cut := studyCut(arms)
+		b.WriteString(seedTable(pairs, first.Sampled != nil, cut))
+		b.WriteString("\n## Paired tests over prompts\n\nEach prompt's score is averaged over the seeds of each side; the t-test treats the held-out prompts as the sample (it does not cover seed-to-seed variance: the seed-level table above does). Sign test: prompts where A's seed-mean is higher vs lower.\n")
+		b.WriteString(pairedTable("Greedy accuracy", pairs, false, first.K, cut))
 		if first.Sampled != nil {
 			var sp [][2]*studyArm
 			for _, p := range pairs {
@@ -282,7 +287,7 @@ func Study(runs []StudyRun) (string, error) {
 					sp = append(sp, p)
 				}
 			}
-			b.WriteString(pairedTable("Sampled accuracy", sp, true, first.SampledK))
+			b.WriteString(pairedTable("Sampled accuracy", sp, true, first.SampledK, cut))
 		}
 		if hrpo != nil && grpo != nil && slices.Equal(hrpo.seeds, grpo.seeds) {
 			b.WriteString("\n### HRPO against GRPO seed by seed\n\nSeed s of each arm started from the same SFT checkpoint and saw the same prompt stream.\n\n| seed | greedy HRPO | greedy GRPO | difference | p (paired t over prompts) |")
@@ -303,34 +308,172 @@ func Study(runs []StudyRun) (string, error) {
 				}
 				b.WriteString("\n")
 			}
-			for _, sampled := range []bool{false, true} {
-				if sampled && first.Sampled == nil {
-					continue
-				}
-				hs := hrpo.perSeed(func(i int) float64 { return meanWhere(hrpo.score(i, sampled), nil, 0) })
-				gs := grpo.perSeed(func(i int) float64 { return meanWhere(grpo.score(i, sampled), nil, 0) })
-				st := stats.PairedTest(hs, gs)
-				kind := "greedy"
-				if sampled {
-					kind = "sampled"
-				}
-				fmt.Fprintf(&b, "\nSeed-level paired t-test on %s accuracy (n = %d seeds): difference %+.4f, SE %.4f, t = %.2f, p = %s.\n", kind, st.N, st.Diff, st.SE, st.T, pval(st.P))
-			}
 		}
 	}
 	return b.String(), nil
 }
 
+// trajectoryWindows is how many equal windows of RL steps the trajectory
+// table averages over.
+const trajectoryWindows = 5
+
+// trajectoryTable follows training: per arm, the mean over seeds of each
+// run's average training reward, share of zero-variance groups and hidden
+// ratio √(1 − a²) (latent arms) in each fifth of its RL steps, from
+// metrics.jsonl. Runs without metrics are left out.
+func trajectoryTable(arms []*studyArm) string {
+	keys := []struct{ key, title string }{{"reward", "reward"}, {"zero_var", "zero-variance groups"}, {"hidden_ratio", "hidden ratio"}}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n## Training trajectory\n\nMean over seeds of each run's training metrics averaged within each fifth of its RL steps (metrics.jsonl; one value per step). The hidden ratio is √(1 − a²), the share of the latent mix that comes from the hidden distribution.\n\n| config | metric |")
+	for w := range trajectoryWindows {
+		fmt.Fprintf(&b, " steps %d–%d%% |", 100*w/trajectoryWindows, 100*(w+1)/trajectoryWindows)
+	}
+	b.WriteString("\n|---|---|" + strings.Repeat("---|", trajectoryWindows) + "\n")
+	for _, a := range arms {
+		per := make([][trajectoryWindows][]float64, len(keys)) // [key][window] per-seed values
+		for i := range a.sums {
+			recs, err := rundir.ReadMetrics(a.dirs[i])
+			if err != nil {
+				continue
+			}
+			last := 0
+			for _, r := range recs {
+				if r.Split == "train" {
+					last = max(last, r.Step)
+				}
+			}
+			for ki, k := range keys {
+				var sum [trajectoryWindows]float64
+				var n [trajectoryWindows]int
+				for _, r := range recs {
+					v, ok := r.Values[k.key]
+					if r.Split != "train" || !ok || math.IsNaN(v) || last == 0 {
+						continue
+					}
+					w := min((r.Step-1)*trajectoryWindows/last, trajectoryWindows-1)
+					sum[w] += v
+					n[w]++
+				}
+				for w := range trajectoryWindows {
+					if n[w] > 0 {
+						per[ki][w] = append(per[ki][w], sum[w]/float64(n[w]))
+					}
+				}
+			}
+		}
+		for ki, k := range keys {
+			if len(per[ki][0]) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "| %s | %s |", a.name, k.title)
+			for w := range trajectoryWindows {
+				b.WriteString(" " + pm(per[ki][w]) + " |")
+			}
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
+}
+
+// studyCut is the longest training chain of the study's runs (extra.k_max;
+// 8, the recipe default, for runs written before it was recorded).
+func studyCut(arms []*studyArm) int {
+	for _, a := range arms {
+		for _, s := range a.sums {
+			if v := extraValue(s, "k_max"); !math.IsNaN(v) {
+				return int(v)
+			}
+		}
+	}
+	return 8
+}
+
+// Power of the seed-level comparisons: a two-sided paired t at level
+// studyAlpha with studyPower.
+const (
+	studyAlpha = 0.05
+	studyPower = 0.8
+)
+
+// seedTable compares arms with seeds as the sample: each seed's accuracy
+// over all held-out prompts, paired by seed (seed s of every arm starts
+// from the same SFT checkpoint and sees the same prompt stream), with a 95%
+// Student-t interval of the mean difference and the smallest difference the
+// design detects at α = 0.05 with 80% power given the observed spread of
+// the per-seed differences (stats.DetectableDiff). Pairs whose seeds differ
+// are skipped.
+func seedTable(pairs [][2]*studyArm, sampled bool, cut int) string {
+	var b strings.Builder
+	b.WriteString("\n## Differences over seeds\n\nEach seed's accuracy on all held-out prompts, paired by seed; mean difference A − B with its 95% confidence interval (Student t, n − 1 df), the paired t-test's p, and the smallest true difference this many seeds detect at α = 0.05 with 80% power given the observed spread of the per-seed differences (sd). An interval inside ±d rules out differences larger than d.\n\n")
+	b.WriteString("| A | B | accuracy | seeds | A − B | 95% CI | p | sd of differences | detectable (80%) | A − B, K ≤ " + strconv.Itoa(cut) + " | 95% CI | A − B, K > " + strconv.Itoa(cut) + " | 95% CI |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	kinds := []bool{false}
+	if sampled {
+		kinds = append(kinds, true)
+	}
+	for _, pr := range pairs {
+		a, c := pr[0], pr[1]
+		if !slices.Equal(a.seeds, c.seeds) {
+			continue
+		}
+		for _, smp := range kinds {
+			if smp && (a.off || c.off) {
+				continue
+			}
+			ks := func(x *studyArm, i int) []int {
+				if smp {
+					return x.results[i].SampledK
+				}
+				return x.results[i].K
+			}
+			over := func(keep func(k int) bool) stats.Paired {
+				f := func(x *studyArm) []float64 {
+					return x.perSeed(func(i int) float64 {
+						s, n := 0.0, 0
+						for j, v := range x.score(i, smp) {
+							if keep(ks(x, i)[j]) {
+								s += v
+								n++
+							}
+						}
+						return s / float64(max(n, 1))
+					})
+				}
+				return stats.PairedTest(f(a), f(c))
+			}
+			all := over(func(int) bool { return true })
+			in := over(func(k int) bool { return k <= cut })
+			out := over(func(k int) bool { return k > cut })
+			kind := "greedy"
+			if smp {
+				kind = "sampled"
+			}
+			sd := all.SE * math.Sqrt(float64(all.N))
+			fmt.Fprintf(&b, "| %s | %s | %s | %d | %+.4f | %s | %s | %.4f | %.4f | %+.4f | %s | %+.4f | %s |\n",
+				a.name, c.name, kind, all.N, all.Diff, ci(all), pval(all.P), sd,
+				stats.DetectableDiff(sd, all.N, studyAlpha, studyPower), in.Diff, ci(in), out.Diff, ci(out))
+		}
+	}
+	return b.String()
+}
+
+// ci renders a paired test's 95% interval.
+func ci(p stats.Paired) string {
+	if math.IsNaN(p.Lo) {
+		return "–"
+	}
+	return fmt.Sprintf("[%+.4f, %+.4f]", p.Lo, p.Hi)
+}
+
 // pairedTable renders the paired tests of pairs on greedy or sampled
 // scores; ks are the prompts' chain lengths.
-func pairedTable(title string, pairs [][2]*studyArm, sampled bool, ks []int) string {
+func pairedTable(title string, pairs [][2]*studyArm, sampled bool, ks []int, cut int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n### %s\n\n| A | B | prompts | A | B | A − B | SE | t | p (t-test) | wins/losses | p (sign) | A − B, K ≤ 8 | A − B, K ≥ 9 |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", title)
+	fmt.Fprintf(&b, "\n### %s\n\n| A | B | prompts | A | B | A − B | SE | t | p (t-test) | wins/losses | p (sign) | A − B, K ≤ %d | A − B, K ≥ %d |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n", title, cut, cut+1)
 	for _, pr := range pairs {
 		a, c := pr[0], pr[1]
 		x, y := a.promptMeans(sampled), c.promptMeans(sampled)
 		t := stats.PairedTest(x, y)
-		in, out := splitByK(x, y, ks, 8)
+		in, out := splitByK(x, y, ks, cut)
 		fmt.Fprintf(&b, "| %s | %s | %d | %.4f | %.4f | %+.4f | %.4f | %.2f | %s | %d/%d | %s | %+.4f | %+.4f |\n",
 			a.name, c.name, t.N, t.MeanA, t.MeanB, t.Diff, t.SE, t.T, pval(t.P), t.Wins, t.Losses, pval(t.SignP), in, out)
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
+	"github.com/hiddenlab/hiddenlab/models/codebook"
 	"github.com/hiddenlab/hiddenlab/models/codebook/codesearch"
 	"github.com/hiddenlab/hiddenlab/rundir"
 	"github.com/hiddenlab/hiddenlab/torch"
@@ -171,8 +173,58 @@ steering experiment's context method).`,
 	topics.Flags().Float64Var(&to.minPrec, "min-precision", 0.5, "with --match: least precision")
 	topics.Flags().BoolVar(&to.context, "context", false, "with --match: rank codes by precision for the positions from the regex's first match in a sequence on (the steering's context method)")
 
-	c.AddCommand(cache, top, search, topics)
+	var expDir string
+	study := &cobra.Command{
+		Use:   "study <experiment.yaml>",
+		Short: "Layer-by-layer table of a finished TokFSM sweep: codes vs neurons, JSD, live codes",
+		Long: `Study reads the finished runs of a TokFSM sweep of codebook models (an
+experiment file, e.g. experiments/codebook-fsm4.yaml; run it first with
+"hiddenlab sweep") and writes <sweep dir>/study.md: per configuration, eval
+CE against the FSM's Bayes-optimal CE and live codes; per configuration and
+layer, the best state code against the best neuron, the intervention JSD of
+the layer's codebooks, and live codes.`,
+		Example: `  hiddenlab sweep codebook-fsm4.yaml && hiddenlab codebook study codebook-fsm4.yaml`,
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("want <experiment.yaml> (got %d arguments)", len(args))
+			}
+			return nil
+		},
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := codebookStudy(c.OutOrStdout(), args[0], expDir); err != nil {
+				return fmt.Errorf("codebook study: %w", err)
+			}
+			return nil
+		},
+	}
+	study.Flags().StringVar(&expDir, "experiments", "experiments", "directory of experiment files")
+
+	c.AddCommand(cache, top, search, topics, study)
 	return c
+}
+
+// codebookStudy writes the layer-by-layer table of an experiment's
+// finished runs to <sweep dir>/study.md and prints it.
+func codebookStudy(w io.Writer, name, dir string) error {
+	e, err := loadExperiment(name, dir, 0)
+	if err != nil {
+		return err
+	}
+	var runs []codebook.StudyRun
+	for _, j := range e.Jobs() {
+		runs = append(runs, codebook.StudyRun{Config: j.Point.Name, Seed: j.Seed, Dir: j.Dir})
+	}
+	body, err := codebook.Study(runs)
+	if err != nil {
+		return err
+	}
+	doc := fmt.Sprintf("# Codebook TokFSM study %s\n\nRuns of `%s` (seeds %v); the sweep's own table is `results.md`.\n\n%s", e.Name, e.Recipe, e.Seeds, body)
+	out := filepath.Join(e.Dir, "study.md")
+	if err := atomicio.WriteFile(out, []byte(doc), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s\n(study: %s)\n", doc, out)
+	return nil
 }
 
 // setRunThreads sets libtorch's threads: n, or the run's train.threads.

@@ -46,7 +46,7 @@ func commandPaths() [][]string {
 // without experiments/hrpo.yaml.
 var noArgsCode = map[string]int{
 	"": 2, "run": 2, "sweep": 2, "config": 2,
-	"codebook": 2, "codebook cache": 2, "codebook top": 2, "codebook search": 2, "codebook topics": 2,
+	"codebook": 2, "codebook cache": 2, "codebook top": 2, "codebook search": 2, "codebook topics": 2, "codebook study": 2,
 	"mohd": 2, "mohd analyze": 2, "hrpo": 2, "hrpo study": 1, "hrpo report": 1,
 	"import": 2, "import hf": 2, "export": 2, "export hf": 2,
 	"data": 2, "data pretokenize": 2,
@@ -147,7 +147,7 @@ func TestUsageErrors(t *testing.T) {
 		{"hrpo report -workers -1", "--workers -1: must be at least 0"},
 		{"info x", `takes no arguments (got ["x"])`},
 		{"help rn", "unknown help topic \"rn\""},
-		{"help codebook tpo", "unknown help topic \"tpo\" (want one of: cache, search, top, topics)"},
+		{"help codebook tpo", "unknown help topic \"tpo\" (want one of: cache, search, study, top, topics)"},
 		{"help info x", `unknown help topic "info x"`},
 		{"completion tcsh", `unknown shell "tcsh"`},
 	} {

@@ -46,6 +46,9 @@ func Study(runs []StudyRun) (string, error) {
 		if err != nil || s.Status != rundir.StatusCompleted {
 			continue
 		}
+		if s.Family != "codebook" {
+			return "", fmt.Errorf("%s: a %q run, not a codebook run", r.Dir, s.Family)
+		}
 		c := byName[r.Config]
 		if c == nil {
 			rec, err := rundir.LoadRecipe(r.Dir)

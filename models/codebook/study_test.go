@@ -27,14 +27,14 @@ func TestStudy(t *testing.T) {
 		return StudyRun{Config: config, Seed: seed, Dir: dir}
 	}
 	cb := func(ce, p0, n0 float64, dead float64) string {
-		return fmt.Sprintf(`{"status": "completed", "eval": {"loss": %g, "dead/blocks.0.mlp": %g, "dead/blocks.1.mlp": 0.5,
+		return fmt.Sprintf(`{"status": "completed", "family": "codebook", "eval": {"loss": %g, "dead/blocks.0.mlp": %g, "dead/blocks.1.mlp": 0.5,
 			"dead/blocks.0.attn_preproj": 0.9, "dead/blocks.1.attn_preproj": 0.9},
 			"extra": {"state_code_precision": 0.8, "best_neuron_precision": 0.5, "transition_accuracy": 0.99,
 			"state_code_precision_l0": %g, "best_neuron_precision_l0": %g, "state_code_precision_l1": 0.9, "best_neuron_precision_l1": 0.4,
 			"jsd MLP layer 0": 0.7, "jsd MLP layer 1": 0.6, "jsd attention layer 0": 0.5, "jsd attention layer 1": 0.4}}`, ce, dead, p0, n0)
 	}
 	runs := []StudyRun{
-		write("vanilla", 1, "[]", `{"status": "completed", "eval": {"loss": 0.75}, "extra": {"transition_accuracy": 0.98}}`),
+		write("vanilla", 1, "[]", `{"status": "completed", "family": "codebook", "eval": {"loss": 0.75}, "extra": {"transition_accuracy": 0.98}}`),
 		write("cb", 1, "[attn_preproj, mlp]", cb(0.80, 0.6, 0.5, 0.75)),
 		write("cb", 2, "[attn_preproj, mlp]", cb(0.76, 0.8, 0.5, 0.25)),
 		write("failed", 1, "[mlp]", `{"status": "failed"}`),
@@ -59,4 +59,7 @@ func TestStudy(t *testing.T) {
 
 	_, err = Study([]StudyRun{runs[3]})
 	require.ErrorContains(t, err, "no completed runs")
+	other := write("rl", 1, "[]", `{"status": "completed", "family": "hrpo"}`)
+	_, err = Study([]StudyRun{other})
+	require.ErrorContains(t, err, `a "hrpo" run, not a codebook run`)
 }

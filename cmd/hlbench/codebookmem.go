@@ -111,7 +111,7 @@ func runCodebookMemory(cfg config) error {
 	fmt.Printf("%-44s %10.0f MB\n", "codebook state (codes: value, grad, Adam m, v)", mb(state))
 	fmt.Printf("%-44s %10.0f MB\n", "allowance = vanilla + codebook state", mb(allow))
 	fmt.Printf("%-44s %10.0f MB\n", "codebook model", mb(rss["codebook"]))
-	fmt.Printf("%-44s %10.2fx  (goal ≤ 1.20x)\n", "codebook model / allowance", float64(rss["codebook"])/float64(allow))
+	fmt.Printf("%-44s %10.3fx  (goal ≤ 1.20x)\n", "codebook model / allowance", float64(rss["codebook"])/float64(allow))
 	fmt.Printf("(one tokens × codes fp32 score matrix of one codebook would be %.0f MB; the fused op scores in cache-sized blocks)\n", mb(scores))
 	return nil
 }

@@ -81,8 +81,8 @@ func Study(runs []StudyRun) (string, error) {
 		return "", fmt.Errorf("codebook study: no completed runs")
 	}
 	var b strings.Builder
-	b.WriteString("## Per configuration\n\nEval cross-entropy against the FSM's Bayes-optimal CE; mean best state code vs best neuron over all layers (per state, the code of highest F1 in any codebook, the neuron at its recall); live codes per codebook, averaged over layers.\n\n")
-	b.WriteString("| config | seeds | C | eval CE | Bayes CE | CE − Bayes | transition accuracy | code precision | neuron precision | code − neuron | live MLP codes | live attention codes (per head) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("## Per configuration\n\nEval cross-entropy against the FSM's Bayes-optimal CE; mean best state code vs best neuron over all layers (per state, the code of highest F1 in any codebook, the neuron at its recall); live codes per codebook, averaged over layers; intervention JSD when every MLP (or every attention) codebook is patched at once (official target, normalised by the unpatched condition: lower = a stronger move towards the patched-in state).\n\n")
+	b.WriteString("| config | seeds | C | eval CE | Bayes CE | CE − Bayes | transition accuracy | code precision | neuron precision | code − neuron | live MLP codes | live attention codes (per head) | JSD, all MLP codebooks | JSD, all attention codebooks |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, c := range cfgs {
 		live := func(point string) string {
 			if c.codes == 0 {
@@ -104,7 +104,7 @@ func Study(runs []StudyRun) (string, error) {
 			return liveCell(per, c.codes)
 		}
 		ce := c.each(func(s *rundir.Summary) float64 { return evalValue(s, "loss") })
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %.4f | %s | %s | %s | %s | %s | %s | %s |\n", c.name, len(c.sums), codesCell(c.codes),
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %.4f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.name, len(c.sums), codesCell(c.codes),
 			meanCell(ce), c.bayes, meanCell(shift(ce, -c.bayes)),
 			meanCell(c.each(func(s *rundir.Summary) float64 { return extraNumber(s, "transition_accuracy") })),
 			meanCell(c.each(func(s *rundir.Summary) float64 { return extraNumber(s, "state_code_precision") })),
@@ -112,7 +112,9 @@ func Study(runs []StudyRun) (string, error) {
 			meanCell(c.each(func(s *rundir.Summary) float64 {
 				return extraNumber(s, "state_code_precision") - extraNumber(s, "best_neuron_precision")
 			})),
-			live("mlp"), live("attn_preproj"))
+			live("mlp"), live("attn_preproj"),
+			meanCell(c.each(func(s *rundir.Summary) float64 { return extraNumber(s, "jsd all MLP codebooks") })),
+			meanCell(c.each(func(s *rundir.Summary) float64 { return extraNumber(s, "jsd all attention codebooks") })))
 	}
 	b.WriteString("\n## Per layer\n\nBest state code among the layer's codebooks vs the best neuron of the layer's attention and MLP outputs (neuron thresholded at the code's recall); intervention JSD of the layer's MLP codebook and of its attention codebooks (normalised by the largest condition, the unpatched one: lower = the patch moves the output further towards the patched-in state); live codes.\n\n")
 	b.WriteString("| config | layer | code precision | neuron precision | code − neuron | JSD, MLP codebook | JSD, attention codebooks | live MLP codes | live attention codes |\n|---|---|---|---|---|---|---|---|---|\n")

@@ -31,7 +31,8 @@ func TestStudy(t *testing.T) {
 			"dead/blocks.0.attn_preproj": 0.9, "dead/blocks.1.attn_preproj": 0.9},
 			"extra": {"state_code_precision": 0.8, "best_neuron_precision": 0.5, "transition_accuracy": 0.99,
 			"state_code_precision_l0": %g, "best_neuron_precision_l0": %g, "state_code_precision_l1": 0.9, "best_neuron_precision_l1": 0.4,
-			"jsd MLP layer 0": 0.7, "jsd MLP layer 1": 0.6, "jsd attention layer 0": 0.5, "jsd attention layer 1": 0.4}}`, ce, dead, p0, n0)
+			"jsd MLP layer 0": 0.7, "jsd MLP layer 1": 0.6, "jsd attention layer 0": 0.5, "jsd attention layer 1": 0.4,
+			"jsd all MLP codebooks": 0.3, "jsd all attention codebooks": 0.2}}`, ce, dead, p0, n0)
 	}
 	runs := []StudyRun{
 		write("vanilla", 1, "[]", `{"status": "completed", "family": "codebook", "eval": {"loss": 0.75}, "extra": {"transition_accuracy": 0.98}}`),
@@ -45,9 +46,9 @@ func TestStudy(t *testing.T) {
 	md, err := Study(runs)
 	require.NoError(t, err)
 	for _, want := range []string{
-		fmt.Sprintf("| vanilla | 1 | – | 0.750 | %.4f | %.3f | 0.980 | – | – | – | – | – |", bayes, 0.75-bayes),
+		fmt.Sprintf("| vanilla | 1 | – | 0.750 | %.4f | %.3f | 0.980 | – | – | – | – | – | – | – |", bayes, 0.75-bayes),
 		// CE 0.78 ± 0.028; live MLP (0.25+0.5)/2 and (0.75+0.5)/2 → 0.5 of 100.
-		fmt.Sprintf("| cb | 2 | 100 | 0.780 ± 0.028 | %.4f | %.3f ± 0.028 | 0.990 ± 0.000 | 0.800 ± 0.000 | 0.500 ± 0.000 | 0.300 ± 0.000 | 0.500 (50 of 100) | 0.100 (10 of 100) |", bayes, 0.78-bayes),
+		fmt.Sprintf("| cb | 2 | 100 | 0.780 ± 0.028 | %.4f | %.3f ± 0.028 | 0.990 ± 0.000 | 0.800 ± 0.000 | 0.500 ± 0.000 | 0.300 ± 0.000 | 0.500 (50 of 100) | 0.100 (10 of 100) | 0.300 ± 0.000 | 0.200 ± 0.000 |", bayes, 0.78-bayes),
 		// Layer 0: code 0.7 ± 0.141, neuron 0.5, difference 0.2 ± 0.141; live MLP 1 − (0.75, 0.25) → 0.5.
 		"| cb | 0 | 0.700 ± 0.141 | 0.500 ± 0.000 | 0.200 ± 0.141 | 0.700 ± 0.000 | 0.500 ± 0.000 | 0.500 (50 of 100) | 0.100 (10 of 100) |",
 		"| cb | 1 | 0.900 ± 0.000 | 0.400 ± 0.000 | 0.500 ± 0.000 | 0.600 ± 0.000 | 0.400 ± 0.000 | 0.500 (50 of 100) | 0.100 (10 of 100) |",

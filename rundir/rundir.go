@@ -295,6 +295,43 @@ type Summary struct {
 	Extra map[string]any `json:"extra,omitempty"`
 }
 
+// Metric reads a dotted metric of the summary: "eval.<key>", "train.<key>",
+// "extra.<key>" (numbers only), "params", "wall_s" or "tok_per_s".
+func (s *Summary) Metric(name string) (float64, bool) {
+	section, key, _ := strings.Cut(name, ".")
+	switch section {
+	case "eval":
+		v, ok := s.Eval[key]
+		return v, ok
+	case "train":
+		v, ok := s.Train[key]
+		return v, ok
+	case "extra":
+		switch x := s.Extra[key].(type) {
+		case float64:
+			return x, true
+		case int:
+			return float64(x), true
+		}
+		return 0, false
+	case "params":
+		return float64(s.Params), true
+	case "wall_s":
+		return s.WallS, true
+	case "tok_per_s":
+		return s.TokPerS, true
+	}
+	return 0, false
+}
+
+// Value is Metric(name), NaN where the summary has no such number.
+func (s *Summary) Value(name string) float64 {
+	if v, ok := s.Metric(name); ok {
+		return v
+	}
+	return math.NaN()
+}
+
 // ReadSummary reads a run's summary.json.
 func ReadSummary(dir string) (*Summary, error) {
 	b, err := os.ReadFile(filepath.Join(dir, SummaryFile))

@@ -30,34 +30,6 @@ func (r Row) Mean(metric string) float64 { return stats.Mean(r.Values[metric]) }
 // Std is the sample standard deviation of a metric over seeds (0 for one seed).
 func (r Row) Std(metric string) float64 { return stats.Std(r.Values[metric]) }
 
-// metric reads a dotted metric from a summary.
-func metric(s *rundir.Summary, name string) (float64, bool) {
-	section, key, _ := strings.Cut(name, ".")
-	switch section {
-	case "eval":
-		v, ok := s.Eval[key]
-		return v, ok
-	case "train":
-		v, ok := s.Train[key]
-		return v, ok
-	case "extra":
-		switch x := s.Extra[key].(type) {
-		case float64:
-			return x, true
-		case int:
-			return float64(x), true
-		}
-		return 0, false
-	case "params":
-		return float64(s.Params), true
-	case "wall_s":
-		return s.WallS, true
-	case "tok_per_s":
-		return s.TokPerS, true
-	}
-	return 0, false
-}
-
 // Rows collects the completed runs' metrics per configuration.
 func Rows(e *Experiment) []Row {
 	var rows []Row
@@ -75,7 +47,7 @@ func Rows(e *Experiment) []Row {
 		}
 		rows[i].Seeds = append(rows[i].Seeds, j.Seed)
 		for _, m := range e.Metrics {
-			if v, ok := metric(s, m); ok {
+			if v, ok := s.Metric(m); ok {
 				rows[i].Values[m] = append(rows[i].Values[m], v)
 			}
 		}
@@ -269,7 +241,7 @@ func writeRuns(e *Experiment) error {
 		} else {
 			rec = append(rec, s.Status, full(s.WallS), strconv.Itoa(s.Params), full(s.TokPerS))
 			for _, m := range mcols {
-				if v, ok := metric(s, m); ok {
+				if v, ok := s.Metric(m); ok {
 					rec = append(rec, full(v))
 				} else {
 					rec = append(rec, "")

@@ -103,18 +103,18 @@ func Study(runs []StudyRun) (string, error) {
 			}
 			return liveCell(per, c.codes)
 		}
-		ce := c.each(func(s *rundir.Summary) float64 { return evalValue(s, "loss") })
+		ce := c.each(func(s *rundir.Summary) float64 { return s.Value("eval.loss") })
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %.4f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.name, len(c.sums), codesCell(c.codes),
 			meanCell(ce), c.bayes, meanCell(shift(ce, -c.bayes)),
-			meanCell(c.each(func(s *rundir.Summary) float64 { return extraNumber(s, "transition_accuracy") })),
-			meanCell(c.each(func(s *rundir.Summary) float64 { return extraNumber(s, "state_code_precision") })),
-			meanCell(c.each(func(s *rundir.Summary) float64 { return extraNumber(s, "best_neuron_precision") })),
+			meanCell(c.each(func(s *rundir.Summary) float64 { return s.Value("extra.transition_accuracy") })),
+			meanCell(c.each(func(s *rundir.Summary) float64 { return s.Value("extra.state_code_precision") })),
+			meanCell(c.each(func(s *rundir.Summary) float64 { return s.Value("extra.best_neuron_precision") })),
 			meanCell(c.each(func(s *rundir.Summary) float64 {
-				return extraNumber(s, "state_code_precision") - extraNumber(s, "best_neuron_precision")
+				return s.Value("extra.state_code_precision") - s.Value("extra.best_neuron_precision")
 			})),
 			live("mlp"), live("attn_preproj"),
-			meanCell(c.each(func(s *rundir.Summary) float64 { return extraNumber(s, "jsd all MLP codebooks") })),
-			meanCell(c.each(func(s *rundir.Summary) float64 { return extraNumber(s, "jsd all attention codebooks") })))
+			meanCell(c.each(func(s *rundir.Summary) float64 { return s.Value("extra.jsd all MLP codebooks") })),
+			meanCell(c.each(func(s *rundir.Summary) float64 { return s.Value("extra.jsd all attention codebooks") })))
 	}
 	b.WriteString("\n## Per layer\n\nBest state code among the layer's codebooks vs the best neuron of the layer's attention and MLP outputs (neuron thresholded at the code's recall); intervention JSD of the layer's MLP codebook and of its attention codebooks (normalised by the largest condition, the unpatched one: lower = the patch moves the output further towards the patched-in state); live codes.\n\n")
 	b.WriteString("| config | layer | code precision | neuron precision | code − neuron | JSD, MLP codebook | JSD, attention codebooks | live MLP codes | live attention codes |\n|---|---|---|---|---|---|---|---|---|\n")
@@ -124,7 +124,7 @@ func Study(runs []StudyRun) (string, error) {
 		}
 		for l := range c.layers {
 			x := func(key string) []float64 {
-				return c.each(func(s *rundir.Summary) float64 { return extraNumber(s, key) })
+				return c.each(func(s *rundir.Summary) float64 { return s.Value("extra." + key) })
 			}
 			code, neuron := x(fmt.Sprintf("state_code_precision_l%d", l)), x(fmt.Sprintf("best_neuron_precision_l%d", l))
 			diff := make([]float64, len(code))
@@ -133,7 +133,7 @@ func Study(runs []StudyRun) (string, error) {
 			}
 			live := func(point string) string {
 				return liveCell(c.each(func(s *rundir.Summary) float64 {
-					return 1 - evalValue(s, fmt.Sprintf("dead/blocks.%d.%s", l, point))
+					return 1 - s.Value(fmt.Sprintf("eval.dead/blocks.%d.%s", l, point))
 				}), c.codes)
 			}
 			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n", c.name, l, meanCell(code), meanCell(neuron), meanCell(diff),
@@ -150,20 +150,6 @@ func (c *studyConfig) each(f func(s *rundir.Summary) float64) []float64 {
 		out[i] = f(s)
 	}
 	return out
-}
-
-func evalValue(s *rundir.Summary, key string) float64 {
-	if v, ok := s.Eval[key]; ok {
-		return v
-	}
-	return math.NaN()
-}
-
-func extraNumber(s *rundir.Summary, key string) float64 {
-	if v, ok := s.Extra[key].(float64); ok {
-		return v
-	}
-	return math.NaN()
 }
 
 func shift(xs []float64, by float64) []float64 {

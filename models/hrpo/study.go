@@ -221,9 +221,9 @@ func Study(runs []StudyRun) (string, error) {
 			continue
 		}
 		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return meanWhere(a.results[i].Length, nil, 0) })) + " |")
-		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return extraValue(a.sums[i], "think_len") })) + " |")
-		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return trainValue(a.sums[i], "hidden_ratio") })) + " |")
-		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return extraValue(a.sums[i], "faith") })) + " |\n")
+		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return a.sums[i].Value("extra.think_len") })) + " |")
+		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return a.sums[i].Value("train.hidden_ratio") })) + " |")
+		b.WriteString(" " + pm(a.perSeed(func(i int) float64 { return a.sums[i].Value("extra.faith") })) + " |\n")
 	}
 	if first.Sampled != nil {
 		sks := distinct(first.SampledK)
@@ -380,7 +380,7 @@ func trajectoryTable(arms []*studyArm) string {
 func studyCut(arms []*studyArm) int {
 	for _, a := range arms {
 		for _, s := range a.sums {
-			if v := extraValue(s, "k_max"); !math.IsNaN(v) {
+			if v := s.Value("extra.k_max"); !math.IsNaN(v) {
 				return int(v)
 			}
 		}
@@ -519,20 +519,6 @@ func splitByK(x, y []float64, ks []int, cut int) (in, out float64) {
 		}
 	}
 	return si / float64(max(1, ni)), so / float64(max(1, no))
-}
-
-func extraValue(s *rundir.Summary, key string) float64 {
-	if v, ok := s.Extra[key].(float64); ok {
-		return v
-	}
-	return math.NaN()
-}
-
-func trainValue(s *rundir.Summary, key string) float64 {
-	if v, ok := s.Train[key]; ok {
-		return v
-	}
-	return math.NaN()
 }
 
 // pm renders mean ± std of the finite values ("–" if none).

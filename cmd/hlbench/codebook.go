@@ -49,6 +49,9 @@ func newCodebookBench(withCodebooks bool) codebookBench {
 type codebookResult struct {
 	stepResult
 	CPUS float64 `json:"cpu_s"`
+	// CodebookParams counts the codebooks' trainable parameters (codes
+	// and their LayerNorms), for the memory suite's allowance.
+	CodebookParams int `json:"codebook_params"`
 }
 
 // cpuSeconds is the process's user plus system CPU time so far.
@@ -71,8 +74,10 @@ func codebookChild(cfg config, name string) error {
 		b.Reference = true
 	case "vanilla":
 		b = newCodebookBench(false)
+	case "memory-codebook", "memory-vanilla":
+		b = newMemoryBench(name == "memory-codebook")
 	default:
-		return fmt.Errorf("unknown codebook case %q (want codebook, codebook-ref or vanilla)", name)
+		return fmt.Errorf("unknown codebook case %q (want codebook, codebook-ref, vanilla, memory-codebook or memory-vanilla)", name)
 	}
 	var res codebookResult
 	var err, trainErr error
@@ -154,7 +159,11 @@ func codebookTrain(b codebookBench) (codebookResult, error) {
 		step()
 	}
 	n := float64(b.Steps)
-	return codebookResult{stepResult{StepS: time.Since(t0).Seconds() / n, Loss: loss}, (cpuSeconds() - c0) / n}, nil
+	params := 0
+	for _, p := range codes {
+		params += p.T.Numel()
+	}
+	return codebookResult{stepResult{StepS: time.Since(t0).Seconds() / n, Loss: loss}, (cpuSeconds() - c0) / n, params}, nil
 }
 
 // runCodebook times a training step of the benchmark GPT with codebooks

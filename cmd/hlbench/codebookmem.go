@@ -6,10 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-
-	"github.com/hiddenlab/hiddenlab/models/codebook"
-	"github.com/hiddenlab/hiddenlab/torch"
-	"github.com/hiddenlab/hiddenlab/torch/nn"
 )
 
 func init() { suites = append(suites, suite{"codebook-memory", runCodebookMemory}) }
@@ -26,54 +22,6 @@ func newMemoryBench(withCodebooks bool) codebookBench {
 	return b
 }
 
-// codebookMemChild trains the memory case name ("codebook" or "vanilla")
-// and prints its codebookResult (peak RSS included).
-func codebookMemChild(name string) error {
-	if name != "codebook" && name != "vanilla" {
-		return fmt.Errorf("unknown codebook-memory case %q (want codebook or vanilla)", name)
-	}
-	var res codebookResult
-	var err, trainErr error
-	torch.RunLocked(func() {
-		err = torch.Try(func() { res, trainErr = codebookTrain(newMemoryBench(name == "codebook")) })
-	})
-	if err == nil {
-		err = trainErr
-	}
-	if err != nil {
-		return err
-	}
-	res.PeakRSS = peakRSS()
-	return json.NewEncoder(os.Stdout).Encode(res)
-}
-
-// codebookStateBytes is what the codebooks themselves must hold while
-// training: each codebook parameter (codes; the LayerNorms' few weights are
-// counted too) as fp32 value, gradient and AdamW's two moments.
-func codebookStateBytes(b codebookBench) (int64, error) {
-	var n int64
-	var err error
-	torch.RunLocked(func() {
-		err = torch.Try(func() {
-			torch.ManualSeed(0)
-			g, e := nn.NewGPT(b.config())
-			if e != nil {
-				err = e
-				return
-			}
-			m, e := codebook.NewModel(g, codebook.Settings{At: []string{"attn_preproj", "mlp"}, Codes: b.Codes, K: b.K, ModelLRFactor: 1})
-			if e != nil {
-				g.Close()
-				err = e
-				return
-			}
-			defer m.Close()
-			n = int64(m.Store().NumParams(codebook.IsCodebookParam))
-		})
-	})
-	return 4 * 4 * n, err
-}
-
 // runCodebookMemory checks the memory goal: the peak RSS of the codebook
 // model at C = 10,000 (fused op, no tokens × codes score matrix kept for
 // the backward) against the vanilla model's plus the codebooks' own
@@ -86,8 +34,9 @@ func runCodebookMemory(cfg config) error {
 	}
 	b := newMemoryBench(true)
 	rss := map[string]int64{}
+	var params int
 	for _, c := range []string{"vanilla", "codebook"} {
-		out, err := exec.Command(self, "-child", "codebook-memory:"+c, "-threads", strconv.Itoa(cfg.threads)).Output()
+		out, err := exec.Command(self, "-child", "codebook:memory-"+c, "-threads", strconv.Itoa(cfg.threads)).Output()
 		if err != nil {
 			return fmt.Errorf("go %s: %w", c, err)
 		}
@@ -96,11 +45,11 @@ func runCodebookMemory(cfg config) error {
 			return fmt.Errorf("go %s: %w (%s)", c, err, out)
 		}
 		rss[c] = res.PeakRSS
+		params += res.CodebookParams
 	}
-	state, err := codebookStateBytes(b)
-	if err != nil {
-		return err
-	}
+	// Each codebook parameter is held as fp32 value, gradient and AdamW's
+	// two moments.
+	state := int64(4 * 4 * params)
 	allow := rss["vanilla"] + state
 	scores := int64(b.Batch*b.Context) * int64(b.Codes) * 4
 	mb := func(n int64) float64 { return float64(n) / (1 << 20) }

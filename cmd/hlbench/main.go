@@ -174,8 +174,6 @@ func runChild(cfg config, spec string) error {
 		return gptChild(cfg, name)
 	case "codebook":
 		return codebookChild(cfg, name)
-	case "codebook-memory":
-		return codebookMemChild(name)
 	}
 	return fmt.Errorf("unknown child measurement %q", spec)
 }

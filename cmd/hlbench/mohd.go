@@ -3,9 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/hiddenlab/hiddenlab/stats"
 	"strconv"
 	"time"
+
+	"github.com/hiddenlab/hiddenlab/stats"
 
 	"github.com/hiddenlab/hiddenlab/models/mohd"
 	"github.com/hiddenlab/hiddenlab/torch"

@@ -17,12 +17,16 @@
 //   - the score blocks are sized from the L2 cache (at most chunk tokens)
 //     instead of a fixed element count: a block's scores are written by the
 //     GEMM and read once by top-k while still in cache (measured: blocks of
-//     64 to 2048 tokens within 10% of each other). The ids do not depend on
-//     the block size;
-//   - top-k is a one-pass selection (topk_row) instead of at::topk: the same
-//     ids in the same order, except among exactly equal scores (here the
-//     lower index first; at::topk leaves the order unspecified) and for NaN
-//     scores (never selected here; at::topk ranks them first).
+//     64 to 2048 tokens within 10% of each other). Threads take whole
+//     blocks (one single-threaded GEMM and its top-k each) rather than
+//     splitting every block's GEMM. The ids do not depend on the block size
+//     or the thread count;
+//   - top-k is a selection by block maxima (topk_row) instead of at::topk:
+//     the same ids in the same order, except among exactly equal scores
+//     (here the lower index first; at::topk leaves the order unspecified)
+//     and for NaN scores (never selected here, −1 where fewer than k scores
+//     are numbers; at::topk ranks NaN first). torch's
+//     TestCodebookQuantizeTopK pins ties, NaN and every path of topk_row.
 
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -30,6 +34,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -54,42 +59,112 @@ int64_t l2_bytes() {
 // size of L2, but at least 64 tokens (fewer rows make the GEMM inefficient).
 int64_t auto_chunk(int64_t G, int64_t C) { return std::max<int64_t>(64, l2_bytes() / (4 * G * C)); }
 
-// topk_row writes the indices of the k largest of s[0..C) to out, best first,
-// an earlier index first among equal scores: one pass keeping the k best in
-// order (k ≤ 32). Once k are held, each block of 16 scores is compared with
-// the k-th best in four vector comparisons (SSE2 on x86-64) and only the
-// scores above it are inserted (about k·ln(C/k) of them in a random row).
-// NaN scores are never selected.
-inline void topk_row(const float *s, int64_t C, int64_t k, int64_t *out) {
+// better orders candidates: the higher score first, the lower index first
+// among equal scores.
+inline bool better(float v, int64_t c, float bv, int64_t bc) { return v > bv || (v == bv && c < bc); }
+
+// topk_scan writes the indices of the k largest of the scores s[c] for the
+// candidates c in cand[0..n) (or for c in [0, C) when cand is null) to out,
+// best first, an earlier index first among equal scores: one pass keeping the
+// k best in order (k ≤ 32); NaN scores are never selected, and slots left
+// when fewer than k scores are not NaN get −1.
+inline void topk_scan(const float *s, const int64_t *cand, int64_t n, int64_t k, int64_t *out) {
   float best[32];
   int64_t idx[32];
-  int64_t n = 0;
-  auto push = [&](int64_t c) {
+  int64_t held = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t c = cand ? cand[j] : j;
     const float v = s[c];
-    if (n == k && !(v > best[k - 1])) return;
-    int64_t p = n < k ? n++ : k - 1;
-    while (p > 0 && v > best[p - 1]) {
+    if (v != v) continue;  // NaN
+    if (held == k && !better(v, c, best[k - 1], idx[k - 1])) continue;
+    int64_t p = held < k ? held++ : k - 1;
+    for (; p > 0 && better(v, c, best[p - 1], idx[p - 1]); --p) {
       best[p] = best[p - 1];
       idx[p] = idx[p - 1];
-      --p;
     }
     best[p] = v;
     idx[p] = c;
-  };
-  int64_t c = 0;
-  for (; c < C && n < k; ++c) push(c);
+  }
+  for (int64_t j = 0; j < k; ++j) out[j] = j < held ? idx[j] : -1;
+}
+
+// topk_row is topk_scan over a whole row of C scores, in passes that read
+// the row once with vector instructions and touch only a few scores one by
+// one. (1) The maximum of every block of 16 scores (SSE: four blocks at a
+// time, a 4×4 transpose instead of horizontal maxima); NaN never wins a max.
+// (2) T = the k-th largest block maximum: k blocks hold a score ≥ T, so the
+// k-th best score is ≥ T and every selected score is ≥ T. (3) Only the blocks
+// whose maximum reaches T (usually exactly k of them) and the tail past the
+// last full block can hold such scores: their scores ≥ T are the candidates,
+// about k·(1 + small) in a row, and topk_scan ranks them. The ids are those of
+// topk_scan over the whole row (the same order, ties included); rows of fewer
+// than 16·k or more than 4,096 scores, an infinite T or a pathological number
+// of candidates (many ties) take the plain scan.
+inline void topk_row(const float *s, int64_t C, int64_t k, int64_t *out) {
+  constexpr int64_t B = 16, maxBlocks = 256, maxCand = 512;
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  const int64_t nb = C / B;
 #if defined(__SSE2__)
-  for (; c + 16 <= C; c += 16) {
-    const __m128 t = _mm_set1_ps(best[k - 1]);
-    unsigned m = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(s + c), t))) |
-                 static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(s + c + 4), t))) << 4 |
-                 static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(s + c + 8), t))) << 8 |
-                 static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_loadu_ps(s + c + 12), t))) << 12;
-    for (; m != 0; m &= m - 1) push(c + __builtin_ctz(m));  // in index order; push re-checks the threshold
+  if (k <= 32 && nb >= k && nb <= maxBlocks) {
+    alignas(16) float bmax[maxBlocks];
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+      __m128 r[4];
+      for (int j = 0; j < 4; ++j) {
+        const float *p = s + (b + j) * B;
+        __m128 acc = _mm_set1_ps(-inf);
+        for (int v = 0; v < 4; ++v) acc = _mm_max_ps(_mm_loadu_ps(p + 4 * v), acc);  // a NaN score keeps acc
+        r[j] = acc;
+      }
+      _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]);
+      _mm_store_ps(bmax + b, _mm_max_ps(_mm_max_ps(r[0], r[1]), _mm_max_ps(r[2], r[3])));
+    }
+    for (; b < nb; ++b) {
+      float m = -inf;
+      for (int64_t c = b * B; c < (b + 1) * B; ++c) m = s[c] > m ? s[c] : m;
+      bmax[b] = m;
+    }
+    // T: the k-th largest block maximum, by insertion into the k best held
+    // in descending order; four maxima at a time are compared with the k-th.
+    float top[32];
+    std::fill(top, top + 32, -inf);
+    auto hold = [&](float v) {
+      if (!(v > top[k - 1])) return;
+      int64_t p = k - 1;
+      for (; p > 0 && v > top[p - 1]; --p) top[p] = top[p - 1];
+      top[p] = v;
+    };
+    for (b = 0; b + 4 <= nb; b += 4) {
+      unsigned m = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_load_ps(bmax + b), _mm_set1_ps(top[k - 1]))));
+      for (; m != 0; m &= m - 1) hold(bmax[b + __builtin_ctz(m)]);
+    }
+    for (; b < nb; ++b) hold(bmax[b]);
+    const float T = top[k - 1];
+    if (T > -inf && T < inf) {
+      int64_t cand[maxCand];
+      int64_t n = 0;
+      const __m128 t = _mm_set1_ps(T);
+      for (b = 0; b < nb && n + B <= maxCand; ++b) {
+        if (!(bmax[b] >= T)) continue;
+        const float *p = s + b * B;
+        unsigned m = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p), t))) |
+                     static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 4), t))) << 4 |
+                     static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 8), t))) << 8 |
+                     static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 12), t))) << 12;
+        for (; m != 0; m &= m - 1) cand[n++] = b * B + __builtin_ctz(m);
+      }
+      if (b == nb) {
+        for (int64_t c = nb * B; c < C && n < maxCand; ++c)
+          if (s[c] >= T) cand[n++] = c;
+        if (n < maxCand) {
+          topk_scan(s, cand, n, k, out);
+          return;
+        }
+      }
+    }
   }
 #endif
-  for (; c < C; ++c) push(c);
-  for (int64_t j = 0; j < k; ++j) out[j] = j < n ? idx[j] : -1;
+  topk_scan(s, nullptr, C, k, out);
 }
 
 // select_ids is the reference Select: cosine scores of a [N, G, d] against the
@@ -104,21 +179,25 @@ at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, i
   auto normT = norm.transpose(1, 2);                                  // [G, d, C]
   auto at = a.transpose(0, 1);                                        // [G, N, d]
   if (a.device().is_cpu() && a.scalar_type() == at::kFloat && k <= 32) {
+    // Threads take whole blocks: each runs its block's batched GEMM on one
+    // core (BLAS does not split a GEMM inside a parallel region) into its own
+    // buffer, then picks the block's ids while the scores are in its cache.
     auto ids = at::empty({N, G, k}, a.options().dtype(at::kLong));
-    auto buf = at::empty({G, std::min(chunk, N), C}, a.options());
     int64_t *ip = ids.data_ptr<int64_t>();
-    for (int64_t start = 0; start < N; start += chunk) {
-      const int64_t n = std::min(chunk, N - start);
-      auto scores = n == buf.size(1) ? buf : at::empty({G, n, C}, a.options());  // [G, n, C]
-      at::bmm_out(scores, at.narrow(1, start, n), normT);  // all groups in one batched GEMM
-      const float *sp = scores.data_ptr<float>();
-      at::parallel_for(0, n * G, 16, [&](int64_t b, int64_t e) {
-        for (int64_t r = b; r < e; ++r) {
+    const int64_t blocks = (N + chunk - 1) / chunk;
+    at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+      auto buf = at::empty({G, std::min(chunk, N), C}, a.options());
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t start = blk * chunk, n = std::min(chunk, N - start);
+        auto scores = n == buf.size(1) ? buf : at::empty({G, n, C}, a.options());  // [G, n, C]
+        at::bmm_out(scores, at.narrow(1, start, n), normT);  // all groups in one batched GEMM
+        const float *sp = scores.data_ptr<float>();
+        for (int64_t r = 0; r < n * G; ++r) {
           const int64_t t = r / G, g = r % G;
           topk_row(sp + (g * n + t) * C, C, k, ip + ((start + t) * G + g) * k);
         }
-      });
-    }
+      }
+    });
     return ids;
   }
   std::vector<at::Tensor> parts;

@@ -196,6 +196,13 @@ hl_status hl_set_num_threads(int32_t n) {
 
 hl_status hl_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold) {
   HL_TRY({
+    // One arena for every thread: a thread's own arena lives in heaps of at
+    // most 64 MiB that glibc maps and unmaps as they fill and empty, so the
+    // tensors of the OpenMP workers and of the thread that drives libtorch
+    // came back as fresh pages (a third of the page faults of a codebook
+    // layer's training step); the main arena follows the thresholds below.
+    // Threads that already allocated keep their arena.
+    if (mallopt(M_ARENA_MAX, 1) != 1) throw hl::Error(HL_ERR_VALUE, "mallopt(M_ARENA_MAX) refused 1");
     if (mmap_threshold > 0 && mallopt(M_MMAP_THRESHOLD, static_cast<int>(std::min<int64_t>(mmap_threshold, 1 << 30))) != 1)
       throw hl::Error(HL_ERR_VALUE, "mallopt(M_MMAP_THRESHOLD) refused " + std::to_string(mmap_threshold));
     if (trim_threshold > 0 && mallopt(M_TRIM_THRESHOLD, static_cast<int>(std::min<int64_t>(trim_threshold, 1 << 30))) != 1)

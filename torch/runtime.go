@@ -22,7 +22,10 @@ func init() {
 	if os.Getenv("HIDDENLAB_MALLOC") != "default" {
 		// Activations of a few MB would otherwise be mmap()ed and unmapped
 		// every step; keeping them on the heap cut a small GPT's step by ~25%
-		// at the same peak RSS. HIDDENLAB_MALLOC=default keeps glibc's settings.
+		// at the same peak RSS. One arena for all threads keeps the OpenMP
+		// workers' and the driving thread's tensors off per-thread heaps that
+		// glibc maps and unmaps (hl_tune_malloc). HIDDENLAB_MALLOC=default
+		// keeps glibc's settings.
 		capi.TuneMalloc(64<<20, 256<<20)
 	}
 }

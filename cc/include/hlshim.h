@@ -69,8 +69,11 @@ HL_API hl_status hl_manual_seed(uint64_t seed);
 HL_API hl_status hl_set_num_threads(int32_t n);
 /* Tunes glibc malloc for tensor workloads: allocations below mmap_threshold
  * bytes come from the heap instead of fresh mmap()s (whose page faults cost up
- * to a third of a small model's step), and free memory is returned to the
- * system only beyond trim_threshold bytes. Values <= 0 leave a setting alone. */
+ * to a third of a small model's step), free memory is returned to the system
+ * only beyond trim_threshold bytes, and threads that have not allocated yet
+ * share the main arena (M_ARENA_MAX = 1: per-thread arenas map and unmap
+ * their 64 MiB heaps as they fill and empty). Thresholds <= 0 leave a setting
+ * alone. */
 HL_API hl_status hl_tune_malloc(int64_t mmap_threshold, int64_t trim_threshold);
 HL_API int32_t hl_get_num_threads(void);
 /* Grad mode is per OS thread in libtorch; callers keep to one locked thread. */

@@ -146,9 +146,10 @@ func sideBySide(cfg config, goSide func() map[string][]float64, pySide func() (m
 	return gos, pys, nil
 }
 
-// mallocEnv gives a PyTorch process the glibc malloc thresholds hiddenlab's
-// torch package sets for itself (see torch/runtime.go).
-var mallocEnv = []string{"MALLOC_MMAP_THRESHOLD_=67108864", "MALLOC_TRIM_THRESHOLD_=268435456"}
+// mallocEnv gives a PyTorch process the glibc malloc settings hiddenlab's
+// torch package sets for itself (thresholds and one arena; see
+// torch/runtime.go and hl_tune_malloc).
+var mallocEnv = []string{"MALLOC_MMAP_THRESHOLD_=67108864", "MALLOC_TRIM_THRESHOLD_=268435456", "MALLOC_ARENA_MAX=1"}
 
 // pytorch runs a reference script from benchmarks/ and decodes its JSON.
 func pytorch(cfg config, script string, args []string, out any, env ...string) error {

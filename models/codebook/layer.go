@@ -81,8 +81,12 @@ func NewLayer(p nn.Path, D, G, C, K int) (*Layer, error) {
 
 // Normalize is step 1: the per-group LayerNorm of x [..., D] → [..., G, d].
 func (l *Layer) Normalize(x *torch.Tensor) *torch.Tensor {
-	shape := append(x.Shape()[:x.Dim()-1], l.G, l.D/l.G)
+	d := l.D / l.G
+	shape := append(x.Shape()[:x.Dim()-1], l.G, d)
 	xs := x.Reshape(shape...)
+	if l.G == 1 { // one gain and bias: libtorch's affine LayerNorm, one node
+		return torch.LayerNorm(xs, 1, l.LNW.View(d), l.LNB.View(d), l.Eps)
+	}
 	return torch.LayerNorm(xs, 1, nil, nil, l.Eps).Mul(l.LNW).Add(l.LNB)
 }
 
@@ -215,12 +219,14 @@ func (l *Layer) Input() *torch.Tensor { return l.lastIn }
 func (l *Layer) count(ids *torch.Tensor) {
 	torch.NoGrad(func() {
 		torch.WithScope(func() {
-			offset := torch.Arange(0, float64(l.G*l.C), float64(l.C), ids.Device()).View(1, l.G, 1)
-			flat := ids.Add(offset).Reshape(-1).Index(ids.GeScalar(0).Reshape(-1))
-			counts := l.Counts.Reshape(-1)
-			// Writing count+1 without accumulation: an id listed many
-			// times is written the same value, so it gains exactly 1.
-			l.Counts.CopyFrom(counts.IndexPut([]*torch.Tensor{flat}, counts.Index(flat).AddScalar(1), false).View(l.G, l.C))
+			GC := l.G * l.C
+			offset := torch.Arange(0, float64(GC), float64(l.C), ids.Device()).View(1, l.G, 1)
+			// Blocked slots go to an extra slot GC, dropped below. Writing 1
+			// without accumulation marks an id listed many times once.
+			flat := ids.Add(offset).MaskedFill(ids.LtScalar(0), float64(GC)).Reshape(-1)
+			one := torch.Ones([]int{1}, torch.Int64, ids.Device())
+			seen := torch.Zeros([]int{GC + 1}, torch.Int64, ids.Device()).IndexPut([]*torch.Tensor{flat}, one, false)
+			l.Counts.AddInPlace(seen.Narrow(0, 0, GC).View(l.G, l.C))
 		})
 	})
 }

@@ -1,0 +1,109 @@
+package torch
+
+import (
+	"math"
+	"math/rand"
+	"sort"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestCodebookQuantizeTopK pins the fused op's selection on scores that are
+// exact: with d = 1 a code normalises to ±1 (or stays 0), so every score is
+// ±a or 0 and most of a row ties. The ids must be the k best by score, the
+// lower index first among equal scores, NaN never selected (−1 where fewer
+// than k scores are numbers), whether the row takes the lane-maximum path
+// (C ≥ 64, with and without a tail past a multiple of 64), overflows its
+// candidate buffer (thousands of tied scores) or is scanned plainly (C < 64).
+func TestCodebookQuantizeTopK(t *testing.T) {
+	cases := []struct {
+		name    string
+		C, k    int
+		codes   func(r *rand.Rand, c int) float64
+		special []float64 // extra inputs a after the random ones
+	}{
+		{"random signs, C = 200 (a tail of 8)", 200, 8, randomSign(0.5), []float64{0, math.NaN()}},
+		{"random signs, C = 1024, k = 32", 1024, 32, randomSign(0.5), []float64{0}},
+		{"mostly ties, C = 4000 (candidate overflow)", 4000, 8, randomSign(0.95), []float64{0}},
+		{"zero codes among them, C = 640", 640, 8, func(r *rand.Rand, c int) float64 {
+			if c%3 == 0 {
+				return 0
+			}
+			return randomSign(0.3)(r, c)
+		}, []float64{math.NaN()}},
+		{"C = 40 < 64 lanes", 40, 8, randomSign(0.5), nil},
+		{"k = 1, C = 128", 128, 1, randomSign(0.5), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewScope()
+			defer s.Close()
+			r := rand.New(rand.NewSource(int64(tc.C)))
+			code := make([]float32, tc.C)
+			for c := range code {
+				code[c] = float32(tc.codes(r, c))
+			}
+			var a []float32
+			for i := 0; i < 50; i++ {
+				a = append(a, float32(r.NormFloat64()))
+			}
+			for _, v := range tc.special {
+				a = append(a, float32(v))
+			}
+			N := len(a)
+			x := FromSlice(a, []int{N, 1, 1})
+			codes := FromSlice(code, []int{1, tc.C, 1})
+			_, ids, _ := CodebookQuantize(x, codes, tc.k, 0)
+			got := ids.Int64s()
+			for n, av := range a {
+				want := topKExact(av, code, tc.k)
+				require.Equal(t, want, got[n*tc.k:(n+1)*tc.k], "token %d (a = %v)", n, av)
+			}
+		})
+	}
+}
+
+// randomSign draws codes of random magnitude, positive with probability p.
+func randomSign(p float64) func(r *rand.Rand, c int) float64 {
+	return func(r *rand.Rand, c int) float64 {
+		m := 0.5 + 2*r.Float64()
+		if r.Float64() < p {
+			return m
+		}
+		return -m
+	}
+}
+
+// topKExact ranks the scores a·sign(code) (0 for a zero code) by value, the
+// lower index first among ties, NaN last and never selected.
+func topKExact(a float32, code []float32, k int) []int64 {
+	type sc struct {
+		v float32
+		c int
+	}
+	var all []sc
+	for c, v := range code {
+		var norm float32
+		switch {
+		case v > 0:
+			norm = 1
+		case v < 0:
+			norm = -1
+		}
+		s := a * norm
+		if s != s {
+			continue
+		}
+		all = append(all, sc{s, c})
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].v > all[j].v })
+	out := make([]int64, k)
+	for j := range out {
+		out[j] = -1
+		if j < len(all) {
+			out[j] = int64(all[j].c)
+		}
+	}
+	return out
+}

@@ -5,10 +5,11 @@
 // Select + Lookup + the MSE and straight-through expressions) and why:
 //   - the reference builds an autograd graph for the lookup (embedding, sum
 //     over k, divide), the MSE (sub, square, sum, mean) and the
-//     straight-through (a − sg(a) + q); here the forward records nothing and
-//     the backward is two passes over [N, G, d]: the same gradients, without
-//     the graph's temporaries (the [N, G, k, d] gathered codes and their
-//     gradient) and its per-node overhead;
+//     straight-through (a − sg(a) + q); here the forward records nothing
+//     (one pass over the rows forms q, q − a and ‖q − a‖²) and the backward
+//     is one pass over the selected ids: the same gradients, without the
+//     graph's temporaries (the [N, G, k, d] gathered codes and their
+//     gradient, the loss's elementwise tensors) and its per-node overhead;
 //   - the code gradient is one accumulation over the selected ids in a fixed
 //     order (each thread owns a range of code rows and reads the ids in
 //     order), so runs are bitwise reproducible for a given thread count; the
@@ -210,21 +211,30 @@ at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, i
   return at::cat(parts, 1).transpose(0, 1).contiguous();
 }
 
-// lookup is the mean of the selected raw codes: [N, G, d]. Ids < 0 (blocked
-// slots) add nothing but count in the divisor, as in the reference.
-at::Tensor lookup(const at::Tensor &codes, const at::Tensor &ids, int64_t k) {
+// Lookup is the forward after selection: q [N, G, d], the mean of the
+// selected raw codes (ids < 0, blocked slots, add nothing but count in the
+// divisor, as in the reference), diff = q − a and sq [N, G] = ‖q − a‖² per
+// row, the reconstruction loss before its means. On the CPU in float32 one
+// pass over the rows computes all three.
+struct Lookup {
+  at::Tensor q, diff, sq;
+};
+
+Lookup lookup(const at::Tensor &codes, const at::Tensor &ids, const at::Tensor &a, int64_t k) {
   const int64_t G = codes.size(0), C = codes.size(1), d = codes.size(2), N = ids.size(0);
   if (codes.device().is_cpu() && codes.scalar_type() == at::kFloat) {
-    auto cc = codes.contiguous();
-    auto q = at::empty({N, G, d}, cc.options());
-    const float *cp = cc.data_ptr<float>();
+    auto cc = codes.contiguous(), ac = a.contiguous();
+    auto q = at::empty({N, G, d}, cc.options()), diff = at::empty({N, G, d}, cc.options());
+    auto sq = at::empty({N, G}, cc.options());
+    const float *cp = cc.data_ptr<float>(), *ap = ac.data_ptr<float>();
     const int64_t *ip = ids.data_ptr<int64_t>();
-    float *qp = q.data_ptr<float>();
+    float *qp = q.data_ptr<float>(), *dp = diff.data_ptr<float>(), *sp = sq.data_ptr<float>();
     const float kf = static_cast<float>(k);
     at::parallel_for(0, N * G, 64, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const int64_t g = r % G;
-        float *o = qp + r * d;
+        float *o = qp + r * d, *df = dp + r * d;
+        const float *x = ap + r * d;
         std::fill(o, o + d, 0.0f);
         for (int64_t j = 0; j < k; ++j) {
           const int64_t id = ip[r * k + j];
@@ -232,29 +242,45 @@ at::Tensor lookup(const at::Tensor &codes, const at::Tensor &ids, int64_t k) {
           const float *c = cp + (g * C + id) * d;
           for (int64_t i = 0; i < d; ++i) o[i] += c[i];
         }
-        for (int64_t i = 0; i < d; ++i) o[i] /= kf;
+        float s2 = 0;
+        for (int64_t i = 0; i < d; ++i) {
+          o[i] /= kf;
+          df[i] = o[i] - x[i];
+          s2 += df[i] * df[i];
+        }
+        sp[r] = s2;
       }
     });
-    return q;
+    return {q, diff, sq};
   }
   // Other devices and dtypes: the reference's lookup, a zero row for blocked ids.
   auto table = at::cat({codes.reshape({G * C, d}), at::zeros({1, d}, codes.options())}, 0);
   auto offset = at::arange(0, G * C, C, ids.options()).view({1, G, 1});
   auto flat = (ids + offset).masked_fill(ids.lt(0), G * C).reshape(-1);
-  return at::embedding(table, flat).view({N, G, k, d}).sum(2).div(static_cast<double>(k));
+  auto q = at::embedding(table, flat).view({N, G, k, d}).sum(2).div(static_cast<double>(k));
+  auto diff = q - a;
+  return {q, diff, diff.square().sum(-1)};
 }
 
-// scatter_codes adds r [N, G, d] to the rows of the codes each token selected:
-// grad [G, C, d], grad[g, ids[n, g, j]] += r[n, g] for every j. Each thread
-// owns a range of code rows and visits the ids in order: a fixed order.
-at::Tensor scatter_codes(const at::Tensor &r, const at::Tensor &ids, int64_t G, int64_t C) {
-  const int64_t N = r.size(0), d = r.size(2), k = ids.size(2);
-  if (r.device().is_cpu() && r.scalar_type() == at::kFloat) {
-    auto rc = r.contiguous();
-    auto grad = at::zeros({G, C, d}, rc.options());
-    const float *rp = rc.data_ptr<float>();
+// scatter_codes is the codes' gradient [G, C, d]: every token's row
+// r[n, g] = (gout[n, g] + c·diff[n, g]) / k (a missing gout or diff adds
+// nothing) is added to the rows of the codes it selected,
+// grad[g, ids[n, g, j]] += r[n, g] for every j. The reference forms r with
+// the same float operations in the same order (c·diff, + gout, / k) as whole
+// tensors; here each is formed where it is added. Each thread owns a range of
+// code rows and visits the ids in order: a fixed order.
+at::Tensor scatter_codes(const at::Tensor &gout, const at::Tensor &diff, float c, const at::Tensor &ids, int64_t G,
+                         int64_t C) {
+  const at::Tensor &like = gout.defined() ? gout : diff;
+  const int64_t N = like.size(0), d = like.size(2), k = ids.size(2);
+  if (like.device().is_cpu() && like.scalar_type() == at::kFloat) {
+    at::Tensor go = gout.defined() ? gout.contiguous() : at::Tensor(), df = diff.defined() ? diff.contiguous() : at::Tensor();
+    auto grad = at::zeros({G, C, d}, like.options());
+    const float *gp_out = go.defined() ? go.data_ptr<float>() : nullptr;
+    const float *dp = df.defined() ? df.data_ptr<float>() : nullptr;
     const int64_t *ip = ids.data_ptr<int64_t>();
     float *gp = grad.data_ptr<float>();
+    const float kf = static_cast<float>(k);
     const int64_t rows = G * C, total = N * G * k;
     const int64_t grain = std::max<int64_t>(1, rows / std::max(1, at::get_num_threads()));
     at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
@@ -264,12 +290,22 @@ at::Tensor scatter_codes(const at::Tensor &r, const at::Tensor &ids, int64_t G, 
         const int64_t ng = s / k, row = (ng % G) * C + id;
         if (row < b || row >= e) continue;
         float *o = gp + row * d;
-        const float *x = rp + ng * d;
-        for (int64_t i = 0; i < d; ++i) o[i] += x[i];
+        const float *g = gp_out ? gp_out + ng * d : nullptr, *x = dp ? dp + ng * d : nullptr;
+        if (g && x) {
+          for (int64_t i = 0; i < d; ++i) o[i] += (g[i] + c * x[i]) / kf;
+        } else if (g) {
+          for (int64_t i = 0; i < d; ++i) o[i] += g[i] / kf;
+        } else {
+          for (int64_t i = 0; i < d; ++i) o[i] += (c * x[i]) / kf;
+        }
       }
     });
     return grad;
   }
+  at::Tensor r;
+  if (diff.defined()) r = diff.mul(c);
+  if (gout.defined()) r = r.defined() ? gout + r : gout;
+  r = r.div(static_cast<double>(k));
   auto offset = at::arange(0, G * C, C, ids.options()).view({1, G, 1});
   auto keep = ids.ge(0).reshape(-1);
   auto flat = (ids + offset).reshape(-1).index({keep});
@@ -283,14 +319,13 @@ struct Quantize : public torch::autograd::Function<Quantize> {
     const int64_t G = codes.size(0), C = codes.size(1);
     auto ad = a.detach();
     auto ids = select_ids(ad, codes.detach(), k, chunk);
-    auto q = lookup(codes.detach(), ids, k);
-    auto diff = q - ad;
-    auto mse = diff.square().sum(-1).mean(0).sum();
+    auto lk = lookup(codes.detach(), ids, ad, k);
+    auto q = lk.q, diff = lk.diff;
+    auto mse = lk.sq.mean(0).sum();
     ctx->save_for_backward({ids});
     ctx->saved_data["diff"] = diff;
     ctx->saved_data["G"] = G;
     ctx->saved_data["C"] = C;
-    ctx->saved_data["k"] = k;
     ctx->mark_non_differentiable({ids});
     return {q, ids, mse};
   }
@@ -298,15 +333,16 @@ struct Quantize : public torch::autograd::Function<Quantize> {
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
     auto ids = ctx->get_saved_variables()[0];
     auto diff = ctx->saved_data["diff"].toTensor();
-    const int64_t G = ctx->saved_data["G"].toInt(), C = ctx->saved_data["C"].toInt(), k = ctx->saved_data["k"].toInt();
+    const int64_t G = ctx->saved_data["G"].toInt(), C = ctx->saved_data["C"].toInt();
     const at::Tensor &gout = grads[0], &gmse = grads[2];
     const int64_t N = diff.size(0);
-    // ∂L/∂q = ∂L/∂out + ∂L/∂mse·2(q − a)/N, as the reference's graph sums it.
-    at::Tensor gq;
-    if (gmse.defined()) gq = gmse.div(static_cast<double>(N)).mul(2).mul(diff);
-    if (gout.defined()) gq = gq.defined() ? gout + gq : gout;
+    // ∂L/∂q = ∂L/∂out + ∂L/∂mse·2(q − a)/N, as the reference's graph sums it
+    // (c = ∂L/∂mse/N·2, formed as its graph forms it).
     at::Tensor gcodes;
-    if (gq.defined()) gcodes = scatter_codes(gq.div(static_cast<double>(k)), ids, G, C);
+    if (gout.defined() || gmse.defined()) {
+      const float c = gmse.defined() ? gmse.div(static_cast<double>(N)).mul(2).item<float>() : 0.0f;
+      gcodes = scatter_codes(gout, gmse.defined() ? diff : at::Tensor(), c, ids, G, C);
+    }
     return {gout, gcodes, at::Tensor(), at::Tensor()};  // straight through to a
   }
 };

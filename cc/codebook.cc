@@ -170,9 +170,9 @@ inline void topk_row(const float *s, int64_t C, int64_t k, int64_t *out) {
 
 // select_ids is the reference Select: cosine scores of a [N, G, d] against the
 // normalised codes, top-k per group, in blocks of chunk tokens: [N, G, k].
-// On the CPU in float32 with k ≤ 32 the block's scores go into one reused
-// buffer and topk_row picks the ids straight into the output; elsewhere
-// at::topk per block (the reference's ops).
+// On the CPU in float32 with k ≤ 32 each thread's blocks' scores go into one
+// buffer of its own and topk_row picks the ids straight into the output;
+// elsewhere at::topk per block (the reference's ops).
 at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, int64_t chunk) {
   const int64_t N = a.size(0), G = codes.size(0), C = codes.size(1);
   chunk = chunk > 0 ? std::min(chunk, auto_chunk(G, C)) : auto_chunk(G, C);

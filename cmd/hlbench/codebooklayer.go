@@ -50,13 +50,19 @@ func runCodebookLayer(cfg config) error {
 	for r := 0; r < cfg.rounds; r++ {
 		var err error
 		torch.RunLocked(func() {
-			err = torch.Try(func() {
-				for _, s := range codebookLayerShapes {
-					for k, v := range codebookLayerGo(s, reps) {
-						goMS[s.Name+"/"+k] = append(goMS[s.Name+"/"+k], v...)
-					}
+			for _, s := range codebookLayerShapes {
+				var ms map[string][]float64
+				var layerErr error
+				if err = torch.Try(func() { ms, layerErr = codebookLayerGo(s, reps) }); err == nil {
+					err = layerErr
 				}
-			})
+				if err != nil {
+					return
+				}
+				for k, v := range ms {
+					goMS[s.Name+"/"+k] = append(goMS[s.Name+"/"+k], v...)
+				}
+			}
 		})
 		if err != nil {
 			return err
@@ -94,14 +100,14 @@ func runCodebookLayer(cfg config) error {
 }
 
 // codebookLayerGo returns the milliseconds of reps calls of each case.
-func codebookLayerGo(s layerShape, reps int) map[string][]float64 {
+func codebookLayerGo(s layerShape, reps int) (map[string][]float64, error) {
 	torch.ManualSeed(0)
 	outer := torch.NewScope()
 	defer outer.Close()
 	store := nn.NewStore()
 	l, err := codebook.NewLayer(store.Root().Sub("cb"), s.D, s.G, s.C, s.K)
 	if err != nil {
-		panic(err)
+		return nil, fmt.Errorf("codebook-layer %s: %w", s.Name, err)
 	}
 	defer l.Close()
 	x := torch.Randn([]int{s.N, s.D}).SetRequiresGrad(true)
@@ -156,5 +162,5 @@ func codebookLayerGo(s layerShape, reps int) map[string][]float64 {
 			out[name] = append(out[name], float64(call().Nanoseconds())/1e6)
 		}
 	}
-	return out
+	return out, nil
 }

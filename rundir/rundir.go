@@ -332,6 +332,46 @@ func (s *Summary) Value(name string) float64 {
 	return math.NaN()
 }
 
+// SweepRun is one run of a sweep: the name of its configuration, its seed
+// and its directory.
+type SweepRun struct {
+	Config string
+	Seed   int
+	Dir    string
+}
+
+// ConfigRuns are one configuration's completed runs, in the order given,
+// with their summaries (Sums[i] is Runs[i]'s).
+type ConfigRuns struct {
+	Config string
+	Runs   []SweepRun
+	Sums   []*Summary
+}
+
+// Completed reads the summaries of runs and keeps the completed ones,
+// grouped by configuration in the order the configurations first appear.
+// Runs without a readable summary or not completed (still running, failed)
+// are left out: a study tabulates what has finished.
+func Completed(runs []SweepRun) []ConfigRuns {
+	var out []ConfigRuns
+	at := map[string]int{}
+	for _, r := range runs {
+		s, err := ReadSummary(r.Dir)
+		if err != nil || s.Status != StatusCompleted {
+			continue
+		}
+		i, ok := at[r.Config]
+		if !ok {
+			i = len(out)
+			at[r.Config] = i
+			out = append(out, ConfigRuns{Config: r.Config})
+		}
+		out[i].Runs = append(out[i].Runs, r)
+		out[i].Sums = append(out[i].Sums, s)
+	}
+	return out
+}
+
 // ReadSummary reads a run's summary.json.
 func ReadSummary(dir string) (*Summary, error) {
 	b, err := os.ReadFile(filepath.Join(dir, SummaryFile))

@@ -128,3 +128,45 @@ func TestReadSummaryMalformed(t *testing.T) {
 		require.ErrorContains(t, err, filepath.Join(dir, SummaryFile), body)
 	}
 }
+
+// TestCompleted: completed runs grouped by configuration in first-seen
+// order, each group's runs in the order given with their own summaries;
+// running, failed and missing runs left out, and a configuration with no
+// completed run absent.
+func TestCompleted(t *testing.T) {
+	root := t.TempDir()
+	run := func(config string, seed int, status string) SweepRun {
+		dir := filepath.Join(root, config, fmt.Sprint(seed))
+		if status != "" {
+			require.NoError(t, os.MkdirAll(dir, 0o755))
+			require.NoError(t, WriteJSON(filepath.Join(dir, SummaryFile), Summary{Status: status, Steps: seed}))
+		}
+		return SweepRun{Config: config, Seed: seed, Dir: dir}
+	}
+	runs := []SweepRun{
+		run("b", 1, StatusCompleted),
+		run("a", 1, StatusFailed),
+		run("a", 2, StatusCompleted),
+		run("b", 2, StatusRunning),
+		run("b", 3, StatusCompleted),
+		run("c", 1, ""), // no summary
+		run("a", 3, StatusCompleted),
+	}
+	got := Completed(runs)
+	require.Len(t, got, 2)
+	type want struct {
+		config string
+		seeds  []int
+	}
+	for i, w := range []want{{"b", []int{1, 3}}, {"a", []int{2, 3}}} {
+		g := got[i]
+		require.Equal(t, w.config, g.Config)
+		require.Len(t, g.Sums, len(g.Runs))
+		for j, seed := range w.seeds {
+			require.Equal(t, seed, g.Runs[j].Seed)
+			require.Equal(t, seed, g.Sums[j].Steps, "summary %d of %s belongs to its run", j, w.config)
+		}
+		require.Len(t, g.Runs, len(w.seeds))
+	}
+	require.Empty(t, Completed(nil))
+}

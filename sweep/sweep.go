@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/hiddenlab/hiddenlab/recipe"
+	"github.com/hiddenlab/hiddenlab/rundir"
 )
 
 // Experiment is an experiments/*.yaml file, read with the recipe package's
@@ -194,6 +195,15 @@ type Job struct {
 	Point Point
 	Seed  int
 	Dir   string
+}
+
+// StudyRuns lists Jobs as the runs a study reads (rundir.Completed).
+func (e *Experiment) StudyRuns() []rundir.SweepRun {
+	var runs []rundir.SweepRun
+	for _, j := range e.Jobs() {
+		runs = append(runs, rundir.SweepRun{Config: j.Point.Name, Seed: j.Seed, Dir: j.Dir})
+	}
+	return runs
 }
 
 // Jobs lists every (configuration, seed) run in order.

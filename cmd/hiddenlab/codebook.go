@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hiddenlab/hiddenlab/internal/atomicio"
 	"github.com/hiddenlab/hiddenlab/models/codebook"
 	"github.com/hiddenlab/hiddenlab/models/codebook/codesearch"
 	"github.com/hiddenlab/hiddenlab/rundir"
@@ -210,21 +209,12 @@ func codebookStudy(w io.Writer, name, dir string) error {
 	if err != nil {
 		return err
 	}
-	var runs []codebook.StudyRun
-	for _, j := range e.Jobs() {
-		runs = append(runs, codebook.StudyRun{Config: j.Point.Name, Seed: j.Seed, Dir: j.Dir})
-	}
-	body, err := codebook.Study(runs)
+	body, err := codebook.Study(e.StudyRuns())
 	if err != nil {
 		return err
 	}
 	doc := fmt.Sprintf("# Codebook TokFSM study %s\n\nRuns of `%s` (seeds %v); the sweep's own table is `results.md`.\n\n%s", e.Name, e.Recipe, e.Seeds, body)
-	out := filepath.Join(e.Dir, "study.md")
-	if err := atomicio.WriteFile(out, []byte(doc), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "%s\n(study: %s)\n", doc, out)
-	return nil
+	return writeStudy(w, e, doc)
 }
 
 // setRunThreads sets libtorch's threads: n, or the run's train.threads.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/hiddenlab/hiddenlab/internal/atomicio"
 	"github.com/hiddenlab/hiddenlab/models/hrpo"
 	"github.com/hiddenlab/hiddenlab/recipe"
 	"github.com/hiddenlab/hiddenlab/rundir"
@@ -109,11 +108,7 @@ func hrpoStudy(w io.Writer, logf func(string, ...any), name string, o hrpoOption
 			return err
 		}
 	}
-	var runs []hrpo.StudyRun
-	for _, j := range e.Jobs() {
-		runs = append(runs, hrpo.StudyRun{Config: j.Point.Name, Seed: j.Seed, Dir: j.Dir})
-	}
-	body, err := hrpo.Study(runs)
+	body, err := hrpo.Study(e.StudyRuns())
 	if err != nil {
 		return err
 	}
@@ -126,12 +121,7 @@ func hrpoStudy(w io.Writer, logf func(string, ...any), name string, o hrpoOption
 	}
 	doc := fmt.Sprintf("# HRPO study %s\n\nRuns of `%s` (seeds %v) from one SFT checkpoint; the sweep's own table is `results.md`.\n\n%s\n## Curves (mean ± std over seeds)\n\n%s\n",
 		e.Name, e.Recipe, e.Seeds, body, strings.Join(figs, "\n"))
-	out := filepath.Join(e.Dir, "study.md")
-	if err := atomicio.WriteFile(out, []byte(doc), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "%s\n(study: %s)\n", doc, out)
-	return nil
+	return writeStudy(w, e, doc)
 }
 
 // initFrom reads train.init_from of the experiment's recipe (with its

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hiddenlab/hiddenlab/internal/atomicio"
 	"github.com/hiddenlab/hiddenlab/recipe"
 	"github.com/hiddenlab/hiddenlab/sweep"
 )
@@ -101,4 +103,15 @@ func loadExperiment(name, dir string, workers int) (*sweep.Experiment, error) {
 		e.Workers = workers
 	}
 	return e, nil
+}
+
+// writeStudy writes a study's Markdown to <sweep dir>/study.md (atomically)
+// and prints it with the file's path.
+func writeStudy(w io.Writer, e *sweep.Experiment, doc string) error {
+	out := filepath.Join(e.Dir, "study.md")
+	if err := atomicio.WriteFile(out, []byte(doc), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s\n(study: %s)\n", doc, out)
+	return nil
 }

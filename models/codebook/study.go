@@ -10,13 +10,8 @@ import (
 	"github.com/hiddenlab/hiddenlab/stats"
 )
 
-// StudyRun is one finished run of a TokFSM sweep: its configuration name
-// and seed, and its directory.
-type StudyRun struct {
-	Config string
-	Seed   int
-	Dir    string
-}
+// StudyRun is one run of a TokFSM sweep (rundir.SweepRun).
+type StudyRun = rundir.SweepRun
 
 // studyConfig collects the completed runs of one configuration.
 type studyConfig struct {
@@ -40,42 +35,35 @@ type studyConfig struct {
 // means over seeds (± std with more than one). It returns Markdown.
 func Study(runs []StudyRun) (string, error) {
 	var cfgs []*studyConfig
-	byName := map[string]*studyConfig{}
-	for _, r := range runs {
-		s, err := rundir.ReadSummary(r.Dir)
-		if err != nil || s.Status != rundir.StatusCompleted {
-			continue
+	for _, g := range rundir.Completed(runs) {
+		for i, s := range g.Sums {
+			if s.Family != "codebook" {
+				return "", fmt.Errorf("%s: a %q run, not a codebook run", g.Runs[i].Dir, s.Family)
+			}
 		}
-		if s.Family != "codebook" {
-			return "", fmt.Errorf("%s: a %q run, not a codebook run", r.Dir, s.Family)
+		dir := g.Runs[0].Dir
+		rec, err := rundir.LoadRecipe(dir)
+		if err != nil {
+			return "", err
 		}
-		c := byName[r.Config]
-		if c == nil {
-			rec, err := rundir.LoadRecipe(r.Dir)
-			if err != nil {
-				return "", err
-			}
-			mc := DefaultConfig()
-			if err := rec.Decode("model", &mc); err != nil {
-				return "", err
-			}
-			d, _, err := lm.LoadData(rec, r.Dir, 0)
-			if err != nil {
-				return "", err
-			}
-			f, ok := d.(*lm.FSMData)
-			if !ok {
-				return "", fmt.Errorf("codebook study: %s is not a TokFSM run", r.Dir)
-			}
-			c = &studyConfig{name: r.Config, layers: mc.Layers, bayes: math.NaN()}
-			c.bayes, _ = f.FSM.BayesExact()
-			if len(mc.Codebook.At) > 0 {
-				c.codes = mc.Codebook.Codes
-			}
-			byName[r.Config] = c
-			cfgs = append(cfgs, c)
+		mc := DefaultConfig()
+		if err := rec.Decode("model", &mc); err != nil {
+			return "", err
 		}
-		c.sums = append(c.sums, s)
+		d, _, err := lm.LoadData(rec, dir, 0)
+		if err != nil {
+			return "", err
+		}
+		f, ok := d.(*lm.FSMData)
+		if !ok {
+			return "", fmt.Errorf("codebook study: %s is not a TokFSM run", dir)
+		}
+		c := &studyConfig{name: g.Config, sums: g.Sums, layers: mc.Layers, bayes: math.NaN()}
+		c.bayes, _ = f.FSM.BayesExact()
+		if len(mc.Codebook.At) > 0 {
+			c.codes = mc.Codebook.Codes
+		}
+		cfgs = append(cfgs, c)
 	}
 	if len(cfgs) == 0 {
 		return "", fmt.Errorf("codebook study: no completed runs")

@@ -15,13 +15,9 @@ import (
 	"github.com/hiddenlab/hiddenlab/stats"
 )
 
-// StudyRun is one finished RL run of a study: a sweep configuration (its
-// name, e.g. the arm) and a seed.
-type StudyRun struct {
-	Config string
-	Seed   int
-	Dir    string
-}
+// StudyRun is one RL run of a study (rundir.SweepRun): a sweep
+// configuration (its name, e.g. the arm), a seed and its directory.
+type StudyRun = rundir.SweepRun
 
 // PromptResults are a run's per-prompt final results ([PromptsFile], and
 // [SampledFile] when the run has it).
@@ -162,24 +158,17 @@ func (a *studyArm) promptMeans(sampled bool) []float64 {
 // and each ablation against GRPO. It returns Markdown.
 func Study(runs []StudyRun) (string, error) {
 	var arms []*studyArm
-	byName := map[string]*studyArm{}
-	for _, r := range runs {
-		s, err := rundir.ReadSummary(r.Dir)
-		if err != nil || s.Status != rundir.StatusCompleted {
-			continue
+	for _, g := range rundir.Completed(runs) {
+		arm, _ := g.Sums[0].Extra["arm"].(string)
+		a := &studyArm{name: g.Config, arm: arm, sums: g.Sums}
+		for _, r := range g.Runs {
+			pr, err := ReadPromptResults(r.Dir)
+			if err != nil {
+				return "", err
+			}
+			a.seeds, a.results, a.dirs = append(a.seeds, r.Seed), append(a.results, pr), append(a.dirs, r.Dir)
 		}
-		pr, err := ReadPromptResults(r.Dir)
-		if err != nil {
-			return "", err
-		}
-		a := byName[r.Config]
-		if a == nil {
-			arm, _ := s.Extra["arm"].(string)
-			a = &studyArm{name: r.Config, arm: arm}
-			byName[r.Config] = a
-			arms = append(arms, a)
-		}
-		a.seeds, a.results, a.sums, a.dirs = append(a.seeds, r.Seed), append(a.results, pr), append(a.sums, s), append(a.dirs, r.Dir)
+		arms = append(arms, a)
 	}
 	if len(arms) == 0 {
 		return "", fmt.Errorf("study: no completed runs with %s", PromptsFile)

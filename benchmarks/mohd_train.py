@@ -156,12 +156,12 @@ class MoHD(nn.Module):
         bal = []
 
         def attention(qkv):
-            qkv = qkv.view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
-            q, k = rotary(qkv[0], self.cos[:T], self.sin[:T]), rotary(qkv[1], self.cos[:T], self.sin[:T])
+            q, k, v = qkv.view(B, T, 3, H, hd).permute(2, 0, 3, 1, 4).unbind(0)
+            q, k = rotary(q, self.cos[:T], self.sin[:T]), rotary(k, self.cos[:T], self.sin[:T])
             if hasattr(F, "scaled_dot_product_attention"):  # PyTorch 2.x
-                y = F.scaled_dot_product_attention(q, k, qkv[2], is_causal=True)
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
             else:  # 1.13, as hiddenlab's shim on Debian's libtorch
-                y = F._scaled_dot_product_attention(q, k, qkv[2], None, 0.0, False, True)[0]
+                y = F._scaled_dot_product_attention(q, k, v, None, 0.0, False, True)[0]
             return y.transpose(1, 2).reshape(B * T, H * hd)
 
         def swiglu(h):

@@ -40,6 +40,8 @@
 #include <emmintrin.h>
 #endif
 
+#include <ATen/record_function.h>
+
 #include "internal.h"
 
 namespace {
@@ -316,6 +318,7 @@ at::Tensor scatter_codes(const at::Tensor &gout, const at::Tensor &diff, float c
 struct Quantize : public torch::autograd::Function<Quantize> {
   static variable_list forward(AutogradContext *ctx, const at::Tensor &a, const at::Tensor &codes, int64_t k,
                                int64_t chunk) {
+    RECORD_USER_SCOPE("hl::codebook_quantize");
     const int64_t G = codes.size(0), C = codes.size(1);
     auto ad = a.detach();
     auto ids = select_ids(ad, codes.detach(), k, chunk);
@@ -331,6 +334,7 @@ struct Quantize : public torch::autograd::Function<Quantize> {
   }
 
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    RECORD_USER_SCOPE("hl::codebook_quantize_backward");
     auto ids = ctx->get_saved_variables()[0];
     auto diff = ctx->saved_data["diff"].toTensor();
     const int64_t G = ctx->saved_data["G"].toInt(), C = ctx->saved_data["C"].toInt();

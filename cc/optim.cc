@@ -2,6 +2,8 @@
 // one call with libtorch's multi-tensor (_foreach) kernels.
 #include <cmath>
 
+#include <ATen/record_function.h>
+
 #include "internal.h"
 
 namespace {
@@ -34,6 +36,7 @@ extern "C" {
 hl_status hl_adamw_step(const hl_tensor *params, const hl_tensor *exp_avg, const hl_tensor *exp_avg_sq, int64_t n,
                         int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay) {
   HL_TRY({
+    RECORD_USER_SCOPE("hl::adamw_step");
     if (n > 0 && (exp_avg == nullptr || exp_avg_sq == nullptr)) throw hl::Error(HL_ERR_VALUE, "adamw needs both moment lists");
     if (step < 1) throw hl::Error(HL_ERR_VALUE, "adamw step counts from 1, got " + std::to_string(step));
     Active a = active(params, exp_avg, exp_avg_sq, n);

@@ -57,3 +57,30 @@ func ExampleRunLocked() {
 	// false false
 	// true true
 }
+
+// ExampleProfile finds where a computation's time goes, operator by
+// operator: the calls and self time of every libtorch operator that ran,
+// largest self time first (hlbench -child … -profile prints a training
+// step's this way).
+func ExampleProfile() {
+	torch.WithScope(func() {
+		x := torch.Randn([]int{256, 256})
+		ops, err := torch.ProfileByShape(func() {
+			for i := 0; i < 3; i++ {
+				x.Matmul(x).Relu()
+			}
+		})
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		for _, op := range ops {
+			if op.Name == "aten::mm [256, 256] [256, 256]" || op.Name == "aten::relu [256, 256]" {
+				fmt.Println(op.Name, op.Calls, op.Self > 0)
+			}
+		}
+	})
+	// Unordered output:
+	// aten::mm [256, 256] [256, 256] 3 true
+	// aten::relu [256, 256] 3 true
+}

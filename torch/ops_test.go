@@ -458,3 +458,53 @@ func TestAttention(t *testing.T) {
 	requireClose(t, got, []int{1, L, E}, naiveAttention(q, k, v, L, L, E, true), 1e-12)
 	require.ErrorIs(t, Try(func() { Attention(f64(q, 1, L, E), f64(k, 1, L, E), f64(v, 1, L, E), mask, 0, true) }), ErrValue)
 }
+
+func TestUnbind(t *testing.T) {
+	for _, dim := range []int{0, 1, -1} {
+		WithScope(func() {
+			x := Randn([]int{3, 2, 4}, RequiresGrad)
+			parts := x.Unbind(dim)
+			d := dim
+			if d < 0 {
+				d += 3
+			}
+			if len(parts) != x.Size(d) {
+				t.Fatalf("dim %d: %d parts, want %d", dim, len(parts), x.Size(d))
+			}
+			// Σ_i (i+1)·sum(part_i): the gradient is i+1 along dim.
+			var loss *Tensor
+			for i, p := range parts {
+				if got, want := p.Float32s(), x.Select(d, i).Contiguous().Float32s(); !equalFloat32s(got, want) {
+					t.Errorf("dim %d part %d: %v, want %v", dim, i, got, want)
+				}
+				term := p.Sum().MulScalar(float64(i + 1))
+				if loss == nil {
+					loss = term
+				} else {
+					loss = loss.Add(term)
+				}
+			}
+			loss.Backward()
+			g := x.Grad()
+			for i := 0; i < x.Size(d); i++ {
+				for _, v := range g.Select(d, i).Contiguous().Float32s() {
+					if v != float32(i+1) {
+						t.Fatalf("dim %d: gradient %v in slice %d, want %d", dim, v, i, i+1)
+					}
+				}
+			}
+		})
+	}
+}
+
+func equalFloat32s(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -114,6 +114,25 @@ func (t *Tensor) Chunk(n, dim int) []*Tensor {
 	return t.Split(max(1, (t.Size(dim)+n-1)/n), dim)
 }
 
+// Unbind splits t along dim into its Size(dim) slices, dim removed: the
+// views t.Select(dim, i), but with one backward for all of them (a
+// concatenation) where separate Selects each form a zero-filled gradient
+// of t's size and autograd adds them up.
+func (t *Tensor) Unbind(dim int) []*Tensor {
+	if dim < 0 {
+		dim += t.Dim()
+	}
+	sizes := make([]int, t.Size(dim))
+	for i := range sizes {
+		sizes[i] = 1
+	}
+	parts := t.SplitSizes(sizes, dim)
+	for i, p := range parts {
+		parts[i] = p.Squeeze(dim)
+	}
+	return parts
+}
+
 // Narrow is a view of length entries of dim from start.
 func (t *Tensor) Narrow(dim, start, length int) *Tensor {
 	h, err := capi.Narrow(t.handle(), int64(dim), int64(start), int64(length))

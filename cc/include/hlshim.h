@@ -91,6 +91,17 @@ HL_API hl_status hl_cuda_empty_cache(void);
 HL_API hl_status hl_rng_get_state(hl_tensor *out);
 HL_API hl_status hl_rng_set_state(hl_tensor state);
 
+/* ---- profiler ---------------------------------------------------------- */
+
+/* While on, every libtorch operator, autograd node and shim scope on every
+ * thread is timed. hl_profile_table writes one line per name,
+ * "name\tcalls\tself_ns\ttotal_ns\n" (self: total less the operators it
+ * called), NUL-terminated and truncated to cap bytes; it returns the full
+ * length. hl_profile_start clears the table. */
+HL_API hl_status hl_profile_start(int32_t shapes); /* shapes != 0: key by name and input sizes */
+HL_API hl_status hl_profile_stop(void);
+HL_API int64_t hl_profile_table(char *buf, int64_t cap);
+
 /* ---- handles and metadata ---------------------------------------------- */
 
 typedef enum {

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strconv"
 	"syscall"
-	"time"
 
 	"github.com/hiddenlab/hiddenlab/models/codebook"
 	"github.com/hiddenlab/hiddenlab/torch"
@@ -151,19 +150,15 @@ func codebookTrain(b codebookBench) (codebookResult, error) {
 	defer batch.Free()
 	var loss float64
 	step := func() { loss = batch.trainStep(m.Forward, m, m.Store(), opt) }
-	for i := 0; i < b.Warmup; i++ {
-		step()
+	wall, cpu, err := timeSteps(step, b.Warmup, b.Steps)
+	if err != nil {
+		return codebookResult{}, err
 	}
-	t0, c0 := time.Now(), cpuSeconds()
-	for i := 0; i < b.Steps; i++ {
-		step()
-	}
-	n := float64(b.Steps)
 	params := 0
 	for _, p := range codes {
 		params += p.T.Numel()
 	}
-	return codebookResult{stepResult{StepS: time.Since(t0).Seconds() / n, Loss: loss}, (cpuSeconds() - c0) / n, params}, nil
+	return codebookResult{stepResult{StepS: wall, Loss: loss}, cpu, params}, nil
 }
 
 // runCodebook times a training step of the benchmark GPT with codebooks

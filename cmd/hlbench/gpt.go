@@ -113,14 +113,11 @@ func gptTrain(g gptSize) stepResult {
 	forward := func(ids *torch.Tensor) *torch.Tensor { return m.Forward(ids, nil) }
 	var loss float64
 	step := func() { loss = b.trainStep(forward, nil, m.Store, opt) }
-	for i := 0; i < g.Warmup; i++ {
-		step()
+	wall, _, err := timeSteps(step, g.Warmup, g.Steps)
+	if err != nil {
+		panic(err)
 	}
-	t0 := time.Now()
-	for i := 0; i < g.Steps; i++ {
-		step()
-	}
-	return stepResult{StepS: time.Since(t0).Seconds() / float64(g.Steps), Loss: loss}
+	return stepResult{StepS: wall, Loss: loss}
 }
 
 // peakRSS reads VmHWM from /proc/self/status, in bytes.

@@ -46,12 +46,21 @@ func main() {
 	flag.IntVar(&cfg.repeats, "repeats", 5, "timed repeats per case and round")
 	flag.IntVar(&cfg.rounds, "rounds", 3, "rounds alternating Go and PyTorch (the median over all repeats is reported)")
 	flag.StringVar(&cfg.python, "python", "/usr/bin/python3", "Python interpreter with torch (the PyTorch reference)")
-	child := flag.String("child", "", "internal: run one measurement in this process (suite:case)")
+	child := flag.String("child", "", "run one measurement in this process (suite:case; gpt:large, codebook:codebook, mohd:'C50 gathered', …) and print it as JSON")
+	prof := flag.Bool("profile", false, "with -child: profile the timed steps by operator (written to stderr)")
+	flag.BoolVar(&profileShapes, "profile-shapes", false, "with -profile: key operators by name and input sizes")
 	flag.Parse()
 
 	if err := torch.SetNumThreads(cfg.threads); err != nil {
 		fmt.Fprintln(os.Stderr, "hlbench:", err)
 		os.Exit(1)
+	}
+	if *prof {
+		if *child == "" {
+			fmt.Fprintln(os.Stderr, "hlbench: -profile needs -child suite:case")
+			os.Exit(2)
+		}
+		profileOut = os.Stderr
 	}
 	if *child != "" {
 		if err := runChild(cfg, *child); err != nil {
@@ -175,6 +184,8 @@ func runChild(cfg config, spec string) error {
 		return gptChild(cfg, name)
 	case "codebook":
 		return codebookChild(cfg, name)
+	case "mohd":
+		return mohdChild(name)
 	}
 	return fmt.Errorf("unknown child measurement %q", spec)
 }

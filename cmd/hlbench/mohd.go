@@ -3,8 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strconv"
-	"time"
 
 	"github.com/hiddenlab/hiddenlab/stats"
 
@@ -123,17 +123,27 @@ func mohdStep(c mohdCase) (float64, error) {
 			b := newFixedBatch(c.Vocab, c.Batch, c.Context)
 			defer b.Free()
 			step := func() { b.trainStep(m.Forward, m, m.Store(), opt) }
-			for i := 0; i < c.Warmup; i++ {
-				step()
-			}
-			t0 := time.Now()
-			for i := 0; i < c.Steps; i++ {
-				step()
-			}
-			stepS = time.Since(t0).Seconds() / float64(c.Steps)
+			stepS, _, err = timeSteps(step, c.Warmup, c.Steps)
 		})
 	})
 	return stepS, err
+}
+
+// mohdChild times one case (by name) in this process and prints a
+// stepResult: for -profile, and for a measurement in a fresh process.
+func mohdChild(name string) error {
+	for _, size := range mohdSizes() {
+		for _, c := range size.cases {
+			if c.Name == name {
+				s, err := mohdStep(c)
+				if err != nil {
+					return err
+				}
+				return json.NewEncoder(os.Stdout).Encode(stepResult{StepS: s, PeakRSS: peakRSS(), Threads: torch.NumThreads(), Torch: torch.Version()})
+			}
+		}
+	}
+	return fmt.Errorf("unknown mohd case %q", name)
 }
 
 // runMoHD times a training step of MoHD's gathered path against a vanilla

@@ -271,10 +271,10 @@ func (a *Attention) Forward(m *Model, layer int, x *torch.Tensor, B, T int, shar
 	c := a.cfg
 	u, g := a.begin(m, layer, x, shared)
 	H, hd := c.Heads, c.HeadDim
-	qkv := g.in(u, a.WQKV).View(B, T, 3, H, hd).Permute(2, 0, 3, 1, 4) // [3, B, H, T, hd]
-	q := m.Rotary.Apply(qkv.Select(0, 0), 0, nil)
-	k := m.Rotary.Apply(qkv.Select(0, 1), 0, nil)
-	o := torch.Attention(q, k, qkv.Select(0, 2), nil, 0, true) // [B, H, T, hd]
+	qkv := g.in(u, a.WQKV).View(B, T, 3, H, hd).Permute(2, 0, 3, 1, 4).Unbind(0) // 3 × [B, H, T, hd]
+	q := m.Rotary.Apply(qkv[0], 0, nil)
+	k := m.Rotary.Apply(qkv[1], 0, nil)
+	o := torch.Attention(q, k, qkv[2], nil, 0, true) // [B, H, T, hd]
 	o = o.Transpose(1, 2).Reshape(B*T, H*hd)
 	return a.end(m, layer, x, g.out(o, a.WO), g), g.route
 }

@@ -94,6 +94,32 @@ func BuildInfo() string {
 	return string(buf[:n])
 }
 
+// ProfileStart turns the shim's operator profiler on (and clears its
+// table); with shapes it keys operators by name and input sizes.
+func ProfileStart(shapes bool) error {
+	s := C.int32_t(0)
+	if shapes {
+		s = 1
+	}
+	return check(C.hl_profile_start(s))
+}
+
+// ProfileStop turns the operator profiler off; its table stays readable.
+func ProfileStop() error { return check(C.hl_profile_stop()) }
+
+// ProfileTable is the profiler's table: a line per operator name,
+// "name\tcalls\tself_ns\ttotal_ns".
+func ProfileTable() string {
+	for {
+		n := C.hl_profile_table(nil, 0)
+		buf := make([]byte, int(n)+1)
+		m := C.hl_profile_table((*C.char)(unsafe.Pointer(&buf[0])), C.int64_t(len(buf)))
+		if m <= n { // the table did not grow between the two calls
+			return string(buf[:m])
+		}
+	}
+}
+
 // TorchVersion is major*10000 + minor*100 + patch of the linked libtorch.
 func TorchVersion() int { return int(C.hl_torch_version()) }
 

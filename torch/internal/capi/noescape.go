@@ -51,6 +51,12 @@ package capi
 #cgo nocallback hl_rng_get_state
 #cgo noescape hl_rng_set_state
 #cgo nocallback hl_rng_set_state
+#cgo noescape hl_profile_start
+#cgo nocallback hl_profile_start
+#cgo noescape hl_profile_stop
+#cgo nocallback hl_profile_stop
+#cgo noescape hl_profile_table
+#cgo nocallback hl_profile_table
 #cgo noescape hl_tensor_free
 #cgo nocallback hl_tensor_free
 #cgo noescape hl_tensor_free_many

@@ -187,6 +187,30 @@ hl_status hl_rng_set_state(hl_tensor state) {
   return hlp_rng_set_state(state);
 }
 
+static hl_status hlu_profile_start(int32_t shapes) {
+  hlcapi_unloaded("hl_profile_start");
+}
+static __typeof__(hl_profile_start) *hlp_profile_start = hlu_profile_start;
+hl_status hl_profile_start(int32_t shapes) {
+  return hlp_profile_start(shapes);
+}
+
+static hl_status hlu_profile_stop(void) {
+  hlcapi_unloaded("hl_profile_stop");
+}
+static __typeof__(hl_profile_stop) *hlp_profile_stop = hlu_profile_stop;
+hl_status hl_profile_stop(void) {
+  return hlp_profile_stop();
+}
+
+static int64_t hlu_profile_table(char *buf, int64_t cap) {
+  hlcapi_unloaded("hl_profile_table");
+}
+static __typeof__(hl_profile_table) *hlp_profile_table = hlu_profile_table;
+int64_t hl_profile_table(char *buf, int64_t cap) {
+  return hlp_profile_table(buf, cap);
+}
+
 static void hlu_tensor_free(hl_tensor t) {
   hlcapi_unloaded("hl_tensor_free");
 }
@@ -1050,6 +1074,9 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_cuda_empty_cache", (void **)&hlp_cuda_empty_cache},
     {"hl_rng_get_state", (void **)&hlp_rng_get_state},
     {"hl_rng_set_state", (void **)&hlp_rng_set_state},
+    {"hl_profile_start", (void **)&hlp_profile_start},
+    {"hl_profile_stop", (void **)&hlp_profile_stop},
+    {"hl_profile_table", (void **)&hlp_profile_table},
     {"hl_tensor_free", (void **)&hlp_tensor_free},
     {"hl_tensor_free_many", (void **)&hlp_tensor_free_many},
     {"hl_tensor_share", (void **)&hlp_tensor_share},
@@ -1156,6 +1183,6 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_group_broadcast", (void **)&hlp_group_broadcast},
     {"hl_group_barrier", (void **)&hlp_group_barrier},
 };
-const int hlcapi_nsymbols = 127;
+const int hlcapi_nsymbols = 130;
 
 #pragma GCC visibility pop

@@ -134,7 +134,9 @@ func (a *Attention) Forward(x *torch.Tensor, layer int, ps *Pass) *torch.Tensor 
 	grouped := a.KVHeads != 0 && a.KVHeads != a.Heads
 	if !grouped {
 		qkv := a.QKV.Forward(x).View(B, T, 3, a.Heads, a.HeadDim).Permute(2, 0, 3, 1, 4) // [3, B, H, T, hd]
-		qkvs := qkv.Unbind(0)                                                            // one backward for the three, not three full-size gradients added up
+		// One backward for the three (a concatenation), not three full-size
+		// zero-filled gradients added up.
+		qkvs := qkv.Unbind(0)
 		q, k, v = qkvs[0], qkvs[1], qkvs[2]
 	} else {
 		qkv := a.QKV.Forward(x).View(B, T, a.Heads+2*a.KVHeads, a.HeadDim).Transpose(1, 2) // [B, H+2·KV, T, hd]

@@ -26,7 +26,9 @@
 //     the same ids in the same order, except among exactly equal scores
 //     (here the lower index first; at::topk leaves the order unspecified)
 //     and for NaN scores (never selected here, −1 where fewer than k scores
-//     are numbers; at::topk ranks NaN first). torch's
+//     are numbers; at::topk ranks NaN first). For k ≤ 8 on AVX2 CPUs
+//     (checked at run time) topk_row8 ranks the same candidates without
+//     branches, from a looser bound (same ids). torch's
 //     TestCodebookQuantizeTopK pins ties, NaN and every path of topk_row.
 
 #include <torch/csrc/autograd/custom_function.h>
@@ -38,6 +40,9 @@
 #include <limits>
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
 #endif
 
 #include <ATen/record_function.h>
@@ -91,82 +96,172 @@ inline void topk_scan(const float *s, const int64_t *cand, int64_t n, int64_t k,
   for (int64_t j = 0; j < k; ++j) out[j] = j < held ? idx[j] : -1;
 }
 
-// topk_row is topk_scan over a whole row of C scores, in passes that read
-// the row once with vector instructions and touch only a few scores one by
-// one. (1) The maximum of every block of 16 scores (SSE: four blocks at a
-// time, a 4×4 transpose instead of horizontal maxima); NaN never wins a max.
-// (2) T = the k-th largest block maximum: k blocks hold a score ≥ T, so the
-// k-th best score is ≥ T and every selected score is ≥ T. (3) Only the blocks
-// whose maximum reaches T (usually exactly k of them) and the tail past the
-// last full block can hold such scores: their scores ≥ T are the candidates,
-// about k·(1 + small) in a row, and topk_scan ranks them. The ids are those of
-// topk_scan over the whole row (the same order, ties included); rows of fewer
-// than 16·k or more than 4,096 scores, an infinite T or a pathological number
-// of candidates (many ties) take the plain scan.
-inline void topk_row(const float *s, int64_t C, int64_t k, int64_t *out) {
+// block_maxima writes the maximum of every full block of 16 scores of s to
+// bmax[0, nb) (SSE: four blocks at a time, a 4×4 transpose instead of
+// horizontal maxima); a NaN score never wins a max.
+inline void block_maxima(const float *s, int64_t nb, float *bmax) {
+  constexpr int64_t B = 16;
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  int64_t b = 0;
+#if defined(__SSE2__)
+  for (; b + 4 <= nb; b += 4) {
+    __m128 r[4];
+    for (int j = 0; j < 4; ++j) {
+      const float *p = s + (b + j) * B;
+      __m128 acc = _mm_set1_ps(-inf);
+      for (int v = 0; v < 4; ++v) acc = _mm_max_ps(_mm_loadu_ps(p + 4 * v), acc);  // a NaN score keeps acc
+      r[j] = acc;
+    }
+    _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]);
+    _mm_storeu_ps(bmax + b, _mm_max_ps(_mm_max_ps(r[0], r[1]), _mm_max_ps(r[2], r[3])));
+  }
+#endif
+  for (; b < nb; ++b) {
+    float m = -inf;
+    for (int64_t c = b * B; c < (b + 1) * B; ++c) m = s[c] > m ? s[c] : m;
+    bmax[b] = m;
+  }
+}
+
+// gather_candidates writes, in increasing order, the indices c of the scores
+// s[c] ≥ T in the blocks of 16 whose maximum reaches T and in the tail past
+// the last full block; it returns their number, or −1 when there are more
+// than maxCand.
+inline int64_t gather_candidates(const float *s, int64_t C, const float *bmax, int64_t nb, float T, int64_t *cand,
+                                 int64_t maxCand) {
+  constexpr int64_t B = 16;
+  int64_t n = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    if (!(bmax[b] >= T)) continue;
+    if (n + B > maxCand) return -1;
+    const float *p = s + b * B;
+#if defined(__SSE2__)
+    const __m128 t = _mm_set1_ps(T);
+    unsigned m = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p), t))) |
+                 static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 4), t))) << 4 |
+                 static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 8), t))) << 8 |
+                 static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 12), t))) << 12;
+    for (; m != 0; m &= m - 1) cand[n++] = b * B + __builtin_ctz(m);
+#else
+    for (int64_t c = 0; c < B; ++c)
+      if (p[c] >= T) cand[n++] = b * B + c;
+#endif
+  }
+  for (int64_t c = nb * B; c < C; ++c) {
+    if (!(s[c] >= T)) continue;
+    if (n == maxCand) return -1;
+    cand[n++] = c;
+  }
+  return n;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HL_TOPK_AVX2 1
+
+// insert8 inserts the score v of index c (both broadcast) into the 8 best
+// held in top (descending) and idx: the lanes where v is greater move down
+// one and v takes the first of them, without a branch. A score equal to a
+// held one goes after it, so that visiting scores in index order keeps the
+// lower index first among ties.
+__attribute__((target("avx2"))) inline void insert8(__m256 &top, __m256i &idx, __m256 v, __m256i c) {
+  const __m256i down = _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6);
+  const __m256 notFirst = _mm256_castsi256_ps(_mm256_setr_epi32(0, -1, -1, -1, -1, -1, -1, -1));
+  const __m256 gt = _mm256_cmp_ps(v, top, _CMP_GT_OQ);  // lanes p…7 (top is descending)
+  const __m256 after = _mm256_and_ps(_mm256_permutevar8x32_ps(gt, down), notFirst);  // lanes p+1…7
+  top = _mm256_blendv_ps(top, _mm256_blendv_ps(v, _mm256_permutevar8x32_ps(top, down), after), gt);
+  const __m256 moved = _mm256_castsi256_ps(_mm256_permutevar8x32_epi32(idx, down));
+  idx = _mm256_castps_si256(
+      _mm256_blendv_ps(_mm256_castsi256_ps(idx), _mm256_blendv_ps(_mm256_castsi256_ps(c), moved, after), gt));
+}
+
+// topk_row8 is topk_row for k ≤ 8 with AVX2, ranking without branches; it
+// returns false, having written nothing, where topk_row must take the row.
+// (1) The block maxima, as topk_row. (2) A bound T for the k-th best score
+// that needs no ranking of the block maxima: the blocks fall into 8 groups
+// (block b in group b mod 8) and T is the k-th largest of the 8 group
+// maxima; k groups hold a score ≥ T, so every selected score is ≥ T. T is
+// lower than topk_row's k-th largest block maximum: about 21 candidates
+// instead of 8.4 for k = 8 at C = 1,024 (Gaussian scores), but finding it
+// is 8 insertions instead of about 24 data-dependent ones. (3) The
+// candidates, as topk_row. (4) They are ranked by insert8 in index order:
+// the ids of topk_scan over the whole row, ties included.
+__attribute__((target("avx2"))) bool topk_row8(const float *s, int64_t C, int64_t k, int64_t *out) {
   constexpr int64_t B = 16, maxBlocks = 256, maxCand = 512;
   constexpr float inf = std::numeric_limits<float>::infinity();
   const int64_t nb = C / B;
-#if defined(__SSE2__)
+  if (k > 8 || nb < 8 || nb > maxBlocks) return false;
+  alignas(32) float bmax[maxBlocks + 8];
+  block_maxima(s, nb, bmax);
+  for (int64_t b = nb; b % 8 != 0; ++b) bmax[b] = -inf;
+  __m256 groups = _mm256_load_ps(bmax);
+  for (int64_t b = 8; b < nb; b += 8) groups = _mm256_max_ps(groups, _mm256_load_ps(bmax + b));
+  alignas(32) float g[8];
+  _mm256_store_ps(g, groups);
+  __m256 top = _mm256_set1_ps(-inf);
+  __m256i idx = _mm256_set1_epi32(-1);
+  for (int j = 0; j < 8; ++j) insert8(top, idx, _mm256_set1_ps(g[j]), idx);
+  alignas(32) float held[8];
+  _mm256_store_ps(held, top);
+  const float T = held[k - 1];
+  if (!(T > -inf && T < inf)) return false;
+  int64_t cand[maxCand];
+  const int64_t n = gather_candidates(s, C, bmax, nb, T, cand, maxCand);
+  if (n < k) return false;  // overflow (−1); fewer than k cannot happen with T finite
+  top = _mm256_set1_ps(-inf);
+  idx = _mm256_set1_epi32(-1);
+  for (int64_t j = 0; j < n; ++j)
+    insert8(top, idx, _mm256_set1_ps(s[cand[j]]), _mm256_set1_epi32(static_cast<int32_t>(cand[j])));
+  alignas(32) int32_t ids[8];
+  _mm256_store_si256(reinterpret_cast<__m256i *>(ids), idx);
+  for (int64_t j = 0; j < k; ++j) out[j] = ids[j];
+  return true;
+}
+#endif
+
+// topk_row is topk_scan over a whole row of C scores, in passes that read
+// the row once with vector instructions and touch only a few scores one by
+// one. (1) block_maxima. (2) T = the k-th largest block maximum: k blocks
+// hold a score ≥ T, so the k-th best score is ≥ T and every selected score
+// is ≥ T. (3) Only the blocks whose maximum reaches T (usually exactly k of
+// them) and the tail past the last full block can hold such scores: their
+// scores ≥ T are the candidates, about k·(1 + small) in a row, and
+// topk_scan ranks them. The ids are those of topk_scan over the whole row
+// (the same order, ties included); rows of fewer than 16·k or more than
+// 4,096 scores, an infinite T or a pathological number of candidates (many
+// ties) take the plain scan. For k ≤ 8 on a CPU with AVX2, topk_row8 takes
+// the row.
+inline void topk_row(const float *s, int64_t C, int64_t k, int64_t *out) {
+  constexpr int64_t B = 16, maxBlocks = 256, maxCand = 512;
+  constexpr float inf = std::numeric_limits<float>::infinity();
+#if HL_TOPK_AVX2
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  if (k <= 8 && avx2 && topk_row8(s, C, k, out)) return;
+#endif
+  const int64_t nb = C / B;
   if (k <= 32 && nb >= k && nb <= maxBlocks) {
     alignas(16) float bmax[maxBlocks];
-    int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-      __m128 r[4];
-      for (int j = 0; j < 4; ++j) {
-        const float *p = s + (b + j) * B;
-        __m128 acc = _mm_set1_ps(-inf);
-        for (int v = 0; v < 4; ++v) acc = _mm_max_ps(_mm_loadu_ps(p + 4 * v), acc);  // a NaN score keeps acc
-        r[j] = acc;
-      }
-      _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]);
-      _mm_store_ps(bmax + b, _mm_max_ps(_mm_max_ps(r[0], r[1]), _mm_max_ps(r[2], r[3])));
-    }
-    for (; b < nb; ++b) {
-      float m = -inf;
-      for (int64_t c = b * B; c < (b + 1) * B; ++c) m = s[c] > m ? s[c] : m;
-      bmax[b] = m;
-    }
+    block_maxima(s, nb, bmax);
     // T: the k-th largest block maximum, by insertion into the k best held
-    // in descending order; four maxima at a time are compared with the k-th.
+    // in descending order.
     float top[32];
     std::fill(top, top + 32, -inf);
-    auto hold = [&](float v) {
-      if (!(v > top[k - 1])) return;
+    for (int64_t b = 0; b < nb; ++b) {
+      const float v = bmax[b];
+      if (!(v > top[k - 1])) continue;
       int64_t p = k - 1;
       for (; p > 0 && v > top[p - 1]; --p) top[p] = top[p - 1];
       top[p] = v;
-    };
-    for (b = 0; b + 4 <= nb; b += 4) {
-      unsigned m = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpgt_ps(_mm_load_ps(bmax + b), _mm_set1_ps(top[k - 1]))));
-      for (; m != 0; m &= m - 1) hold(bmax[b + __builtin_ctz(m)]);
     }
-    for (; b < nb; ++b) hold(bmax[b]);
     const float T = top[k - 1];
     if (T > -inf && T < inf) {
       int64_t cand[maxCand];
-      int64_t n = 0;
-      const __m128 t = _mm_set1_ps(T);
-      for (b = 0; b < nb && n + B <= maxCand; ++b) {
-        if (!(bmax[b] >= T)) continue;
-        const float *p = s + b * B;
-        unsigned m = static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p), t))) |
-                     static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 4), t))) << 4 |
-                     static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 8), t))) << 8 |
-                     static_cast<unsigned>(_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(p + 12), t))) << 12;
-        for (; m != 0; m &= m - 1) cand[n++] = b * B + __builtin_ctz(m);
-      }
-      if (b == nb) {
-        for (int64_t c = nb * B; c < C && n < maxCand; ++c)
-          if (s[c] >= T) cand[n++] = c;
-        if (n < maxCand) {
-          topk_scan(s, cand, n, k, out);
-          return;
-        }
+      const int64_t n = gather_candidates(s, C, bmax, nb, T, cand, maxCand);
+      if (n >= 0) {
+        topk_scan(s, cand, n, k, out);
+        return;
       }
     }
   }
-#endif
   topk_scan(s, nullptr, C, k, out);
 }
 

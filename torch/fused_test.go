@@ -34,6 +34,11 @@ func TestCodebookQuantizeTopK(t *testing.T) {
 		}, []float64{math.NaN()}},
 		{"C = 40 < 64 lanes", 40, 8, randomSign(0.5), nil},
 		{"k = 1, C = 128", 128, 1, randomSign(0.5), nil},
+		// k ≤ 8 with at least 8 blocks of 16 takes topk_row8 on AVX2 CPUs.
+		{"k = 4, C = 1024", 1024, 4, randomSign(0.5), []float64{0, math.NaN()}},
+		{"k = 8, C = 1000 (62 blocks, a tail of 8)", 1000, 8, randomSign(0.5), []float64{0}},
+		{"k = 8, C = 136 (8 blocks)", 136, 8, randomSign(0.7), nil},
+		{"k = 8, C = 4096 (the most blocks)", 4096, 8, randomSign(0.5), nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,16 +46,24 @@ struct Frame : at::ObserverContext {
 };
 
 // shape_key is fn's name followed by its tensor inputs' sizes
-// ("aten::mm [2048, 128] [128, 384]"); other inputs are left out.
+// ("aten::mm [2048, 128] [128, 384]"), a list's in braces ("aten::cat {
+// [2, 3] [2, 3] }"); other inputs are left out.
 std::string shape_key(const at::RecordFunction &fn) {
   std::ostringstream os;
   os << fn.name();
+  const auto put = [&os](const at::Tensor &t) {
+    os << " [";
+    const auto sizes = t.sizes();
+    for (size_t i = 0; i < sizes.size(); i++) os << (i ? ", " : "") << sizes[i];
+    os << "]";
+  };
   for (const c10::IValue &v : fn.inputs()) {
     if (v.isTensor() && v.toTensor().defined()) {
-      os << " [";
-      const auto sizes = v.toTensor().sizes();
-      for (size_t i = 0; i < sizes.size(); i++) os << (i ? ", " : "") << sizes[i];
-      os << "]";
+      put(v.toTensor());
+    } else if (v.isTensorList()) {  // cat, stack: the list's sizes in braces
+      os << " {";
+      for (const at::Tensor &t : v.toTensorVector()) put(t);
+      os << " }";
     }
   }
   return os.str();

@@ -23,3 +23,18 @@ func CodebookQuantize(a, codes *Tensor, k, chunk int) (out, ids, mse *Tensor) {
 	fail("codebook_quantize", err)
 	return adopt(o), adopt(i), adopt(m)
 }
+
+// GroupedMM is the grouped matrix product of a mixture's routed
+// projections, one shim call and one autograd node for all groups. The
+// rows of x [R, p] — or x's rows src[i] when src is not nil (int64 [M]) —
+// are sorted by group, loads[j] of them in group j; row i of group j is
+// multiplied by w[j] (w [G, p, q]; with transW, w is [G, q, p] and the
+// product is by w[j]ᵀ, as torch.Linear) and added to row dest[i] of a zero
+// [outRows, q] result; without dest (nil) the result is [M, q], row i in
+// place i. M = Σ loads. Each group is one GEMM on views of x and w; the
+// gather of rows src and the scatter-add into rows dest happen in the op,
+// and the backward sums rows in a fixed order (bitwise reproducible).
+func GroupedMM(x, w *Tensor, loads []int, src, dest *Tensor, outRows int, transW bool) *Tensor {
+	h, err := capi.GroupedMM(x.handle(), w.handle(), int64s(loads), opt(src), opt(dest), int64(outRows), transW)
+	return wrap("grouped_mm", h, err)
+}

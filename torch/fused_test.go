@@ -112,3 +112,117 @@ func topKExact(a float32, code []float32, k int) []int64 {
 	}
 	return out
 }
+
+// groupedRef is GroupedMM composed from libtorch ops: gather, one product
+// per group, concatenation, and the scatter-add by index_add.
+func groupedRef(x, w *Tensor, loads []int, src, dest *Tensor, outRows int, transW bool) *Tensor {
+	if src != nil {
+		x = x.IndexSelect(0, src)
+	}
+	var parts []*Tensor
+	start := 0
+	for j, n := range loads {
+		if n == 0 {
+			continue
+		}
+		wj := w.Select(0, j)
+		if transW {
+			wj = wj.T()
+		}
+		parts = append(parts, x.Narrow(0, start, n).Matmul(wj))
+		start += n
+	}
+	y := Cat(parts, 0)
+	if dest == nil {
+		return y
+	}
+	return Zeros([]int{outRows, y.Size(1)}, y.DType()).IndexPut([]*Tensor{dest}, y, true)
+}
+
+func TestGroupedMM(t *testing.T) {
+	loads := []int{3, 0, 4, 1} // a group without rows
+	M := 8
+	cases := []struct {
+		name      string
+		rows      int // x's rows
+		src, dest []int64
+		outRows   int
+		transW    bool
+	}{
+		{"rows in place", M, nil, nil, 0, false},
+		{"rows in place, wᵀ", M, nil, nil, 0, true},
+		// Each of 4 tokens twice, in two groups: the sum over a token's groups.
+		{"dest with repeats (the in projection)", M, nil, []int64{0, 2, 3, 1, 0, 2, 3, 1}, 4, false},
+		// Gathered token rows, written to distinct (token, group) rows.
+		{"src and dest (the out projection)", 4, []int64{0, 2, 3, 1, 0, 2, 3, 1}, []int64{0, 8, 12, 4, 2, 10, 14, 7}, 16, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := NewScope()
+			defer s.Close()
+			ManualSeed(3)
+			p, q := 5, 6
+			wShape := []int{len(loads), p, q}
+			if c.transW {
+				wShape = []int{len(loads), q, p}
+			}
+			x := Randn([]int{c.rows, p}, Float64, RequiresGrad)
+			w := Randn(wShape, Float64, RequiresGrad)
+			var src, dest *Tensor
+			if c.src != nil {
+				src = FromSlice(c.src, nil)
+			}
+			if c.dest != nil {
+				dest = FromSlice(c.dest, nil)
+			}
+			got := GroupedMM(x, w, loads, src, dest, c.outRows, c.transW)
+			want := groupedRef(x, w, loads, src, dest, c.outRows, c.transW)
+			require.Equal(t, want.Shape(), got.Shape())
+			require.InDelta(t, 0, got.Sub(want).Abs().Amax().Item(), 1e-12, "forward")
+			// The backward against the reference's and finite differences.
+			readout := Randn(got.Shape(), Float64)
+			gx, gw := func(y *Tensor) (*Tensor, *Tensor) {
+				x.SetGrad(nil)
+				w.SetGrad(nil)
+				y.Mul(readout).Sum().Backward()
+				return x.Grad().Clone(), w.Grad().Clone()
+			}(got)
+			rx, rw := func(y *Tensor) (*Tensor, *Tensor) {
+				x.SetGrad(nil)
+				w.SetGrad(nil)
+				y.Mul(readout).Sum().Backward()
+				return x.Grad().Clone(), w.Grad().Clone()
+			}(want)
+			require.InDelta(t, 0, gx.Sub(rx).Abs().Amax().Item(), 1e-12, "∂x")
+			require.InDelta(t, 0, gw.Sub(rw).Abs().Amax().Item(), 1e-12, "∂w")
+			require.NoError(t, GradCheck(func(xs ...*Tensor) *Tensor {
+				return GroupedMM(xs[0], xs[1], loads, src, dest, c.outRows, c.transW)
+			}, []*Tensor{x, w}, GradCheckOptions{}))
+		})
+	}
+	// Bad input is an error naming what is wrong, not a crash.
+	for _, c := range []struct {
+		name string
+		f    func()
+		msg  string
+	}{
+		{"loads do not sum to the rows", func() {
+			GroupedMM(Randn([]int{7, 5}), Randn([]int{4, 5, 6}), loads, nil, nil, 0, false)
+		}, "rows"},
+		{"dest out of range", func() {
+			GroupedMM(Randn([]int{8, 5}), Randn([]int{4, 5, 6}), loads, nil, FromSlice([]int64{0, 1, 2, 3, 4, 5, 6, 9}, nil), 8, false)
+		}, "outside [0, 8)"},
+		{"wrong inner size", func() {
+			GroupedMM(Randn([]int{8, 4}), Randn([]int{4, 5, 6}), loads, nil, nil, 0, false)
+		}, "columns"},
+		{"loads for another group count", func() {
+			GroupedMM(Randn([]int{8, 5}), Randn([]int{3, 5, 6}), loads, nil, nil, 0, false)
+		}, "groups"},
+	} {
+		WithScope(func() {
+			err := Try(c.f)
+			require.Error(t, err, c.name)
+			require.Contains(t, err.Error(), c.msg, c.name)
+		})
+	}
+}

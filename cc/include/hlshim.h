@@ -303,6 +303,17 @@ HL_API hl_status hl_attention(hl_tensor q, hl_tensor k, hl_tensor v, hl_tensor m
 HL_API hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, int64_t chunk, hl_tensor *out,
                                       hl_tensor *ids, hl_tensor *mse);
 
+/* Grouped matrix product with autograd (models/mohd's routed projections):
+ * the rows of x [R, p] (x's rows src[i] when src is not NULL) are sorted by
+ * group, loads[j] of them in group j of the groups of w; row i of group j
+ * is multiplied by w[j] ([groups, p, q]; with trans_w, w is [groups, q, p]
+ * and the product is by w[j]ᵀ) and added to row dest[i] of a zero
+ * [out_rows, q] result (without dest, the result [Σ loads, q] has row i
+ * in place i). One GEMM per group, the gather and scatter-add in the op;
+ * the backward is one node, with the sums over rows in a fixed order. */
+HL_API hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src,
+                               hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out);
+
 /* ---- autograd ---------------------------------------------------------- */
 
 HL_API hl_status hl_set_requires_grad(hl_tensor t, int32_t requires_grad);

@@ -74,8 +74,9 @@ const (
 	// groups: the reference, whose cost follows D.
 	PathMasked ExecPath = "masked"
 	// PathGathered computes the shared groups with one GEMM over their rows
-	// and the routed groups MoE-style (tokens dispatched to per-group
-	// buffers, one batched GEMM, gathered back): its cost follows d_act.
+	// and the routed groups MoE-style (the assignments sorted by group, one
+	// GEMM per group in one grouped product, torch.GroupedMM, that gathers
+	// the rows and adds the results back): its cost follows d_act.
 	PathGathered ExecPath = "gathered"
 )
 

@@ -11,14 +11,15 @@ import (
 	"github.com/hiddenlab/hiddenlab/torch"
 )
 
-// The grouped-GEMM variant of the gathered path's routed projections (issue
+// The padded-bmm variant of the gathered path's routed projections (issue
 // 16 item 2), kept here with its measurement: one bmm over the routed groups'
-// blocks padded to the largest load, instead of route.go's one GEMM per
-// group. It computes the same values (TestGroupedGEMMAgrees) but was 1–11%
-// slower on the benchmark shapes (TestGroupedGEMMTiming, thread CPU time):
-// the per-group GEMMs are milliseconds each, so their call overhead is
-// negligible, while padding every block to the largest load adds 10–15%
-// rows (loads of a random router: 184…234 for a mean of 205).
+// blocks padded to the largest load. It computes the same values
+// (TestGroupedGEMMAgrees) but was 1–11% slower than one GEMM per group on
+// the benchmark shapes (TestGroupedGEMMTiming, thread CPU time): padding
+// every block to the largest load adds 10–15% rows (loads of a random
+// router: 184…234 for a mean of 205). route.go's torch.GroupedMM keeps one
+// GEMM per group and moves the gather, the scatter-add and the backward
+// into one shim call instead.
 
 // padding lays the assignments sorted by group out in N_r blocks of Lmax rows.
 type padding struct {
@@ -54,11 +55,6 @@ func padRoute(r *Route) *padding {
 	dev := r.Top.Device()
 	return &padding{Lmax: lmax, Rows: torch.FromSlice(prow, nil, dev), Tok: torch.FromSlice(ptok, nil, dev),
 		Back: torch.FromSlice(back, nil, dev), Asg: torch.FromSlice(asg, nil, dev), Dest: torch.FromSlice(dest, nil, dev)}
-}
-
-func (g *gating) routedRows(W *torch.Tensor) *torch.Tensor {
-	c := g.cfg
-	return W.Narrow(0, c.Shared*c.G(), c.Routed()*c.G()).View(c.Routed(), c.G(), W.Size(1))
 }
 
 // inBmm is gating.in's gathered path with one bmm over the padded blocks.
@@ -129,7 +125,7 @@ func projSetup(w projCase) (*Config, *Router, *torch.Tensor, *torch.Tensor, *tor
 	return &c, r, torch.Randn([]int{w.BT, c.Width}), W13, W2
 }
 
-// TestGroupedGEMMAgrees: the bmm variant gives route.go's outputs and
+// TestGroupedGEMMAgrees: the bmm variant gives route.go's (GroupedMM) outputs and
 // gradients to rounding.
 func TestGroupedGEMMAgrees(t *testing.T) {
 	lockThread(t)

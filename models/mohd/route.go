@@ -142,11 +142,10 @@ func (g *gating) in(u, W *torch.Tensor) *torch.Tensor {
 		return g.scale(u).Matmul(W)
 	}
 	c, r := g.cfg, g.route
-	BT, n, grp := u.Size(0), W.Size(1), c.G()
-	// Routed groups: the assignments' gated inputs, sorted by group, each
-	// group's block times its g rows of W; back in token order, each
-	// token's K products are added. (index_select's backward is a row-wise
-	// index_add; an accumulating index_put's is a slow elementwise gather.)
+	BT, grp := u.Size(0), c.G()
+	// Routed groups: the assignments' gated inputs, sorted by group; each
+	// group's block times its g rows of W, added into its token's row (the
+	// sum over the token's K groups), all in one grouped product.
 	gates := r.Gate.Reshape(-1).IndexSelect(0, r.Order).Unsqueeze(1)
 	if g.alpha != nil {
 		gates = gates.Mul(g.alpha.IndexSelect(0, r.Tok))
@@ -154,39 +153,17 @@ func (g *gating) in(u, W *torch.Tensor) *torch.Tensor {
 		gates = g.scale(gates)
 	}
 	vals := u.View(BT*c.Groups, grp).IndexSelect(0, r.Rows).Mul(gates)
-	shared, routed := g.perGroup(vals, W, func(x, w *torch.Tensor) *torch.Tensor { return x.Matmul(w) })
-	out := routed.IndexSelect(0, r.Inv).View(BT, c.TopK, n).Sum(1)
-	if shared != nil { // shared groups: one GEMM over their rows
-		out = out.Add(g.scale(u.Narrow(1, 0, shared.Size(0))).Matmul(shared))
+	out := torch.GroupedMM(vals, g.routedRows(W), r.Loads, nil, r.Tok, BT, false)
+	if c.Shared > 0 { // shared groups: one GEMM over their rows
+		out = out.Add(g.scale(u.Narrow(1, 0, c.Shared*grp)).Matmul(W.Narrow(0, 0, c.Shared*grp)))
 	}
 	return out
 }
 
-// perGroup splits W [D, n] into the shared groups' rows (nil when N_s = 0)
-// and each routed group's g rows, applies f to each routed group's block
-// of x's rows (x sorted by group) and its rows of W, and concatenates the
-// results. Splitting in one op keeps the backward to one concatenation.
-func (g *gating) perGroup(x, W *torch.Tensor, f func(x, w *torch.Tensor) *torch.Tensor) (shared, routed *torch.Tensor) {
-	c, r := g.cfg, g.route
-	sizes := make([]int, 0, c.Routed()+1)
-	if c.Shared > 0 {
-		sizes = append(sizes, c.Shared*c.G())
-	}
-	for range c.Routed() {
-		sizes = append(sizes, c.G())
-	}
-	ws := W.SplitSizes(sizes, 0)
-	if c.Shared > 0 {
-		shared, ws = ws[0], ws[1:]
-	}
-	xs := x.SplitSizes(r.Loads, 0)
-	parts := make([]*torch.Tensor, 0, len(xs))
-	for j, xj := range xs {
-		if r.Loads[j] > 0 {
-			parts = append(parts, f(xj, ws[j]))
-		}
-	}
-	return shared, torch.Cat(parts, 0)
+// routedRows is W's rows of the routed groups, [N_r, g, n] (a view).
+func (g *gating) routedRows(W *torch.Tensor) *torch.Tensor {
+	c := g.cfg
+	return W.Narrow(0, c.Shared*c.G(), c.Routed()*c.G()).View(c.Routed(), c.G(), W.Size(1))
 }
 
 // out is the output projection m ⊙ (h Wᵀ) of h [BT, n] with W [D, n] (rows
@@ -202,11 +179,12 @@ func (g *gating) out(h, W *torch.Tensor) *torch.Tensor {
 	}
 	c, r := g.cfg, g.route
 	BT, Nr, grp := h.Size(0), c.Routed(), c.G()
-	shared, res := g.perGroup(h.IndexSelect(0, r.Tok), W, func(x, w *torch.Tensor) *torch.Tensor { return torch.Linear(x, w, nil) })
-	routed := torch.Zeros([]int{BT * Nr, grp}, h.DType(), h.Device()).
-		IndexPut([]*torch.Tensor{r.Dest}, res, false).View(BT, Nr*grp)
-	if shared == nil {
+	// Each assignment's token row of h times its group's g rows of W,
+	// written to the (token, group) row of the routed output: one grouped
+	// product that gathers and scatters.
+	routed := torch.GroupedMM(h, g.routedRows(W), r.Loads, r.Tok, r.Dest, BT*Nr, true).View(BT, Nr*grp)
+	if c.Shared == 0 {
 		return routed
 	}
-	return torch.Cat([]*torch.Tensor{torch.Linear(h, shared, nil), routed}, 1)
+	return torch.Cat([]*torch.Tensor{torch.Linear(h, W.Narrow(0, 0, c.Shared*grp), nil), routed}, 1)
 }

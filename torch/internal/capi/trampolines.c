@@ -899,6 +899,14 @@ hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, int64_t 
   return hlp_codebook_quantize(a, codes, k, chunk, out, ids, mse);
 }
 
+static hl_status hlu_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
+  hlcapi_unloaded("hl_grouped_mm");
+}
+static __typeof__(hl_grouped_mm) *hlp_grouped_mm = hlu_grouped_mm;
+hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
+  return hlp_grouped_mm(x, w, loads, groups, src, dest, out_rows, trans_w, out);
+}
+
 static hl_status hlu_set_requires_grad(hl_tensor t, int32_t requires_grad) {
   hlcapi_unloaded("hl_set_requires_grad");
 }
@@ -1163,6 +1171,7 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_kl_div", (void **)&hlp_kl_div},
     {"hl_attention", (void **)&hlp_attention},
     {"hl_codebook_quantize", (void **)&hlp_codebook_quantize},
+    {"hl_grouped_mm", (void **)&hlp_grouped_mm},
     {"hl_set_requires_grad", (void **)&hlp_set_requires_grad},
     {"hl_backward", (void **)&hlp_backward},
     {"hl_grad", (void **)&hlp_grad},
@@ -1183,6 +1192,6 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_group_broadcast", (void **)&hlp_group_broadcast},
     {"hl_group_barrier", (void **)&hlp_group_barrier},
 };
-const int hlcapi_nsymbols = 130;
+const int hlcapi_nsymbols = 131;
 
 #pragma GCC visibility pop

@@ -38,3 +38,16 @@ func GroupedMM(x, w *Tensor, loads []int, src, dest *Tensor, outRows int, transW
 	h, err := capi.GroupedMM(x.handle(), w.handle(), int64s(loads), opt(src), opt(dest), int64(outRows), transW)
 	return wrap("grouped_mm", h, err)
 }
+
+// Monarch is the group fusion of models/mohd, F(y) = Pᵀ·BD₂·P·BD₁·y, in
+// one shim call and one autograd node: y [BT, N·g] in N groups of g, bd1
+// [N, g, g] mixes within each group, the transpose permutation P turns the
+// groups into g positions of N, bd2 [g, N, N] mixes across groups at each
+// position, and Pᵀ turns back: out[t, n·g+i] = Σ_m (Σ_j y[t, m·g+j]·
+// bd1[m, j, i])·bd2[i, m, n]. Both products are batched GEMMs on operands
+// made contiguous once, in the forward and the backward (composed from
+// libtorch ops, bmm copies every batch of a transposed view separately).
+func Monarch(y, bd1, bd2 *Tensor) *Tensor {
+	h, err := capi.Monarch(y.handle(), bd1.handle(), bd2.handle())
+	return wrap("monarch", h, err)
+}

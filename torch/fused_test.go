@@ -226,3 +226,50 @@ func TestGroupedMM(t *testing.T) {
 		})
 	}
 }
+
+func TestMonarch(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	ManualSeed(5)
+	BT, N, g := 6, 4, 3
+	y := Randn([]int{BT, N * g}, Float64, RequiresGrad)
+	bd1 := Randn([]int{N, g, g}, Float64, RequiresGrad)
+	bd2 := Randn([]int{g, N, N}, Float64, RequiresGrad)
+	// The composition from libtorch ops (models/mohd before the fused op).
+	ref := func(y, bd1, bd2 *Tensor) *Tensor {
+		a := y.View(BT, N, g).Transpose(0, 1).Bmm(bd1)
+		return a.Permute(2, 1, 0).Bmm(bd2).Permute(1, 2, 0).Reshape(BT, N*g)
+	}
+	got, want := Monarch(y, bd1, bd2), ref(y, bd1, bd2)
+	require.Equal(t, want.Shape(), got.Shape())
+	require.InDelta(t, 0, got.Sub(want).Abs().Amax().Item(), 1e-12, "forward")
+	// One element by the formula: out[t, n·g+i] = Σ_m (Σ_j y[t, m·g+j]·bd1[m, j, i])·bd2[i, m, n].
+	yv, b1, b2 := y.Float64s(), bd1.Float64s(), bd2.Float64s()
+	tt, n, i := 4, 2, 1
+	sum := 0.0
+	for m := 0; m < N; m++ {
+		inner := 0.0
+		for j := 0; j < g; j++ {
+			inner += yv[tt*N*g+m*g+j] * b1[(m*g+j)*g+i]
+		}
+		sum += inner * b2[(i*N+m)*N+n]
+	}
+	require.InDelta(t, sum, got.Float64s()[tt*N*g+n*g+i], 1e-12, "out[4, 2·g+1] by hand")
+	readout := Randn(got.Shape(), Float64)
+	grads := func(out *Tensor) []*Tensor {
+		for _, p := range []*Tensor{y, bd1, bd2} {
+			p.SetGrad(nil)
+		}
+		out.Mul(readout).Sum().Backward()
+		return []*Tensor{y.Grad().Clone(), bd1.Grad().Clone(), bd2.Grad().Clone()}
+	}
+	gg, rg := grads(Monarch(y, bd1, bd2)), grads(ref(y, bd1, bd2))
+	for k, name := range []string{"∂y", "∂bd1", "∂bd2"} {
+		require.InDelta(t, 0, gg[k].Sub(rg[k]).Abs().Amax().Item(), 1e-12, name)
+	}
+	require.NoError(t, GradCheck(func(xs ...*Tensor) *Tensor { return Monarch(xs[0], xs[1], xs[2]) },
+		[]*Tensor{y, bd1, bd2}, GradCheckOptions{}))
+	err := Try(func() { Monarch(Randn([]int{BT, N*g + 1}), Randn([]int{N, g, g}), Randn([]int{g, N, N})) })
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "does not fit")
+}

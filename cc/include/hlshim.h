@@ -314,6 +314,13 @@ HL_API hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, i
 HL_API hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src,
                                hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out);
 
+/* Group fusion of models/mohd with autograd: F(y) = Pᵀ·BD₂·P·BD₁·y for
+ * y [BT, N·g], bd1 [N, g, g] (within groups), bd2 [g, N, N] (across groups,
+ * position by position): out[t, n, i] = Σ_m (Σ_j y[t, m, j]·bd1[m, j, i])·
+ * bd2[i, m, n], as [BT, N·g]. Two batched GEMMs on contiguous operands,
+ * forward and backward. */
+HL_API hl_status hl_monarch(hl_tensor y, hl_tensor bd1, hl_tensor bd2, hl_tensor *out);
+
 /* ---- autograd ---------------------------------------------------------- */
 
 HL_API hl_status hl_set_requires_grad(hl_tensor t, int32_t requires_grad);

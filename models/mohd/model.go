@@ -288,13 +288,11 @@ func (f *FFN) Forward(m *Model, layer int, x *torch.Tensor, B, T int, shared *Ro
 }
 
 // Forward computes F(y) = Pᵀ·BD₂·P·BD₁·y for y [BT, D] in N groups, as
-// two batched GEMMs: over the groups, then over the positions in a group.
+// two batched GEMMs: over the groups (BD₁ within each group), then over the
+// positions in a group (P, BD₂ across groups, Pᵀ). torch.Monarch does both
+// in one node, each on a contiguous copy of its operand.
 func (f *Monarch) Forward(y *torch.Tensor, N int) *torch.Tensor {
-	BT, D := y.Size(0), y.Size(1)
-	g := D / N
-	a := y.View(BT, N, g).Transpose(0, 1).Bmm(f.BD1) // [N, BT, g]: BD₁ within each group
-	b := a.Permute(2, 1, 0).Bmm(f.BD2)               // P, then BD₂ across groups: [g, BT, N]
-	return b.Permute(1, 2, 0).Reshape(BT, D)         // Pᵀ
+	return torch.Monarch(y, f.BD1, f.BD2)
 }
 
 // AuxLoss implements lm.AuxLosser: λ times the mean over routers of the

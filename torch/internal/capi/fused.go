@@ -29,3 +29,9 @@ func GroupedMM(x, w Tensor, loads []int64, src, dest Tensor, outRows int64, tran
 	err = check(C.hl_grouped_mm(x, w, lp, C.int64_t(len(loads)), src, dest, C.int64_t(outRows), t, &out))
 	return out, err
 }
+
+// Monarch is models/mohd's group fusion (hl_monarch).
+func Monarch(y, bd1, bd2 Tensor) (out Tensor, err error) {
+	err = check(C.hl_monarch(y, bd1, bd2, &out))
+	return out, err
+}

@@ -907,6 +907,14 @@ hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
   return hlp_grouped_mm(x, w, loads, groups, src, dest, out_rows, trans_w, out);
 }
 
+static hl_status hlu_monarch(hl_tensor y, hl_tensor bd1, hl_tensor bd2, hl_tensor *out) {
+  hlcapi_unloaded("hl_monarch");
+}
+static __typeof__(hl_monarch) *hlp_monarch = hlu_monarch;
+hl_status hl_monarch(hl_tensor y, hl_tensor bd1, hl_tensor bd2, hl_tensor *out) {
+  return hlp_monarch(y, bd1, bd2, out);
+}
+
 static hl_status hlu_set_requires_grad(hl_tensor t, int32_t requires_grad) {
   hlcapi_unloaded("hl_set_requires_grad");
 }
@@ -1172,6 +1180,7 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_attention", (void **)&hlp_attention},
     {"hl_codebook_quantize", (void **)&hlp_codebook_quantize},
     {"hl_grouped_mm", (void **)&hlp_grouped_mm},
+    {"hl_monarch", (void **)&hlp_monarch},
     {"hl_set_requires_grad", (void **)&hlp_set_requires_grad},
     {"hl_backward", (void **)&hlp_backward},
     {"hl_grad", (void **)&hlp_grad},
@@ -1192,6 +1201,6 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_group_broadcast", (void **)&hlp_group_broadcast},
     {"hl_group_barrier", (void **)&hlp_group_barrier},
 };
-const int hlcapi_nsymbols = 131;
+const int hlcapi_nsymbols = 132;
 
 #pragma GCC visibility pop

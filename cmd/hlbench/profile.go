@@ -109,6 +109,15 @@ func writeProfile(w io.Writer, ops []torch.OpTime, steps int, wallS float64) {
 	}
 	rest := wallMs - perStep(inOps)
 	fmt.Fprintf(w, "%-22s %10.1f %6.1f%%\n", "outside operators", rest, 100*rest/wallMs)
+	fmt.Fprintf(w, "(self times on several threads add up: inside a parallel region they can exceed the wall time.)\n")
+	// The shim's scopes (AdamW, the fused ops) call libtorch operators whose
+	// self time counts under their own kinds above; their totals say what
+	// the scope costs in all.
+	for _, op := range ops {
+		if strings.HasPrefix(op.Name, "hl::") {
+			fmt.Fprintf(w, "%-40s total %8.1f ms/step %6.1f%%\n", op.Name, perStep(op.Total), 100*perStep(op.Total)/wallMs)
+		}
+	}
 	fmt.Fprintf(w, "\n%-60s %8s %10s %10s %7s\n", "operator (most self time)", "calls", "self ms", "total ms", "share")
 	for i, op := range ops {
 		if i == 25 {

@@ -32,4 +32,12 @@
 // Tensor math panics with a *Error (op, kind, message), as PyTorch raises; the
 // runner recovers at step boundaries with Try. Functions that touch the outside
 // world (devices, files) return errors.
+//
+// # Fused ops and profiling
+//
+// A few hot compositions are single shim calls with hand-written backwards,
+// one autograd node each, summing in a fixed order (bitwise-reproducible
+// runs): CodebookQuantize (models/codebook), GroupedMM and Monarch
+// (models/mohd). Profile and ProfileByShape time every operator, autograd
+// node and shim scope that runs, as PyTorch's profiler's key_averages does.
 package torch

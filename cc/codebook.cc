@@ -186,7 +186,7 @@ __attribute__((target("avx2"))) inline void insert8(__m256 &top, __m256i &idx, _
 // candidates, as topk_row. (4) They are ranked by insert8 in index order:
 // the ids of topk_scan over the whole row, ties included.
 __attribute__((target("avx2"))) bool topk_row8(const float *s, int64_t C, int64_t k, int64_t *out) {
-  constexpr int64_t B = 16, maxBlocks = 256, maxCand = 512;
+  constexpr int64_t B = 16, maxBlocks = 1024, maxCand = 512;
   constexpr float inf = std::numeric_limits<float>::infinity();
   const int64_t nb = C / B;
   if (k > 8 || nb < 8 || nb > maxBlocks) return false;
@@ -226,12 +226,13 @@ __attribute__((target("avx2"))) bool topk_row8(const float *s, int64_t C, int64_
 // them) and the tail past the last full block can hold such scores: their
 // scores ≥ T are the candidates, about k·(1 + small) in a row, and
 // topk_scan ranks them. The ids are those of topk_scan over the whole row
-// (the same order, ties included); rows of fewer than 16·k or more than
-// 4,096 scores, an infinite T or a pathological number of candidates (many
-// ties) take the plain scan. For k ≤ 8 on a CPU with AVX2, topk_row8 takes
-// the row.
+// (the same order, ties included); rows of fewer than 16·k scores or more
+// than 1,024 blocks (C ≥ 16,400), an infinite T or a pathological number
+// of candidates (many ties) take the plain scan. For k ≤ 8 on a CPU with
+// AVX2, topk_row8 takes the row (at the paper's C = 10,000 about 22
+// candidates of 10,000 scores, Gaussian scores).
 inline void topk_row(const float *s, int64_t C, int64_t k, int64_t *out) {
-  constexpr int64_t B = 16, maxBlocks = 256, maxCand = 512;
+  constexpr int64_t B = 16, maxBlocks = 1024, maxCand = 512;
   constexpr float inf = std::numeric_limits<float>::infinity();
 #if HL_TOPK_AVX2
   static const bool avx2 = __builtin_cpu_supports("avx2");

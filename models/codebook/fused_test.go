@@ -101,3 +101,30 @@ func TestFusedMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestFusedIDsAtPaperScale: at the paper's C = 10,000 codes (625 blocks of
+// 16 scores per row, the top-k's widest rows) the fused op selects the
+// reference path's ids (at::topk) for k = 8 and 32, one group and four.
+func TestFusedIDsAtPaperScale(t *testing.T) {
+	const B, T, d, C = 1, 24, 16, 10000
+	for _, k := range []int{8, 32} {
+		for _, G := range []int{1, 4} {
+			t.Run(fmt.Sprintf("k%d_G%d", k, G), func(t *testing.T) {
+				torch.ManualSeed(uint64(11 + k + G))
+				l, _ := newTestLayer(t, G, C, k, d, nil)
+				l.Record = true
+				defer l.Close()
+				x := torch.Randn([]int{B, T, G * d}).Retain()
+				w := torch.Randn([]int{B, T, G * d}).Retain()
+				defer x.Free()
+				defer w.Free()
+				l.Reference = true
+				ref := runQuantize(t, l, x, w, true)
+				l.Reference = false
+				got := runQuantize(t, l, x, w, true)
+				require.Equal(t, ref.ids, got.ids, "ids")
+				require.LessOrEqual(t, maxDiff(got.out, ref.out), 1e-6, "out")
+			})
+		}
+	}
+}

@@ -175,12 +175,7 @@ int64_t hl_build_info(char *buf, int64_t cap) {
   } catch (...) {
     s = "unavailable";
   }
-  if (buf != nullptr && cap > 0) {
-    size_t n = std::min(static_cast<size_t>(cap - 1), s.size());
-    std::memcpy(buf, s.data(), n);
-    buf[n] = '\0';
-  }
-  return static_cast<int64_t>(s.size());
+  return hl::copy_string(s, buf, cap);
 }
 
 int64_t hl_live_tensors(void) { return hl::live_tensors.load(std::memory_order_relaxed); }

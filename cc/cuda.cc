@@ -38,12 +38,7 @@ hl_status hl_cuda_device_info(int32_t index, char *name, int64_t cap, int64_t *t
 #ifdef HL_WITH_CUDA
     hl::device(HL_CUDA, index);  // validates the ordinal
     const cudaDeviceProp *p = at::cuda::getDeviceProperties(index);
-    std::string n = p->name;
-    if (name != nullptr && cap > 0) {
-      size_t k = std::min(static_cast<size_t>(cap - 1), n.size());
-      std::memcpy(name, n.data(), k);
-      name[k] = '\0';
-    }
+    hl::copy_string(p->name, name, cap);
     *total_bytes = static_cast<int64_t>(p->totalGlobalMem);
 #else
     (void)index, (void)name, (void)cap, (void)total_bytes;

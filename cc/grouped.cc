@@ -41,10 +41,23 @@ void add_rows(at::Tensor &dst, const at::Tensor &idx, const at::Tensor &src) {
   });
 }
 
-// rows_of is the input rows of one group: x's rows src[start, start + n)
-// (a copy) or, without src, rows [start, start + n) of x (a view).
-at::Tensor rows_of(const at::Tensor &x, const at::Tensor &src, int64_t start, int64_t n) {
-  return src.defined() ? x.index_select(0, src.narrow(0, start, n)) : x.narrow(0, start, n);
+// rows_of is one group's rows of x: x's rows idx[start, start + n) (a
+// copy) or, without idx, rows [start, start + n) of x (a view).
+at::Tensor rows_of(const at::Tensor &x, const at::Tensor &idx, int64_t start, int64_t n) {
+  return idx.defined() ? x.index_select(0, idx.narrow(0, start, n)) : x.narrow(0, start, n);
+}
+
+// mm_into_rows adds a·b to one group's rows of out, rows idx[start,
+// start + n) (add_rows), or without idx writes it to rows [start, start + n)
+// (the product goes straight into them): rows_of's counterpart for results.
+void mm_into_rows(at::Tensor &out, const at::Tensor &idx, int64_t start, int64_t n, const at::Tensor &a,
+                  const at::Tensor &b) {
+  if (idx.defined()) {
+    add_rows(out, idx.narrow(0, start, n), at::mm(a, b));
+  } else {
+    auto rows = out.narrow(0, start, n);
+    at::mm_out(rows, a, b);
+  }
 }
 
 struct GroupedMM : public torch::autograd::Function<GroupedMM> {
@@ -65,14 +78,7 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
     for (size_t j = 0; j < loads.size(); ++j) {
       const int64_t n = loads[j];
       if (n == 0) continue;
-      const auto xj = rows_of(x, src, start, n);
-      const auto wj = trans ? w[j].t() : w[j];
-      if (dest.defined()) {
-        add_rows(y, dest.narrow(0, start, n), at::mm(xj, wj));
-      } else {
-        auto yj = y.narrow(0, start, n);
-        at::mm_out(yj, xj, wj);
-      }
+      mm_into_rows(y, dest, start, n, rows_of(x, src, start, n), trans ? w[j].t() : w[j]);
       start += n;
     }
     ctx->save_for_backward({x, w});
@@ -106,17 +112,12 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
     for (size_t j = 0; j < loads.size(); ++j) {
       const int64_t n = loads[j];
       if (n == 0) continue;
-      const auto gj = dest.defined() ? gy.index_select(0, dest.narrow(0, start, n)) : gy.narrow(0, start, n);
-      if (need_x) {
-        const auto wt = trans ? w[j] : w[j].t();
-        if (src.defined()) {
-          add_rows(gx, src.narrow(0, start, n), at::mm(gj, wt));
-        } else {
-          auto gxj = gx.narrow(0, start, n);
-          at::mm_out(gxj, gj, wt);
-        }
-      }
+      const auto gj = rows_of(gy, dest, start, n);
+      if (need_x) mm_into_rows(gx, src, start, n, gj, trans ? w[j] : w[j].t());
       if (need_w) {
+        // The group's input rows again: gathered anew rather than saved by
+        // the forward, which would hold all gathered rows (K per token of x
+        // in the out projection) until the backward.
         const auto xj = rows_of(x, src, start, n);
         auto gwj = gw[j];
         if (trans) {

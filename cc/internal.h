@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <new>
@@ -74,6 +75,18 @@ inline at::IntArrayRef dims(const int64_t *p, int32_t n) {
   return at::IntArrayRef(p, static_cast<size_t>(n));
 }
 std::vector<at::Tensor> tensors(const hl_tensor *ts, int32_t n);
+
+// copy_string writes s into buf as a NUL-terminated string truncated to cap
+// bytes (nothing when buf is NULL or cap <= 0) and returns s's full length:
+// the contract of the ABI's string results (hl_build_info, …).
+inline int64_t copy_string(const std::string &s, char *buf, int64_t cap) {
+  if (buf != nullptr && cap > 0) {
+    const size_t n = std::min(static_cast<size_t>(cap - 1), s.size());
+    std::memcpy(buf, s.data(), n);
+    buf[n] = '\0';
+  }
+  return static_cast<int64_t>(s.size());
+}
 
 at::ScalarType scalar_type(int32_t dtype);
 int32_t dtype_code(at::ScalarType st) noexcept;

@@ -145,12 +145,7 @@ int64_t hl_profile_table(char *buf, int64_t cap) {
   } catch (...) {
     s.clear();
   }
-  if (buf != nullptr && cap > 0) {
-    size_t n = std::min(static_cast<size_t>(cap - 1), s.size());
-    std::memcpy(buf, s.data(), n);
-    buf[n] = '\0';
-  }
-  return static_cast<int64_t>(s.size());
+  return hl::copy_string(s, buf, cap);
 }
 
 }  // extern "C"

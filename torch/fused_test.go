@@ -181,18 +181,14 @@ func TestGroupedMM(t *testing.T) {
 			require.InDelta(t, 0, got.Sub(want).Abs().Amax().Item(), 1e-12, "forward")
 			// The backward against the reference's and finite differences.
 			readout := Randn(got.Shape(), Float64)
-			gx, gw := func(y *Tensor) (*Tensor, *Tensor) {
+			grads := func(y *Tensor) (*Tensor, *Tensor) {
 				x.SetGrad(nil)
 				w.SetGrad(nil)
 				y.Mul(readout).Sum().Backward()
 				return x.Grad().Clone(), w.Grad().Clone()
-			}(got)
-			rx, rw := func(y *Tensor) (*Tensor, *Tensor) {
-				x.SetGrad(nil)
-				w.SetGrad(nil)
-				y.Mul(readout).Sum().Backward()
-				return x.Grad().Clone(), w.Grad().Clone()
-			}(want)
+			}
+			gx, gw := grads(got)
+			rx, rw := grads(want)
 			require.InDelta(t, 0, gx.Sub(rx).Abs().Amax().Item(), 1e-12, "∂x")
 			require.InDelta(t, 0, gw.Sub(rw).Abs().Amax().Item(), 1e-12, "∂w")
 			require.NoError(t, GradCheck(func(xs ...*Tensor) *Tensor {

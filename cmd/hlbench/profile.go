@@ -97,8 +97,8 @@ func writeProfile(w io.Writer, ops []torch.OpTime, steps int, wallS float64) {
 	}
 	fmt.Fprintf(w, "profile: %d step(s), %.1f ms per step (wall, profiler on); self time per step by kind:\n", steps, wallMs)
 	fmt.Fprintf(w, "%-22s %10s %7s\n", "kind", "ms/step", "share")
-	kinds := append([]string{}, "GEMM")
-	for _, k := range opKinds[1:] {
+	var kinds []string
+	for _, k := range opKinds {
 		kinds = append(kinds, k.kind)
 	}
 	kinds = append(kinds, "autograd nodes", "other")

@@ -252,7 +252,7 @@ func (s *Sublayer) begin(m *Model, layer int, x *torch.Tensor, shared *Route) (u
 // the fused output [B, T, D].
 func (s *Sublayer) end(m *Model, layer int, x, y *torch.Tensor, g *gating) *torch.Tensor {
 	if s.Fusion != nil {
-		f := s.Fusion.Forward(y, s.cfg.Groups)
+		f := s.Fusion.Forward(y)
 		if Write(s.cfg.FusionWrite) == WriteMasked && g.route != nil {
 			f = f.Mul(g.maskD())
 		}
@@ -287,11 +287,11 @@ func (f *FFN) Forward(m *Model, layer int, x *torch.Tensor, B, T int, shared *Ro
 	return f.end(m, layer, x, g.out(h, f.W2), g), g.route
 }
 
-// Forward computes F(y) = Pᵀ·BD₂·P·BD₁·y for y [BT, D] in N groups, as
-// two batched GEMMs: over the groups (BD₁ within each group), then over the
+// Forward computes F(y) = Pᵀ·BD₂·P·BD₁·y for y [BT, D] in N groups (N =
+// BD₁'s first dimension), as two batched GEMMs: over the groups (BD₁ within each group), then over the
 // positions in a group (P, BD₂ across groups, Pᵀ). torch.Monarch does both
 // in one node, each on a contiguous copy of its operand.
-func (f *Monarch) Forward(y *torch.Tensor, N int) *torch.Tensor {
+func (f *Monarch) Forward(y *torch.Tensor) *torch.Tensor {
 	return torch.Monarch(y, f.BD1, f.BD2)
 }
 

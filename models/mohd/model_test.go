@@ -324,7 +324,7 @@ func TestMonarchByHand(t *testing.T) {
 		torch.WithScope(func() {
 			f := &Monarch{BD1: torch.Randn([]int{c.N, c.g, c.g}), BD2: torch.Randn([]int{c.g, c.N, c.N})}
 			y := torch.Randn([]int{c.BT, c.N * c.g})
-			got := f.Forward(y, c.N).Float64s()
+			got := f.Forward(y).Float64s()
 			yv, b1, b2 := y.Float64s(), f.BD1.Float64s(), f.BD2.Float64s()
 			D, N, g := c.N*c.g, c.N, c.g
 			for tk := 0; tk < c.BT; tk++ {

@@ -86,12 +86,23 @@ func handles(ts []Tensor) *C.hl_tensor {
 // ABIVersion reports the loaded shim's ABI version.
 func ABIVersion() int { return int(C.hl_abi_version()) }
 
+// readString reads a string result of the shim (hl::copy_string's
+// contract: f writes at most cap bytes, NUL included, into buf and returns
+// the full length), asking again if the string grew between the call that
+// measured it and the one that copied it.
+func readString(f func(buf *C.char, cap C.int64_t) C.int64_t) string {
+	for {
+		n := f(nil, 0)
+		buf := make([]byte, int(n)+1)
+		if m := f((*C.char)(unsafe.Pointer(&buf[0])), C.int64_t(len(buf))); m <= n {
+			return string(buf[:m])
+		}
+	}
+}
+
 // BuildInfo describes the loaded shim and its libtorch.
 func BuildInfo() string {
-	n := C.hl_build_info(nil, 0)
-	buf := make([]byte, int(n)+1)
-	C.hl_build_info((*C.char)(unsafe.Pointer(&buf[0])), C.int64_t(len(buf)))
-	return string(buf[:n])
+	return readString(func(buf *C.char, cap C.int64_t) C.int64_t { return C.hl_build_info(buf, cap) })
 }
 
 // ProfileStart turns the shim's operator profiler on (and clears its
@@ -110,14 +121,7 @@ func ProfileStop() error { return check(C.hl_profile_stop()) }
 // ProfileTable is the profiler's table: a line per operator name,
 // "name\tcalls\tself_ns\ttotal_ns".
 func ProfileTable() string {
-	for {
-		n := C.hl_profile_table(nil, 0)
-		buf := make([]byte, int(n)+1)
-		m := C.hl_profile_table((*C.char)(unsafe.Pointer(&buf[0])), C.int64_t(len(buf)))
-		if m <= n { // the table did not grow between the two calls
-			return string(buf[:m])
-		}
-	}
+	return readString(func(buf *C.char, cap C.int64_t) C.int64_t { return C.hl_profile_table(buf, cap) })
 }
 
 // TorchVersion is major*10000 + minor*100 + patch of the linked libtorch.

@@ -44,9 +44,13 @@ func GroupedMM(x, w *Tensor, loads []int, src, dest *Tensor, outRows int, transW
 // [N, g, g] mixes within each group, the transpose permutation P turns the
 // groups into g positions of N, bd2 [g, N, N] mixes across groups at each
 // position, and Pᵀ turns back: out[t, n·g+i] = Σ_m (Σ_j y[t, m·g+j]·
-// bd1[m, j, i])·bd2[i, m, n]. Both products are batched GEMMs on operands
-// made contiguous once, in the forward and the backward (composed from
-// libtorch ops, bmm copies every batch of a transposed view separately).
+// bd1[m, j, i])·bd2[i, m, n]. On the CPU (float32 and float64, g ≤ 64)
+// the shim computes it token by token in vectorised loops, the backward
+// recomputing the intermediate and summing the weight gradients in a fixed
+// order (bit-identical for any thread count); elsewhere both products are
+// batched GEMMs on operands made contiguous once (composed from libtorch
+// ops, the products' transposed operands cost more than the products at
+// g = 8).
 func Monarch(y, bd1, bd2 *Tensor) *Tensor {
 	h, err := capi.Monarch(y.handle(), bd1.handle(), bd2.handle())
 	return wrap("monarch", h, err)

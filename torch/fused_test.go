@@ -269,3 +269,66 @@ func TestMonarch(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "does not fit")
 }
+
+// TestMonarchKernels checks the shim's own loops for the fusion against the
+// composition from libtorch ops at the sizes that take each of them: groups
+// of whole vectors (g = 8, 16, 32 in float32, g = 8 in float64), a g that
+// does not fill a vector (g = 12), group counts that leave a remainder in
+// the blocked weight-gradient sums (N = 5, 6), token counts that leave a
+// partial tile and more than one weight-gradient block (BT = 70, 300), and
+// a y that is not contiguous. The weight gradients must be bit-identical
+// for 1 and 2 threads (a fixed partition of the tokens).
+func TestMonarchKernels(t *testing.T) {
+	cases := []struct {
+		BT, N, g int
+		dtype    DType
+		tol      float64
+	}{
+		{70, 16, 8, Float32, 2e-5},
+		{300, 16, 32, Float32, 5e-5},
+		{33, 5, 16, Float32, 2e-5},
+		{64, 6, 12, Float32, 2e-5},
+		{50, 4, 8, Float64, 1e-12},
+	}
+	for _, c := range cases {
+		s := NewScope()
+		ManualSeed(11)
+		D := c.N * c.g
+		// y as the transpose of a [D, BT] tensor: not contiguous.
+		yt := Randn([]int{D, c.BT}, c.dtype)
+		y := yt.Transpose(0, 1).Detach().SetRequiresGrad(true)
+		bd1 := Randn([]int{c.N, c.g, c.g}, c.dtype).MulScalar(0.3).Detach().SetRequiresGrad(true)
+		bd2 := Randn([]int{c.g, c.N, c.N}, c.dtype).MulScalar(0.3).Detach().SetRequiresGrad(true)
+		readout := Randn([]int{c.BT, D}, c.dtype)
+		ref := func() *Tensor {
+			a := y.Reshape(c.BT, c.N, c.g).Transpose(0, 1).Bmm(bd1)
+			return a.Permute(2, 1, 0).Bmm(bd2).Permute(1, 2, 0).Reshape(c.BT, D)
+		}
+		run := func(f func() *Tensor) []*Tensor {
+			for _, p := range []*Tensor{y, bd1, bd2} {
+				p.SetGrad(nil)
+			}
+			out := f()
+			out.Mul(readout).Sum().Backward()
+			return []*Tensor{out.Detach(), y.Grad().Clone(), bd1.Grad().Clone(), bd2.Grad().Clone()}
+		}
+		fused := func() *Tensor { return Monarch(y, bd1, bd2) }
+		want := run(ref)
+		var one, two []*Tensor
+		threads := NumThreads()
+		RunLocked(func() {
+			require.NoError(t, SetNumThreads(1))
+			one = run(fused)
+			require.NoError(t, SetNumThreads(2))
+			two = run(fused)
+			require.NoError(t, SetNumThreads(threads))
+		})
+		for k, name := range []string{"out", "∂y", "∂bd1", "∂bd2"} {
+			scale := want[k].Abs().Amax().Item()
+			require.InDelta(t, 0, one[k].Sub(want[k]).Abs().Amax().Item()/scale, c.tol,
+				"BT %d N %d g %d %v: %s", c.BT, c.N, c.g, c.dtype, name)
+			require.Equal(t, one[k].Float64s(), two[k].Float64s(), "BT %d N %d g %d: %s differs between 1 and 2 threads", c.BT, c.N, c.g, name)
+		}
+		s.Close()
+	}
+}

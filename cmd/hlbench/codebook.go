@@ -62,6 +62,16 @@ func cpuSeconds() float64 {
 	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
+// minorFaults is the process's minor page faults so far (first touches of
+// fresh pages: what allocations that glibc maps anew cost).
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Minflt
+}
+
 // codebookChild trains one case in this process and prints a codebookResult.
 func codebookChild(cfg config, name string) error {
 	var b codebookBench

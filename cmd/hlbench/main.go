@@ -49,6 +49,7 @@ func main() {
 	child := flag.String("child", "", "run one measurement in this process (suite:case; gpt:large, codebook:codebook, mohd:'C50 gathered', …) and print it as JSON")
 	prof := flag.Bool("profile", false, "with -child: profile the timed steps by operator (written to stderr)")
 	flag.BoolVar(&profileShapes, "profile-shapes", false, "with -profile: key operators by name and input sizes")
+	flag.IntVar(&profileRows, "profile-rows", profileRows, "with -profile: operators listed, most self time first (0: all)")
 	flag.Parse()
 
 	if err := torch.SetNumThreads(cfg.threads); err != nil {

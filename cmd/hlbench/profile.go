@@ -17,6 +17,9 @@ var profileOut io.Writer
 // profileShapes keys the profile's operators by name and input sizes.
 var profileShapes bool
 
+// profileRows is how many operators the profile's table lists (all when ≤ 0).
+var profileRows = 25
+
 // timeSteps runs warmup steps, then times steps more: wall and CPU seconds
 // per step.
 func timeSteps(step func(), warmup, steps int) (wallS, cpuS float64, err error) {
@@ -28,7 +31,7 @@ func timeSteps(step func(), warmup, steps int) (wallS, cpuS float64, err error) 
 			step()
 		}
 	}
-	t0, c0 := time.Now(), cpuSeconds()
+	t0, c0, f0 := time.Now(), cpuSeconds(), minorFaults()
 	var ops []torch.OpTime
 	if profileOut == nil {
 		run()
@@ -43,6 +46,7 @@ func timeSteps(step func(), warmup, steps int) (wallS, cpuS float64, err error) 
 	wallS, cpuS = time.Since(t0).Seconds()/n, (cpuSeconds()-c0)/n
 	if profileOut != nil {
 		writeProfile(profileOut, ops, steps, wallS)
+		fmt.Fprintf(profileOut, "minor page faults per step: %.0f\n", float64(minorFaults()-f0)/n)
 	}
 	return wallS, cpuS, nil
 }
@@ -120,7 +124,7 @@ func writeProfile(w io.Writer, ops []torch.OpTime, steps int, wallS float64) {
 	}
 	fmt.Fprintf(w, "\n%-60s %8s %10s %10s %7s\n", "operator (most self time)", "calls", "self ms", "total ms", "share")
 	for i, op := range ops {
-		if i == 25 {
+		if i == profileRows && profileRows > 0 {
 			break
 		}
 		fmt.Fprintf(w, "%-60s %8.1f %10.2f %10.2f %6.1f%%\n", op.Name, float64(op.Calls)/float64(steps),

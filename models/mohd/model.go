@@ -288,9 +288,9 @@ func (f *FFN) Forward(m *Model, layer int, x *torch.Tensor, B, T int, shared *Ro
 }
 
 // Forward computes F(y) = Pᵀ·BD₂·P·BD₁·y for y [BT, D] in N groups (N =
-// BD₁'s first dimension), as two batched GEMMs: over the groups (BD₁ within each group), then over the
-// positions in a group (P, BD₂ across groups, Pᵀ). torch.Monarch does both
-// in one node, each on a contiguous copy of its operand.
+// BD₁'s first dimension): BD₁ within each group, then P, BD₂ across the
+// groups at each position and Pᵀ, in one node (torch.Monarch; on the CPU
+// the shim's own loops, elsewhere two batched GEMMs).
 func (f *Monarch) Forward(y *torch.Tensor) *torch.Tensor {
 	return torch.Monarch(y, f.BD1, f.BD2)
 }

@@ -55,3 +55,14 @@ func Monarch(y, bd1, bd2 *Tensor) *Tensor {
 	h, err := capi.Monarch(y.handle(), bd1.handle(), bd2.handle())
 	return wrap("monarch", h, err)
 }
+
+// SwiGLU is the gate of a SwiGLU feed-forward layer, silu(a) ⊙ b for x =
+// [a | b] split in two halves of its last dimension: x [..., 2n] → [..., n].
+// One autograd node: on the CPU in float32 the forward reads x once and the
+// backward writes both halves of x's gradient in one pass (composed, the
+// split, silu and product cost a concatenation of the halves' gradients
+// and about thirteen passes over the data); σ is recomputed, not saved.
+func SwiGLU(x *Tensor) *Tensor {
+	h, err := capi.SwiGLU(x.handle())
+	return wrap("swiglu", h, err)
+}

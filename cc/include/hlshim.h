@@ -321,6 +321,11 @@ HL_API hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, i
  * forward and backward. */
 HL_API hl_status hl_monarch(hl_tensor y, hl_tensor bd1, hl_tensor bd2, hl_tensor *out);
 
+/* The SwiGLU gate with autograd: silu(a) ⊙ b for x = [a | b] split in two
+ * halves of its last dimension ([..., 2n] → [..., n]). One pass over x
+ * forward, one over x and the gradient backward. */
+HL_API hl_status hl_swiglu(hl_tensor x, hl_tensor *out);
+
 /* ---- autograd ---------------------------------------------------------- */
 
 HL_API hl_status hl_set_requires_grad(hl_tensor t, int32_t requires_grad);

@@ -282,8 +282,7 @@ func (a *Attention) Forward(m *Model, layer int, x *torch.Tensor, B, T int, shar
 // Forward is x + ŷ for the SwiGLU FFN over x [B, T, D].
 func (f *FFN) Forward(m *Model, layer int, x *torch.Tensor, B, T int, shared *Route) (*torch.Tensor, *Route) {
 	u, g := f.begin(m, layer, x, shared)
-	h13 := g.in(u, f.W13).Chunk(2, -1)
-	h := h13[0].Silu().Mul(h13[1])
+	h := torch.SwiGLU(g.in(u, f.W13)) // SiLU(z W_1) ⊙ z W_3
 	return f.end(m, layer, x, g.out(h, f.W2), g), g.route
 }
 

@@ -35,3 +35,9 @@ func Monarch(y, bd1, bd2 Tensor) (out Tensor, err error) {
 	err = check(C.hl_monarch(y, bd1, bd2, &out))
 	return out, err
 }
+
+// SwiGLU is the SwiGLU gate silu(a) ⊙ b of x = [a | b] (hl_swiglu).
+func SwiGLU(x Tensor) (out Tensor, err error) {
+	err = check(C.hl_swiglu(x, &out))
+	return out, err
+}

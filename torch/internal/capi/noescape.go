@@ -233,6 +233,8 @@ package capi
 #cgo nocallback hl_grouped_mm
 #cgo noescape hl_monarch
 #cgo nocallback hl_monarch
+#cgo noescape hl_swiglu
+#cgo nocallback hl_swiglu
 #cgo noescape hl_set_requires_grad
 #cgo nocallback hl_set_requires_grad
 #cgo noescape hl_backward

@@ -915,6 +915,14 @@ hl_status hl_monarch(hl_tensor y, hl_tensor bd1, hl_tensor bd2, hl_tensor *out) 
   return hlp_monarch(y, bd1, bd2, out);
 }
 
+static hl_status hlu_swiglu(hl_tensor x, hl_tensor *out) {
+  hlcapi_unloaded("hl_swiglu");
+}
+static __typeof__(hl_swiglu) *hlp_swiglu = hlu_swiglu;
+hl_status hl_swiglu(hl_tensor x, hl_tensor *out) {
+  return hlp_swiglu(x, out);
+}
+
 static hl_status hlu_set_requires_grad(hl_tensor t, int32_t requires_grad) {
   hlcapi_unloaded("hl_set_requires_grad");
 }
@@ -1181,6 +1189,7 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_codebook_quantize", (void **)&hlp_codebook_quantize},
     {"hl_grouped_mm", (void **)&hlp_grouped_mm},
     {"hl_monarch", (void **)&hlp_monarch},
+    {"hl_swiglu", (void **)&hlp_swiglu},
     {"hl_set_requires_grad", (void **)&hlp_set_requires_grad},
     {"hl_backward", (void **)&hlp_backward},
     {"hl_grad", (void **)&hlp_grad},
@@ -1201,6 +1210,6 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_group_broadcast", (void **)&hlp_group_broadcast},
     {"hl_group_barrier", (void **)&hlp_group_barrier},
 };
-const int hlcapi_nsymbols = 132;
+const int hlcapi_nsymbols = 133;
 
 #pragma GCC visibility pop

@@ -62,10 +62,12 @@ void mm_into_rows(at::Tensor &out, const at::Tensor &idx, int64_t start, int64_t
 
 struct GroupedMM : public torch::autograd::Function<GroupedMM> {
   // y[dest[i]] += x[src[i]] · op(w[j]) for the rows i of group j, where
-  // op(w) = w, or wᵀ when trans.
+  // op(w) = w, or wᵀ when trans; y starts as zeros, or as base (only with
+  // dest; GroupedMMAdd), which it then is, updated in place.
   static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &w,
                                std::vector<int64_t> loads, const c10::optional<at::Tensor> &src_opt,
-                               const c10::optional<at::Tensor> &dest_opt, int64_t out_rows, bool trans) {
+                               const c10::optional<at::Tensor> &dest_opt, int64_t out_rows, bool trans,
+                               at::Tensor base = at::Tensor()) {
     // The indices are optional arguments, not tensors: autograd gives them
     // no gradient and does not ask for one.
     const at::Tensor src = src_opt.value_or(at::Tensor()), dest = dest_opt.value_or(at::Tensor());
@@ -73,7 +75,13 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
     const int64_t q = trans ? w.size(1) : w.size(2);
     int64_t M = 0;
     for (int64_t n : loads) M += n;
-    at::Tensor y = dest.defined() ? at::zeros({out_rows, q}, x.options()) : at::empty({M, q}, x.options());
+    at::Tensor y;
+    if (base.defined()) {
+      ctx->mark_dirty({base});
+      y = base;
+    } else {
+      y = dest.defined() ? at::zeros({out_rows, q}, x.options()) : at::empty({M, q}, x.options());
+    }
     int64_t start = 0;
     for (size_t j = 0; j < loads.size(); ++j) {
       const int64_t n = loads[j];
@@ -86,6 +94,7 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
     ctx->saved_data["dest"] = dest_opt;
     ctx->saved_data["loads"] = loads;
     ctx->saved_data["trans"] = trans;
+    ctx->saved_data["base"] = base.defined();
     return {y};
   }
 
@@ -128,7 +137,25 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
       }
       start += n;
     }
-    return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    variable_list out{gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    // base's gradient is the output's: the products were added to it.
+    if (ctx->saved_data["base"].toBool()) out.push_back(grads[0]);
+    return out;
+  }
+};
+
+// GroupedMMAdd is GroupedMM into base: a node of its own because base is
+// a tensor input (autograd passes it the output's gradient), which
+// GroupedMM without base does not have.
+struct GroupedMMAdd : public torch::autograd::Function<GroupedMMAdd> {
+  static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &w,
+                               std::vector<int64_t> loads, const c10::optional<at::Tensor> &src_opt,
+                               const c10::optional<at::Tensor> &dest_opt, int64_t out_rows, bool trans,
+                               const at::Tensor &base) {
+    return GroupedMM::forward(ctx, x, w, std::move(loads), src_opt, dest_opt, out_rows, trans, base);
+  }
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    return GroupedMM::backward(ctx, std::move(grads));
   }
 };
 
@@ -137,7 +164,7 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
 extern "C" {
 
 hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src,
-                        hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
+                        hl_tensor dest, hl_tensor base, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
   HL_TRY({
     const auto &X = hl::T(x);
     const auto &W = hl::T(w);
@@ -182,9 +209,23 @@ hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
       if (out_rows < 0) throw hl::Error(HL_ERR_VALUE, "grouped_mm: negative out_rows");
       D = check_index(dest, "dest", out_rows);
     }
-    auto r = GroupedMM::apply(X, W, ls, S.defined() ? c10::optional<at::Tensor>(S) : c10::nullopt,
-                              D.defined() ? c10::optional<at::Tensor>(D) : c10::nullopt, out_rows, trans);
-    hl::put(out, r[0]);
+    at::Tensor B;
+    if (base != nullptr) {
+      B = hl::T(base);
+      const int64_t q = trans ? W.size(1) : W.size(2);
+      if (dest == nullptr) throw hl::Error(HL_ERR_VALUE, "grouped_mm: base needs dest (the rows it adds to)");
+      if (B.dim() != 2 || B.size(0) != out_rows || B.size(1) != q)
+        throw hl::Error(HL_ERR_SHAPE, "grouped_mm: base must be [" + std::to_string(out_rows) + ", " +
+                                          std::to_string(q) + "] (out_rows and w's output size)");
+      if (B.scalar_type() != X.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "grouped_mm: base and x differ in dtype");
+      if (!B.is_contiguous()) throw hl::Error(HL_ERR_VALUE, "grouped_mm: base must be contiguous (it is added to in place)");
+      if (B.is_leaf() && B.requires_grad())
+        throw hl::Error(HL_ERR_VALUE, "grouped_mm: base is a leaf that requires grad (it is added to in place)");
+    }
+    const auto S_opt = S.defined() ? c10::optional<at::Tensor>(S) : c10::nullopt;
+    const auto D_opt = D.defined() ? c10::optional<at::Tensor>(D) : c10::nullopt;
+    hl::put(out, B.defined() ? GroupedMMAdd::apply(X, W, ls, S_opt, D_opt, out_rows, trans, B)[0]
+                             : GroupedMM::apply(X, W, ls, S_opt, D_opt, out_rows, trans)[0]);
   })
 }
 

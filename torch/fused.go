@@ -35,7 +35,19 @@ func CodebookQuantize(a, codes *Tensor, k, chunk int) (out, ids, mse *Tensor) {
 // gather of rows src and the scatter-add into rows dest happen in the op,
 // and the backward sums rows in a fixed order (bitwise reproducible).
 func GroupedMM(x, w *Tensor, loads []int, src, dest *Tensor, outRows int, transW bool) *Tensor {
-	h, err := capi.GroupedMM(x.handle(), w.handle(), int64s(loads), opt(src), opt(dest), int64(outRows), transW)
+	h, err := capi.GroupedMM(x.handle(), w.handle(), int64s(loads), opt(src), opt(dest), nil, int64(outRows), transW)
+	return wrap("grouped_mm", h, err)
+}
+
+// GroupedMMAdd is GroupedMM with dest added into base [outRows, q] instead
+// of a zero result: base + GroupedMM(x, w, loads, src, dest, outRows,
+// transW), computed in base's storage (saving the zero fill and the
+// addition). base is updated in place and returned; autograd records the
+// addition, so base must be a fresh result (contiguous, not a leaf that
+// requires grad, not saved by another op for its backward).
+func GroupedMMAdd(base, x, w *Tensor, loads []int, src, dest *Tensor, transW bool) *Tensor {
+	h, err := capi.GroupedMM(x.handle(), w.handle(), int64s(loads), opt(src), opt(dest), base.handle(),
+		int64(base.Size(0)), transW)
 	return wrap("grouped_mm", h, err)
 }
 

@@ -194,6 +194,23 @@ func TestGroupedMM(t *testing.T) {
 			require.NoError(t, GradCheck(func(xs ...*Tensor) *Tensor {
 				return GroupedMM(xs[0], xs[1], loads, src, dest, c.outRows, c.transW)
 			}, []*Tensor{x, w}, GradCheckOptions{}))
+			if dest == nil {
+				return
+			}
+			// Into a base: base + the product, base's input getting the
+			// output's gradient (base = 2·b here, so ∂b = 2·readout).
+			b := Randn(got.Shape(), Float64, RequiresGrad)
+			x.SetGrad(nil)
+			w.SetGrad(nil)
+			sum := GroupedMMAdd(b.MulScalar(2), x, w, loads, src, dest, c.transW)
+			require.InDelta(t, 0, sum.Sub(want.Add(b.MulScalar(2))).Abs().Amax().Item(), 1e-12, "base: forward")
+			sum.Mul(readout).Sum().Backward()
+			require.InDelta(t, 0, x.Grad().Sub(rx).Abs().Amax().Item(), 1e-12, "base: ∂x")
+			require.InDelta(t, 0, w.Grad().Sub(rw).Abs().Amax().Item(), 1e-12, "base: ∂w")
+			require.InDelta(t, 0, b.Grad().Sub(readout.MulScalar(2)).Abs().Amax().Item(), 1e-12, "base: ∂b")
+			require.NoError(t, GradCheck(func(xs ...*Tensor) *Tensor {
+				return GroupedMMAdd(xs[2].MulScalar(1), xs[0], xs[1], loads, src, dest, c.transW)
+			}, []*Tensor{x, w, b}, GradCheckOptions{}))
 		})
 	}
 	// Bad input is an error naming what is wrong, not a crash.
@@ -214,6 +231,17 @@ func TestGroupedMM(t *testing.T) {
 		{"loads for another group count", func() {
 			GroupedMM(Randn([]int{8, 5}), Randn([]int{3, 5, 6}), loads, nil, nil, 0, false)
 		}, "groups"},
+		{"base without dest", func() {
+			GroupedMMAdd(Randn([]int{8, 6}), Randn([]int{8, 5}), Randn([]int{4, 5, 6}), loads, nil, nil, false)
+		}, "base needs dest"},
+		{"base of another size", func() {
+			dest := FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil)
+			GroupedMMAdd(Randn([]int{4, 7}), Randn([]int{8, 5}), Randn([]int{4, 5, 6}), loads, nil, dest, false)
+		}, "base must be [4, 6]"},
+		{"base a leaf that requires grad", func() {
+			dest := FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil)
+			GroupedMMAdd(Randn([]int{4, 6}, RequiresGrad), Randn([]int{8, 5}), Randn([]int{4, 5, 6}), loads, nil, dest, false)
+		}, "leaf"},
 	} {
 		WithScope(func() {
 			err := Try(c.f)

@@ -309,10 +309,13 @@ HL_API hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, i
  * is multiplied by w[j] ([groups, p, q]; with trans_w, w is [groups, q, p]
  * and the product is by w[j]ᵀ) and added to row dest[i] of a zero
  * [out_rows, q] result (without dest, the result [Σ loads, q] has row i
- * in place i). One GEMM per group, the gather and scatter-add in the op;
- * the backward is one node, with the sums over rows in a fixed order. */
+ * in place i). With dest, base (when not NULL, [out_rows, q]) takes the
+ * zero result's place: the products are added into base in place and
+ * *out is base, its gradient the output's. One GEMM per group, the gather
+ * and scatter-add in the op; the backward is one node, with the sums over
+ * rows in a fixed order. */
 HL_API hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src,
-                               hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out);
+                               hl_tensor dest, hl_tensor base, int64_t out_rows, int32_t trans_w, hl_tensor *out);
 
 /* Group fusion of models/mohd with autograd: F(y) = Pᵀ·BD₂·P·BD₁·y for
  * y [BT, N·g], bd1 [N, g, g] (within groups), bd2 [g, N, N] (across groups,

@@ -153,11 +153,13 @@ func (g *gating) in(u, W *torch.Tensor) *torch.Tensor {
 		gates = g.scale(gates)
 	}
 	vals := u.View(BT*c.Groups, grp).IndexSelect(0, r.Rows).Mul(gates)
-	out := torch.GroupedMM(vals, g.routedRows(W), r.Loads, nil, r.Tok, BT, false)
-	if c.Shared > 0 { // shared groups: one GEMM over their rows
-		out = out.Add(g.scale(u.Narrow(1, 0, c.Shared*grp)).Matmul(W.Narrow(0, 0, c.Shared*grp)))
+	if c.Shared == 0 {
+		return torch.GroupedMM(vals, g.routedRows(W), r.Loads, nil, r.Tok, BT, false)
 	}
-	return out
+	// Shared groups: one GEMM over their rows, the routed products added
+	// into its result.
+	shared := g.scale(u.Narrow(1, 0, c.Shared*grp)).Matmul(W.Narrow(0, 0, c.Shared*grp))
+	return torch.GroupedMMAdd(shared, vals, g.routedRows(W), r.Loads, nil, r.Tok, false)
 }
 
 // routedRows is W's rows of the routed groups, [N_r, g, n] (a view).

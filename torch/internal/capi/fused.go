@@ -15,9 +15,9 @@ func CodebookQuantize(a, codes Tensor, k, chunk int64) (out, ids, mse Tensor, er
 	return out, ids, mse, err
 }
 
-// GroupedMM is the grouped matrix product (hl_grouped_mm); src and dest may
-// be nil.
-func GroupedMM(x, w Tensor, loads []int64, src, dest Tensor, outRows int64, transW bool) (out Tensor, err error) {
+// GroupedMM is the grouped matrix product (hl_grouped_mm); src, dest and
+// base may be nil.
+func GroupedMM(x, w Tensor, loads []int64, src, dest, base Tensor, outRows int64, transW bool) (out Tensor, err error) {
 	var lp *C.int64_t
 	if len(loads) > 0 {
 		lp = (*C.int64_t)(unsafe.Pointer(&loads[0]))
@@ -26,7 +26,7 @@ func GroupedMM(x, w Tensor, loads []int64, src, dest Tensor, outRows int64, tran
 	if transW {
 		t = 1
 	}
-	err = check(C.hl_grouped_mm(x, w, lp, C.int64_t(len(loads)), src, dest, C.int64_t(outRows), t, &out))
+	err = check(C.hl_grouped_mm(x, w, lp, C.int64_t(len(loads)), src, dest, base, C.int64_t(outRows), t, &out))
 	return out, err
 }
 

@@ -899,12 +899,12 @@ hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, int64_t 
   return hlp_codebook_quantize(a, codes, k, chunk, out, ids, mse);
 }
 
-static hl_status hlu_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
+static hl_status hlu_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, hl_tensor base, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
   hlcapi_unloaded("hl_grouped_mm");
 }
 static __typeof__(hl_grouped_mm) *hlp_grouped_mm = hlu_grouped_mm;
-hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
-  return hlp_grouped_mm(x, w, loads, groups, src, dest, out_rows, trans_w, out);
+hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, hl_tensor base, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
+  return hlp_grouped_mm(x, w, loads, groups, src, dest, base, out_rows, trans_w, out);
 }
 
 static hl_status hlu_monarch(hl_tensor y, hl_tensor bd1, hl_tensor bd2, hl_tensor *out) {

@@ -18,8 +18,7 @@ type Route struct {
 	// of them for group j: the i-th is assignment Order[i] = t·K + k, of
 	// token Tok[i] = t; it reads row Rows[i] = t·N + N_s + j of u's groups
 	// and writes row Dest[i] = t·N_r + j of the tokens' routed groups.
-	// Assignment t·K + k is the Inv[t·K + k]-th in that order.
-	Order, Tok, Rows, Dest, Inv *torch.Tensor // [BT·K] int64
+	Order, Tok, Rows, Dest *torch.Tensor // [BT·K] int64
 	Loads                       []int
 }
 
@@ -45,13 +44,12 @@ func route(c *Config, r *Router, u *torch.Tensor) *Route {
 	load := top.Reshape(-1).OneHot(Nr).Sum(0)
 	group, order := top.Reshape(-1).Sort(0, false)
 	tok := order.FloorDivide(torch.Scalar(int64(K), u.Device()))
-	_, inv := order.Sort(0, false)
 	loads := make([]int, Nr)
 	for j, n := range load.Int64s() {
 		loads[j] = int(n)
 	}
 	return &Route{
-		P: p, Top: top, Gate: gate, Load: load, Loads: loads, Order: order, Tok: tok, Inv: inv,
+		P: p, Top: top, Gate: gate, Load: load, Loads: loads, Order: order, Tok: tok,
 		Rows: tok.MulScalar(float64(N)).Add(group).AddScalar(float64(c.Shared)),
 		Dest: tok.MulScalar(float64(Nr)).Add(group),
 	}

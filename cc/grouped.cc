@@ -62,12 +62,10 @@ void mm_into_rows(at::Tensor &out, const at::Tensor &idx, int64_t start, int64_t
 
 struct GroupedMM : public torch::autograd::Function<GroupedMM> {
   // y[dest[i]] += x[src[i]] · op(w[j]) for the rows i of group j, where
-  // op(w) = w, or wᵀ when trans; y starts as zeros, or as base (only with
-  // dest; GroupedMMAdd), which it then is, updated in place.
+  // op(w) = w, or wᵀ when trans.
   static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &w,
                                std::vector<int64_t> loads, const c10::optional<at::Tensor> &src_opt,
-                               const c10::optional<at::Tensor> &dest_opt, int64_t out_rows, bool trans,
-                               at::Tensor base = at::Tensor()) {
+                               const c10::optional<at::Tensor> &dest_opt, int64_t out_rows, bool trans) {
     // The indices are optional arguments, not tensors: autograd gives them
     // no gradient and does not ask for one.
     const at::Tensor src = src_opt.value_or(at::Tensor()), dest = dest_opt.value_or(at::Tensor());
@@ -75,13 +73,7 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
     const int64_t q = trans ? w.size(1) : w.size(2);
     int64_t M = 0;
     for (int64_t n : loads) M += n;
-    at::Tensor y;
-    if (base.defined()) {
-      ctx->mark_dirty({base});
-      y = base;
-    } else {
-      y = dest.defined() ? at::zeros({out_rows, q}, x.options()) : at::empty({M, q}, x.options());
-    }
+    at::Tensor y = dest.defined() ? at::zeros({out_rows, q}, x.options()) : at::empty({M, q}, x.options());
     int64_t start = 0;
     for (size_t j = 0; j < loads.size(); ++j) {
       const int64_t n = loads[j];
@@ -94,7 +86,6 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
     ctx->saved_data["dest"] = dest_opt;
     ctx->saved_data["loads"] = loads;
     ctx->saved_data["trans"] = trans;
-    ctx->saved_data["base"] = base.defined();
     return {y};
   }
 
@@ -137,25 +128,141 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
       }
       start += n;
     }
-    variable_list out{gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
-    // base's gradient is the output's: the products were added to it.
-    if (ctx->saved_data["base"].toBool()) out.push_back(grads[0]);
-    return out;
+    return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
-// GroupedMMAdd is GroupedMM into base: a node of its own because base is
-// a tensor input (autograd passes it the output's gradient), which
-// GroupedMM without base does not have.
-struct GroupedMMAdd : public torch::autograd::Function<GroupedMMAdd> {
-  static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &w,
-                               std::vector<int64_t> loads, const c10::optional<at::Tensor> &src_opt,
-                               const c10::optional<at::Tensor> &dest_opt, int64_t out_rows, bool trans,
-                               const at::Tensor &base) {
-    return GroupedMM::forward(ctx, x, w, std::move(loads), src_opt, dest_opt, out_rows, trans, base);
+// RoutedIn and RoutedOut are the two projections of a routed sublayer whose
+// weight w has S shared rows and then G groups of g routed rows (models/
+// mohd's gathered path), each one node that owns the whole weight: its
+// gradient is written row block by row block (the shared rows by one GEMM,
+// each group's by one), where two ops on views of w would each produce a
+// zero-filled full-size gradient for autograd to add up. The shared
+// product is the GEMM that starts the output (RoutedIn) or x's gradient
+// (RoutedOut): no zero fill of either and no addition of two of them.
+
+// group_w is group j's g rows of w (after the S shared ones).
+at::Tensor group_w(const at::Tensor &w, int64_t S, int64_t g, size_t j) {
+  return w.narrow(0, S + static_cast<int64_t>(j) * g, g);
+}
+
+// zero_empty_groups zeroes the gradient rows of the groups without rows.
+void zero_empty_groups(at::Tensor &gw, const std::vector<int64_t> &loads, int64_t S, int64_t g) {
+  for (size_t j = 0; j < loads.size(); ++j)
+    if (loads[j] == 0) gw.narrow(0, S + static_cast<int64_t>(j) * g, g).zero_();
+}
+
+struct RoutedIn : public torch::autograd::Function<RoutedIn> {
+  // y [R, n] = xs·w[:S] + Σ_i (row dest[i]) x[i]·w_j for the rows i of
+  // group j; x [M, g] sorted by group, xs [R, S] (S = w's rows − G·g).
+  static variable_list forward(AutogradContext *ctx, const at::Tensor &xs, const at::Tensor &x, const at::Tensor &w,
+                               std::vector<int64_t> loads, const at::Tensor &dest_in, int64_t R) {
+    RECORD_USER_SCOPE("hl::routed_in");
+    const int64_t g = x.size(1), S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
+    const at::Tensor dest = dest_in.detach();
+    at::Tensor y = S > 0 ? at::mm(xs, w.narrow(0, 0, S)) : at::zeros({R, w.size(1)}, x.options());
+    int64_t start = 0;
+    for (size_t j = 0; j < loads.size(); ++j) {
+      const int64_t n = loads[j];
+      if (n == 0) continue;
+      mm_into_rows(y, dest, start, n, x.narrow(0, start, n), group_w(w, S, g, j));
+      start += n;
+    }
+    ctx->save_for_backward({xs, x, w});
+    ctx->saved_data["dest"] = dest;
+    ctx->saved_data["loads"] = loads;
+    return {y};
   }
+
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
-    return GroupedMM::backward(ctx, std::move(grads));
+    RECORD_USER_SCOPE("hl::routed_in_backward");
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &xs = saved[0], &x = saved[1], &w = saved[2];
+    const at::Tensor dest = ctx->saved_data["dest"].toTensor();
+    const auto loads = ctx->saved_data["loads"].toIntVector();
+    const int64_t g = x.size(1), S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
+    const at::Tensor gy = grads[0].contiguous();
+    at::Tensor gxs, gx = at::empty_like(x), gw = at::empty_like(w);
+    if (S > 0) {
+      gxs = at::mm(gy, w.narrow(0, 0, S).t());
+      auto rows = gw.narrow(0, 0, S);
+      at::mm_out(rows, xs.t(), gy);
+    }
+    zero_empty_groups(gw, loads, S, g);
+    int64_t start = 0;
+    for (size_t j = 0; j < loads.size(); ++j) {
+      const int64_t n = loads[j];
+      if (n == 0) continue;
+      const auto gj = rows_of(gy, dest, start, n);
+      const auto wj = group_w(w, S, g, j);
+      auto gxj = gx.narrow(0, start, n);
+      at::mm_out(gxj, gj, wj.t());
+      auto gwj = gw.narrow(0, S + static_cast<int64_t>(j) * g, g);
+      at::mm_out(gwj, x.narrow(0, start, n).t(), gj);
+      start += n;
+    }
+    return {gxs, gx, gw, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+struct RoutedOut : public torch::autograd::Function<RoutedOut> {
+  // ys [R, S] = x·w[:S]ᵀ and yr [out_rows, g] with row dest[i] = x[src[i]]·
+  // w_jᵀ for the rows i of group j (rows of yr no assignment reaches are
+  // zero; every dest distinct), x [R, p], w [S + G·g, p].
+  static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &w,
+                               std::vector<int64_t> loads, int64_t g, const at::Tensor &src_in,
+                               const at::Tensor &dest_in, int64_t out_rows) {
+    RECORD_USER_SCOPE("hl::routed_out");
+    const int64_t S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
+    const at::Tensor src = src_in.detach(), dest = dest_in.detach();
+    at::Tensor ys = at::mm(x, w.narrow(0, 0, S).t());
+    at::Tensor yr = at::zeros({out_rows, g}, x.options());
+    int64_t start = 0;
+    for (size_t j = 0; j < loads.size(); ++j) {
+      const int64_t n = loads[j];
+      if (n == 0) continue;
+      mm_into_rows(yr, dest, start, n, rows_of(x, src, start, n), group_w(w, S, g, j).t());
+      start += n;
+    }
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["src"] = src;
+    ctx->saved_data["dest"] = dest;
+    ctx->saved_data["loads"] = loads;
+    ctx->saved_data["g"] = g;
+    return {ys, yr};
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    RECORD_USER_SCOPE("hl::routed_out_backward");
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[1];
+    const at::Tensor src = ctx->saved_data["src"].toTensor(), dest = ctx->saved_data["dest"].toTensor();
+    const auto loads = ctx->saved_data["loads"].toIntVector();
+    const int64_t g = ctx->saved_data["g"].toInt(), S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
+    const at::Tensor gys = grads[0].defined() ? grads[0].contiguous() : at::zeros({x.size(0), S}, x.options());
+    const at::Tensor gyr = grads[1].defined() ? grads[1].contiguous() : at::zeros({0, g}, x.options());
+    at::Tensor gx = S > 0 ? at::mm(gys, w.narrow(0, 0, S)) : at::zeros_like(x), gw = at::empty_like(w);
+    if (S > 0) {
+      auto rows = gw.narrow(0, 0, S);
+      at::mm_out(rows, gys.t(), x);
+    }
+    zero_empty_groups(gw, loads, S, g);
+    int64_t start = 0;
+    for (size_t j = 0; j < loads.size(); ++j) {
+      const int64_t n = loads[j];
+      if (n == 0) continue;
+      auto gwj = gw.narrow(0, S + static_cast<int64_t>(j) * g, g);
+      if (!grads[1].defined()) {
+        gwj.zero_();
+        start += n;
+        continue;
+      }
+      const auto gj = rows_of(gyr, dest, start, n);
+      mm_into_rows(gx, src, start, n, gj, group_w(w, S, g, j));
+      at::mm_out(gwj, gj.t(), rows_of(x, src, start, n));
+      start += n;
+    }
+    return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -164,7 +271,7 @@ struct GroupedMMAdd : public torch::autograd::Function<GroupedMMAdd> {
 extern "C" {
 
 hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src,
-                        hl_tensor dest, hl_tensor base, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
+                        hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
   HL_TRY({
     const auto &X = hl::T(x);
     const auto &W = hl::T(w);
@@ -209,23 +316,94 @@ hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
       if (out_rows < 0) throw hl::Error(HL_ERR_VALUE, "grouped_mm: negative out_rows");
       D = check_index(dest, "dest", out_rows);
     }
-    at::Tensor B;
-    if (base != nullptr) {
-      B = hl::T(base);
-      const int64_t q = trans ? W.size(1) : W.size(2);
-      if (dest == nullptr) throw hl::Error(HL_ERR_VALUE, "grouped_mm: base needs dest (the rows it adds to)");
-      if (B.dim() != 2 || B.size(0) != out_rows || B.size(1) != q)
-        throw hl::Error(HL_ERR_SHAPE, "grouped_mm: base must be [" + std::to_string(out_rows) + ", " +
-                                          std::to_string(q) + "] (out_rows and w's output size)");
-      if (B.scalar_type() != X.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "grouped_mm: base and x differ in dtype");
-      if (!B.is_contiguous()) throw hl::Error(HL_ERR_VALUE, "grouped_mm: base must be contiguous (it is added to in place)");
-      if (B.is_leaf() && B.requires_grad())
-        throw hl::Error(HL_ERR_VALUE, "grouped_mm: base is a leaf that requires grad (it is added to in place)");
+    auto r = GroupedMM::apply(X, W, ls, S.defined() ? c10::optional<at::Tensor>(S) : c10::nullopt,
+                              D.defined() ? c10::optional<at::Tensor>(D) : c10::nullopt, out_rows, trans);
+    hl::put(out, r[0]);
+  })
+}
+
+}  // extern "C"
+
+extern "C" {
+
+// check_routed checks what RoutedIn and RoutedOut share: w [S + G·g, ·]
+// with S ≥ 0, loads of G groups summing to M, index [M] int64 in [0, bound).
+static int64_t check_routed(const char *op, const at::Tensor &W, const int64_t *loads, int64_t groups, int64_t g,
+                            std::vector<int64_t> &ls) {
+  if (W.dim() != 2) throw hl::Error(HL_ERR_SHAPE, std::string(op) + ": w must be 2-D [S + groups·g, ·]");
+  if (groups < 0 || (groups > 0 && loads == nullptr)) throw hl::Error(HL_ERR_VALUE, std::string(op) + ": no loads");
+  if (g < 1 || W.size(0) < groups * g)
+    throw hl::Error(HL_ERR_SHAPE, std::string(op) + ": w has " + std::to_string(W.size(0)) + " rows, fewer than " +
+                                      std::to_string(groups) + " groups of " + std::to_string(g));
+  ls.assign(loads, loads + groups);
+  int64_t M = 0;
+  for (int64_t n : ls) {
+    if (n < 0) throw hl::Error(HL_ERR_VALUE, std::string(op) + ": negative load");
+    M += n;
+  }
+  return M;
+}
+
+static at::Tensor check_rows_index(const char *op, const char *name, hl_tensor h, int64_t M, int64_t bound) {
+  if (h == nullptr) throw hl::Error(HL_ERR_VALUE, std::string(op) + ": " + name + " is required");
+  at::Tensor t = hl::T(h);
+  if (t.dim() != 1 || t.size(0) != M || t.scalar_type() != at::kLong)
+    throw hl::Error(HL_ERR_SHAPE, std::string(op) + ": " + name + " must be int64 [" + std::to_string(M) + "] (the loads' sum)");
+  if (M > 0) {
+    const int64_t lo = t.min().item<int64_t>(), hi = t.max().item<int64_t>();
+    if (lo < 0 || hi >= bound)
+      throw hl::Error(HL_ERR_INDEX, std::string(op) + ": " + name + " holds " + std::to_string(lo < 0 ? lo : hi) +
+                                        ", outside [0, " + std::to_string(bound) + ")");
+  }
+  return t;
+}
+
+hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor dest,
+                       int64_t rows, hl_tensor *out) {
+  HL_TRY({
+    const auto &X = hl::T(x);
+    const auto &W = hl::T(w);
+    if (X.dim() != 2) throw hl::Error(HL_ERR_SHAPE, "routed_in: x must be [M, g]");
+    std::vector<int64_t> ls;
+    const int64_t g = X.size(1), M = check_routed("routed_in", W, loads, groups, g, ls), S = W.size(0) - groups * g;
+    if (X.size(0) != M)
+      throw hl::Error(HL_ERR_SHAPE, "routed_in: x has " + std::to_string(X.size(0)) + " rows, the loads sum to " +
+                                        std::to_string(M));
+    if (rows < 0) throw hl::Error(HL_ERR_VALUE, "routed_in: negative rows");
+    at::Tensor XS;
+    if (S > 0) {
+      if (xs == nullptr) throw hl::Error(HL_ERR_VALUE, "routed_in: w has " + std::to_string(S) + " shared rows but xs is missing");
+      XS = hl::T(xs);
+      if (XS.dim() != 2 || XS.size(0) != rows || XS.size(1) != S)
+        throw hl::Error(HL_ERR_SHAPE, "routed_in: xs must be [" + std::to_string(rows) + ", " + std::to_string(S) + "]");
+      if (XS.scalar_type() != X.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "routed_in: xs and x differ in dtype");
+    } else {
+      XS = at::empty({rows, 0}, X.options());
     }
-    const auto S_opt = S.defined() ? c10::optional<at::Tensor>(S) : c10::nullopt;
-    const auto D_opt = D.defined() ? c10::optional<at::Tensor>(D) : c10::nullopt;
-    hl::put(out, B.defined() ? GroupedMMAdd::apply(X, W, ls, S_opt, D_opt, out_rows, trans, B)[0]
-                             : GroupedMM::apply(X, W, ls, S_opt, D_opt, out_rows, trans)[0]);
+    if (X.scalar_type() != W.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "routed_in: x and w differ in dtype");
+    const at::Tensor D = check_rows_index("routed_in", "dest", dest, M, rows);
+    hl::put(out, RoutedIn::apply(XS, X, W, ls, D, rows)[0]);
+  })
+}
+
+hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g, hl_tensor src,
+                        hl_tensor dest, int64_t out_rows, hl_tensor *shared, hl_tensor *routed) {
+  HL_TRY({
+    const auto &X = hl::T(x);
+    const auto &W = hl::T(w);
+    if (X.dim() != 2) throw hl::Error(HL_ERR_SHAPE, "routed_out: x must be [R, p]");
+    std::vector<int64_t> ls;
+    const int64_t M = check_routed("routed_out", W, loads, groups, g, ls);
+    if (W.size(1) != X.size(1))
+      throw hl::Error(HL_ERR_SHAPE, "routed_out: x has " + std::to_string(X.size(1)) + " columns, w's rows take " +
+                                        std::to_string(W.size(1)));
+    if (X.scalar_type() != W.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "routed_out: x and w differ in dtype");
+    if (out_rows < 0) throw hl::Error(HL_ERR_VALUE, "routed_out: negative out_rows");
+    const at::Tensor S = check_rows_index("routed_out", "src", src, M, X.size(0));
+    const at::Tensor D = check_rows_index("routed_out", "dest", dest, M, out_rows);
+    auto r = RoutedOut::apply(X, W, ls, g, S, D, out_rows);
+    hl::put(shared, r[0]);
+    hl::put(routed, r[1]);
   })
 }
 

@@ -35,20 +35,34 @@ func CodebookQuantize(a, codes *Tensor, k, chunk int) (out, ids, mse *Tensor) {
 // gather of rows src and the scatter-add into rows dest happen in the op,
 // and the backward sums rows in a fixed order (bitwise reproducible).
 func GroupedMM(x, w *Tensor, loads []int, src, dest *Tensor, outRows int, transW bool) *Tensor {
-	h, err := capi.GroupedMM(x.handle(), w.handle(), int64s(loads), opt(src), opt(dest), nil, int64(outRows), transW)
+	h, err := capi.GroupedMM(x.handle(), w.handle(), int64s(loads), opt(src), opt(dest), int64(outRows), transW)
 	return wrap("grouped_mm", h, err)
 }
 
-// GroupedMMAdd is GroupedMM with dest added into base [outRows, q] instead
-// of a zero result: base + GroupedMM(x, w, loads, src, dest, outRows,
-// transW), computed in base's storage (saving the zero fill and the
-// addition). base is updated in place and returned; autograd records the
-// addition, so base must be a fresh result (contiguous, not a leaf that
-// requires grad, not saved by another op for its backward).
-func GroupedMMAdd(base, x, w *Tensor, loads []int, src, dest *Tensor, transW bool) *Tensor {
-	h, err := capi.GroupedMM(x.handle(), w.handle(), int64s(loads), opt(src), opt(dest), base.handle(),
-		int64(base.Size(0)), transW)
-	return wrap("grouped_mm", h, err)
+// RoutedIn is the input projection of a routed sublayer whose weight w
+// [S + G·g, n] holds S shared rows and then G groups of g routed rows
+// (models/mohd's gathered path): xs·w[:S] + Σ_i x[i]·w_j added to row
+// dest[i] of the [rows, n] result, for the rows i of x [M, g] in group j
+// (sorted by group, loads[j] of them). xs [rows, S] may be nil when S = 0.
+// One node: the shared GEMM starts the result (no zero fill, no addition
+// of two results) and the backward writes w's whole gradient, a GEMM per
+// row block, where ops on views of w would each zero-fill a full-size
+// gradient for autograd to add.
+func RoutedIn(xs, x, w *Tensor, loads []int, dest *Tensor, rows int) *Tensor {
+	h, err := capi.RoutedIn(opt(xs), x.handle(), w.handle(), int64s(loads), dest.handle(), int64(rows))
+	return wrap("routed_in", h, err)
+}
+
+// RoutedOut is the output projection of such a sublayer, w [S + G·g, p]
+// in torch.Linear's layout: shared = x·w[:S]ᵀ [R, S] for x [R, p], and
+// routed [outRows, g] whose row dest[i] is x[src[i]]·w_jᵀ for the rows i
+// of group j (the other rows zero; every dest distinct). One node: x's
+// gradient starts as the shared part's GEMM, w's is written block by
+// block.
+func RoutedOut(x, w *Tensor, loads []int, g int, src, dest *Tensor, outRows int) (shared, routed *Tensor) {
+	sh, r, err := capi.RoutedOut(x.handle(), w.handle(), int64s(loads), int64(g), src.handle(), dest.handle(), int64(outRows))
+	fail("routed_out", err)
+	return adopt(sh), adopt(r)
 }
 
 // Monarch is the group fusion of models/mohd, F(y) = Pᵀ·BD₂·P·BD₁·y, in

@@ -194,23 +194,6 @@ func TestGroupedMM(t *testing.T) {
 			require.NoError(t, GradCheck(func(xs ...*Tensor) *Tensor {
 				return GroupedMM(xs[0], xs[1], loads, src, dest, c.outRows, c.transW)
 			}, []*Tensor{x, w}, GradCheckOptions{}))
-			if dest == nil {
-				return
-			}
-			// Into a base: base + the product, base's input getting the
-			// output's gradient (base = 2·b here, so ∂b = 2·readout).
-			b := Randn(got.Shape(), Float64, RequiresGrad)
-			x.SetGrad(nil)
-			w.SetGrad(nil)
-			sum := GroupedMMAdd(b.MulScalar(2), x, w, loads, src, dest, c.transW)
-			require.InDelta(t, 0, sum.Sub(want.Add(b.MulScalar(2))).Abs().Amax().Item(), 1e-12, "base: forward")
-			sum.Mul(readout).Sum().Backward()
-			require.InDelta(t, 0, x.Grad().Sub(rx).Abs().Amax().Item(), 1e-12, "base: ∂x")
-			require.InDelta(t, 0, w.Grad().Sub(rw).Abs().Amax().Item(), 1e-12, "base: ∂w")
-			require.InDelta(t, 0, b.Grad().Sub(readout.MulScalar(2)).Abs().Amax().Item(), 1e-12, "base: ∂b")
-			require.NoError(t, GradCheck(func(xs ...*Tensor) *Tensor {
-				return GroupedMMAdd(xs[2].MulScalar(1), xs[0], xs[1], loads, src, dest, c.transW)
-			}, []*Tensor{x, w, b}, GradCheckOptions{}))
 		})
 	}
 	// Bad input is an error naming what is wrong, not a crash.
@@ -231,17 +214,6 @@ func TestGroupedMM(t *testing.T) {
 		{"loads for another group count", func() {
 			GroupedMM(Randn([]int{8, 5}), Randn([]int{3, 5, 6}), loads, nil, nil, 0, false)
 		}, "groups"},
-		{"base without dest", func() {
-			GroupedMMAdd(Randn([]int{8, 6}), Randn([]int{8, 5}), Randn([]int{4, 5, 6}), loads, nil, nil, false)
-		}, "base needs dest"},
-		{"base of another size", func() {
-			dest := FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil)
-			GroupedMMAdd(Randn([]int{4, 7}), Randn([]int{8, 5}), Randn([]int{4, 5, 6}), loads, nil, dest, false)
-		}, "base must be [4, 6]"},
-		{"base a leaf that requires grad", func() {
-			dest := FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil)
-			GroupedMMAdd(Randn([]int{4, 6}, RequiresGrad), Randn([]int{8, 5}), Randn([]int{4, 5, 6}), loads, nil, dest, false)
-		}, "leaf"},
 	} {
 		WithScope(func() {
 			err := Try(c.f)
@@ -417,4 +389,117 @@ func TestSwiGLU(t *testing.T) {
 	err := Try(func() { SwiGLU(Randn([]int{3, 7})) })
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "must be even")
+}
+
+// TestRouted checks RoutedIn and RoutedOut against their composition from
+// libtorch ops on views of w (float64: forward and gradients to 1e-12,
+// finite differences), with S = 3 shared rows and with none, a group
+// without rows, and bad inputs.
+func TestRouted(t *testing.T) {
+	loads := []int{3, 0, 4, 1} // a group without rows
+	G, g, M := len(loads), 2, 8
+	for _, S := range []int{3, 0} {
+		s := NewScope()
+		ManualSeed(4)
+		R, n := 4, 5
+		// Each of 4 tokens in two groups (the in projection's dest), and
+		// the out projection's (token, group) rows.
+		tok := FromSlice([]int64{0, 2, 3, 1, 0, 2, 3, 1}, nil)
+		dest := FromSlice([]int64{0, 8, 12, 4, 2, 10, 14, 7}, nil)
+		// w's routed rows as GroupedMM's [G, g, ·].
+		groups := func(w *Tensor) *Tensor { return w.Narrow(0, S, G*g).View(G, g, w.Size(1)) }
+		var xs *Tensor
+		if S > 0 {
+			xs = Randn([]int{R, S}, Float64, RequiresGrad)
+		}
+		x := Randn([]int{M, g}, Float64, RequiresGrad)
+		w := Randn([]int{S + G*g, n}, Float64, RequiresGrad)
+		inRef := func(xs, x, w *Tensor) *Tensor {
+			y := groupedRef(x, groups(w), loads, nil, tok, R, false)
+			if S > 0 {
+				y = y.Add(xs.Matmul(w.Narrow(0, 0, S)))
+			}
+			return y
+		}
+		h := Randn([]int{R, n}, Float64, RequiresGrad)
+		outRef := func(h, w *Tensor) (*Tensor, *Tensor) {
+			return Linear(h, w.Narrow(0, 0, S), nil), groupedRef(h, groups(w), loads, tok, dest, R*G, true)
+		}
+		check := func(name string, got, want []*Tensor, leaves []*Tensor) {
+			for k := range got {
+				require.Equal(t, want[k].Shape(), got[k].Shape(), "S %d: %s output %d", S, name, k)
+				if got[k].Numel() > 0 {
+					require.InDelta(t, 0, got[k].Sub(want[k]).Abs().Amax().Item(), 1e-12, "S %d: %s output %d", S, name, k)
+				}
+			}
+			readouts := make([]*Tensor, len(got))
+			for k := range got {
+				readouts[k] = RandnLike(got[k])
+			}
+			grads := func(outs []*Tensor) []*Tensor {
+				for _, l := range leaves {
+					l.SetGrad(nil)
+				}
+				loss := Zeros(nil, Float64, CPU)
+				for k, o := range outs {
+					loss = loss.Add(o.Mul(readouts[k]).Sum())
+				}
+				loss.Backward()
+				var gs []*Tensor
+				for _, l := range leaves {
+					gs = append(gs, l.Grad().Clone())
+				}
+				return gs
+			}
+			gg, rg := grads(got), grads(want)
+			for k := range gg {
+				require.InDelta(t, 0, gg[k].Sub(rg[k]).Abs().Amax().Item(), 1e-12, "S %d: %s gradient %d", S, name, k)
+			}
+		}
+		inLeaves := []*Tensor{x, w}
+		if S > 0 {
+			inLeaves = append(inLeaves, xs)
+		}
+		check("RoutedIn", []*Tensor{RoutedIn(xs, x, w, loads, tok, R)}, []*Tensor{inRef(xs, x, w)}, inLeaves)
+		sh, rt := RoutedOut(h, w, loads, g, tok, dest, R*G)
+		rs, rr := outRef(h, w)
+		check("RoutedOut", []*Tensor{sh, rt}, []*Tensor{rs, rr}, []*Tensor{h, w})
+		require.NoError(t, GradCheck(func(v ...*Tensor) *Tensor {
+			if S == 0 {
+				return RoutedIn(nil, v[0], v[1], loads, tok, R)
+			}
+			return RoutedIn(v[2], v[0], v[1], loads, tok, R)
+		}, inLeaves, GradCheckOptions{}))
+		require.NoError(t, GradCheck(func(v ...*Tensor) *Tensor {
+			sh, rt := RoutedOut(v[0], v[1], loads, g, tok, dest, R*G)
+			return Cat([]*Tensor{sh.Reshape(-1), rt.Reshape(-1)}, 0)
+		}, []*Tensor{h, w}, GradCheckOptions{}))
+		s.Close()
+	}
+	for _, c := range []struct {
+		name string
+		f    func()
+		msg  string
+	}{
+		{"shared rows without xs", func() {
+			RoutedIn(nil, Randn([]int{M, g}), Randn([]int{3 + G*g, 5}), loads, FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil), 4)
+		}, "xs is missing"},
+		{"dest out of range", func() {
+			RoutedIn(nil, Randn([]int{M, g}), Randn([]int{G * g, 5}), loads, FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 4}, nil), 4)
+		}, "outside [0, 4)"},
+		{"w too small for the groups", func() {
+			RoutedOut(Randn([]int{4, 5}), Randn([]int{G*g - 1, 5}), loads, g, FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil),
+				FromSlice([]int64{0, 1, 2, 3, 4, 5, 6, 7}, nil), 16)
+		}, "fewer than"},
+		{"x of another width", func() {
+			RoutedOut(Randn([]int{4, 6}), Randn([]int{G * g, 5}), loads, g, FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil),
+				FromSlice([]int64{0, 1, 2, 3, 4, 5, 6, 7}, nil), 16)
+		}, "columns"},
+	} {
+		WithScope(func() {
+			err := Try(c.f)
+			require.Error(t, err, c.name)
+			require.Contains(t, err.Error(), c.msg, c.name)
+		})
+	}
 }

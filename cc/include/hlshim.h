@@ -309,13 +309,25 @@ HL_API hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, i
  * is multiplied by w[j] ([groups, p, q]; with trans_w, w is [groups, q, p]
  * and the product is by w[j]ᵀ) and added to row dest[i] of a zero
  * [out_rows, q] result (without dest, the result [Σ loads, q] has row i
- * in place i). With dest, base (when not NULL, [out_rows, q]) takes the
- * zero result's place: the products are added into base in place and
- * *out is base, its gradient the output's. One GEMM per group, the gather
- * and scatter-add in the op; the backward is one node, with the sums over
- * rows in a fixed order. */
+ * in place i). One GEMM per group, the gather and scatter-add in the op;
+ * the backward is one node, with the sums over rows in a fixed order. */
 HL_API hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src,
-                               hl_tensor dest, hl_tensor base, int64_t out_rows, int32_t trans_w, hl_tensor *out);
+                               hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out);
+
+/* The projections of a routed sublayer with autograd (models/mohd's
+ * gathered path), w [S + groups·g, ·] holding S shared rows and then the
+ * groups' g rows each; one node each, which writes w's whole gradient.
+ * hl_routed_in: *out [rows, n] = xs·w[:S] + Σ_i (added to row dest[i])
+ * x[i]·w_j for the rows i of x [M, g] in group j (sorted by group, loads[j]
+ * of them); xs [rows, S] may be NULL when S = 0.
+ * hl_routed_out: *shared [R, S] = x·w[:S]ᵀ for x [R, p], and *routed
+ * [out_rows, g] whose row dest[i] is x[src[i]]·w_jᵀ (the other rows zero;
+ * the dest distinct). */
+HL_API hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups,
+                              hl_tensor dest, int64_t rows, hl_tensor *out);
+HL_API hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g,
+                               hl_tensor src, hl_tensor dest, int64_t out_rows, hl_tensor *shared,
+                               hl_tensor *routed);
 
 /* Group fusion of models/mohd with autograd: F(y) = Pᵀ·BD₂·P·BD₁·y for
  * y [BT, N·g], bd1 [N, g, g] (within groups), bd2 [g, N, N] (across groups,

@@ -176,3 +176,9 @@ func TestGroupedGEMMTiming(t *testing.T) {
 }
 
 func timing() bool { return os.Getenv("HIDDENLAB_TIMING") != "" }
+
+// routedRows is W's rows of the routed groups, [N_r, g, n] (a view).
+func (g *gating) routedRows(W *torch.Tensor) *torch.Tensor {
+	c := g.cfg
+	return W.Narrow(0, c.Shared*c.G(), c.Routed()*c.G()).View(c.Routed(), c.G(), W.Size(1))
+}

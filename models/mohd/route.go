@@ -143,7 +143,8 @@ func (g *gating) in(u, W *torch.Tensor) *torch.Tensor {
 	BT, grp := u.Size(0), c.G()
 	// Routed groups: the assignments' gated inputs, sorted by group; each
 	// group's block times its g rows of W, added into its token's row (the
-	// sum over the token's K groups), all in one grouped product.
+	// sum over the token's K groups); the shared groups' inputs times
+	// theirs: one op.
 	gates := r.Gate.Reshape(-1).IndexSelect(0, r.Order).Unsqueeze(1)
 	if g.alpha != nil {
 		gates = gates.Mul(g.alpha.IndexSelect(0, r.Tok))
@@ -151,19 +152,11 @@ func (g *gating) in(u, W *torch.Tensor) *torch.Tensor {
 		gates = g.scale(gates)
 	}
 	vals := u.View(BT*c.Groups, grp).IndexSelect(0, r.Rows).Mul(gates)
-	if c.Shared == 0 {
-		return torch.GroupedMM(vals, g.routedRows(W), r.Loads, nil, r.Tok, BT, false)
+	var shared *torch.Tensor // the shared groups' inputs (W's first rows)
+	if c.Shared > 0 {
+		shared = g.scale(u.Narrow(1, 0, c.Shared*grp))
 	}
-	// Shared groups: one GEMM over their rows, the routed products added
-	// into its result.
-	shared := g.scale(u.Narrow(1, 0, c.Shared*grp)).Matmul(W.Narrow(0, 0, c.Shared*grp))
-	return torch.GroupedMMAdd(shared, vals, g.routedRows(W), r.Loads, nil, r.Tok, false)
-}
-
-// routedRows is W's rows of the routed groups, [N_r, g, n] (a view).
-func (g *gating) routedRows(W *torch.Tensor) *torch.Tensor {
-	c := g.cfg
-	return W.Narrow(0, c.Shared*c.G(), c.Routed()*c.G()).View(c.Routed(), c.G(), W.Size(1))
+	return torch.RoutedIn(shared, vals, W, r.Loads, r.Tok, BT)
 }
 
 // out is the output projection m ⊙ (h Wᵀ) of h [BT, n] with W [D, n] (rows
@@ -180,11 +173,12 @@ func (g *gating) out(h, W *torch.Tensor) *torch.Tensor {
 	c, r := g.cfg, g.route
 	BT, Nr, grp := h.Size(0), c.Routed(), c.G()
 	// Each assignment's token row of h times its group's g rows of W,
-	// written to the (token, group) row of the routed output: one grouped
-	// product that gathers and scatters.
-	routed := torch.GroupedMM(h, g.routedRows(W), r.Loads, r.Tok, r.Dest, BT*Nr, true).View(BT, Nr*grp)
+	// written to the (token, group) row of the routed output; the shared
+	// groups' rows of W over all of h: one op.
+	shared, routed := torch.RoutedOut(h, W, r.Loads, grp, r.Tok, r.Dest, BT*Nr)
+	routed = routed.View(BT, Nr*grp)
 	if c.Shared == 0 {
 		return routed
 	}
-	return torch.Cat([]*torch.Tensor{torch.Linear(h, W.Narrow(0, 0, c.Shared*grp), nil), routed}, 1)
+	return torch.Cat([]*torch.Tensor{shared, routed}, 1)
 }

@@ -15,18 +15,15 @@ func CodebookQuantize(a, codes Tensor, k, chunk int64) (out, ids, mse Tensor, er
 	return out, ids, mse, err
 }
 
-// GroupedMM is the grouped matrix product (hl_grouped_mm); src, dest and
-// base may be nil.
-func GroupedMM(x, w Tensor, loads []int64, src, dest, base Tensor, outRows int64, transW bool) (out Tensor, err error) {
-	var lp *C.int64_t
-	if len(loads) > 0 {
-		lp = (*C.int64_t)(unsafe.Pointer(&loads[0]))
-	}
+// GroupedMM is the grouped matrix product (hl_grouped_mm); src and dest may
+// be nil.
+func GroupedMM(x, w Tensor, loads []int64, src, dest Tensor, outRows int64, transW bool) (out Tensor, err error) {
+	lp := int64sPtr(loads)
 	t := C.int32_t(0)
 	if transW {
 		t = 1
 	}
-	err = check(C.hl_grouped_mm(x, w, lp, C.int64_t(len(loads)), src, dest, base, C.int64_t(outRows), t, &out))
+	err = check(C.hl_grouped_mm(x, w, lp, C.int64_t(len(loads)), src, dest, C.int64_t(outRows), t, &out))
 	return out, err
 }
 
@@ -40,4 +37,26 @@ func Monarch(y, bd1, bd2 Tensor) (out Tensor, err error) {
 func SwiGLU(x Tensor) (out Tensor, err error) {
 	err = check(C.hl_swiglu(x, &out))
 	return out, err
+}
+
+// RoutedIn is a routed sublayer's input projection (hl_routed_in); xs may
+// be nil when w has no shared rows.
+func RoutedIn(xs, x, w Tensor, loads []int64, dest Tensor, rows int64) (out Tensor, err error) {
+	err = check(C.hl_routed_in(xs, x, w, int64sPtr(loads), C.int64_t(len(loads)), dest, C.int64_t(rows), &out))
+	return out, err
+}
+
+// RoutedOut is a routed sublayer's output projection (hl_routed_out).
+func RoutedOut(x, w Tensor, loads []int64, g int64, src, dest Tensor, outRows int64) (shared, routed Tensor, err error) {
+	err = check(C.hl_routed_out(x, w, int64sPtr(loads), C.int64_t(len(loads)), C.int64_t(g), src, dest,
+		C.int64_t(outRows), &shared, &routed))
+	return shared, routed, err
+}
+
+// int64sPtr is a pointer to s's first element (nil when s is empty).
+func int64sPtr(s []int64) *C.int64_t {
+	if len(s) == 0 {
+		return nil
+	}
+	return (*C.int64_t)(unsafe.Pointer(&s[0]))
 }

@@ -231,6 +231,10 @@ package capi
 #cgo nocallback hl_codebook_quantize
 #cgo noescape hl_grouped_mm
 #cgo nocallback hl_grouped_mm
+#cgo noescape hl_routed_in
+#cgo nocallback hl_routed_in
+#cgo noescape hl_routed_out
+#cgo nocallback hl_routed_out
 #cgo noescape hl_monarch
 #cgo nocallback hl_monarch
 #cgo noescape hl_swiglu

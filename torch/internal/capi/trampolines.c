@@ -899,12 +899,28 @@ hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, int64_t 
   return hlp_codebook_quantize(a, codes, k, chunk, out, ids, mse);
 }
 
-static hl_status hlu_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, hl_tensor base, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
+static hl_status hlu_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
   hlcapi_unloaded("hl_grouped_mm");
 }
 static __typeof__(hl_grouped_mm) *hlp_grouped_mm = hlu_grouped_mm;
-hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, hl_tensor base, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
-  return hlp_grouped_mm(x, w, loads, groups, src, dest, base, out_rows, trans_w, out);
+hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
+  return hlp_grouped_mm(x, w, loads, groups, src, dest, out_rows, trans_w, out);
+}
+
+static hl_status hlu_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor dest, int64_t rows, hl_tensor *out) {
+  hlcapi_unloaded("hl_routed_in");
+}
+static __typeof__(hl_routed_in) *hlp_routed_in = hlu_routed_in;
+hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor dest, int64_t rows, hl_tensor *out) {
+  return hlp_routed_in(xs, x, w, loads, groups, dest, rows, out);
+}
+
+static hl_status hlu_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g, hl_tensor src, hl_tensor dest, int64_t out_rows, hl_tensor *shared, hl_tensor *routed) {
+  hlcapi_unloaded("hl_routed_out");
+}
+static __typeof__(hl_routed_out) *hlp_routed_out = hlu_routed_out;
+hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g, hl_tensor src, hl_tensor dest, int64_t out_rows, hl_tensor *shared, hl_tensor *routed) {
+  return hlp_routed_out(x, w, loads, groups, g, src, dest, out_rows, shared, routed);
 }
 
 static hl_status hlu_monarch(hl_tensor y, hl_tensor bd1, hl_tensor bd2, hl_tensor *out) {
@@ -1188,6 +1204,8 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_attention", (void **)&hlp_attention},
     {"hl_codebook_quantize", (void **)&hlp_codebook_quantize},
     {"hl_grouped_mm", (void **)&hlp_grouped_mm},
+    {"hl_routed_in", (void **)&hlp_routed_in},
+    {"hl_routed_out", (void **)&hlp_routed_out},
     {"hl_monarch", (void **)&hlp_monarch},
     {"hl_swiglu", (void **)&hlp_swiglu},
     {"hl_set_requires_grad", (void **)&hlp_set_requires_grad},
@@ -1210,6 +1228,6 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_group_broadcast", (void **)&hlp_group_broadcast},
     {"hl_group_barrier", (void **)&hlp_group_barrier},
 };
-const int hlcapi_nsymbols = 133;
+const int hlcapi_nsymbols = 135;
 
 #pragma GCC visibility pop

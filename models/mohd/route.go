@@ -19,7 +19,7 @@ type Route struct {
 	// token Tok[i] = t; it reads row Rows[i] = t·N + N_s + j of u's groups
 	// and writes row Dest[i] = t·N_r + j of the tokens' routed groups.
 	Order, Tok, Rows, Dest *torch.Tensor // [BT·K] int64
-	Loads                       []int
+	Loads                  []int
 }
 
 // route scores the routed groups of u [BT, D] and picks each token's top K.

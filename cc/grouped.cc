@@ -206,9 +206,9 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
 };
 
 struct RoutedOut : public torch::autograd::Function<RoutedOut> {
-  // ys [R, S] = x·w[:S]ᵀ and yr [out_rows, g] with row dest[i] = x[src[i]]·
-  // w_jᵀ for the rows i of group j (rows of yr no assignment reaches are
-  // zero; every dest distinct), x [R, p], w [S + G·g, p].
+  // ys [R, S] = x·w[:S]ᵀ and yr [out_rows, g] whose row dest[i] gets
+  // x[src[i]]·w_jᵀ for the rows i of group j (a sum where several reach one
+  // row, zero where none does), x [R, p], w [S + G·g, p].
   static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &w,
                                std::vector<int64_t> loads, int64_t g, const at::Tensor &src_in,
                                const at::Tensor &dest_in, int64_t out_rows) {
@@ -378,6 +378,9 @@ hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *lo
         throw hl::Error(HL_ERR_SHAPE, "routed_in: xs must be [" + std::to_string(rows) + ", " + std::to_string(S) + "]");
       if (XS.scalar_type() != X.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "routed_in: xs and x differ in dtype");
     } else {
+      if (xs != nullptr && hl::T(xs).numel() > 0)
+        throw hl::Error(HL_ERR_SHAPE, "routed_in: xs given but w has no shared rows (" + std::to_string(W.size(0)) +
+                                          " rows, " + std::to_string(groups) + " groups of " + std::to_string(g) + ")");
       XS = at::empty({rows, 0}, X.options());
     }
     if (X.scalar_type() != W.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "routed_in: x and w differ in dtype");

@@ -55,10 +55,10 @@ func RoutedIn(xs, x, w *Tensor, loads []int, dest *Tensor, rows int) *Tensor {
 
 // RoutedOut is the output projection of such a sublayer, w [S + G·g, p]
 // in torch.Linear's layout: shared = x·w[:S]ᵀ [R, S] for x [R, p], and
-// routed [outRows, g] whose row dest[i] is x[src[i]]·w_jᵀ for the rows i
-// of group j (the other rows zero; every dest distinct). One node: x's
-// gradient starts as the shared part's GEMM, w's is written block by
-// block.
+// routed [outRows, g] whose row dest[i] gets x[src[i]]·w_jᵀ for the rows i
+// of group j (summed where several reach one row, zero where none does).
+// One node: x's gradient starts as the shared part's GEMM, w's is written
+// block by block.
 func RoutedOut(x, w *Tensor, loads []int, g int, src, dest *Tensor, outRows int) (shared, routed *Tensor) {
 	sh, r, err := capi.RoutedOut(x.handle(), w.handle(), int64s(loads), int64(g), src.handle(), dest.handle(), int64(outRows))
 	fail("routed_out", err)

@@ -273,11 +273,11 @@ func TestMonarch(t *testing.T) {
 // TestMonarchKernels checks the shim's own loops for the fusion against the
 // composition from libtorch ops at the sizes that take each of them: groups
 // of whole vectors (g = 8, 16, 32 in float32, g = 8 in float64), a g that
-// does not fill a vector (g = 12), group counts that leave a remainder in
+// does not fill a vector (g = 12), the largest (g = 64), group counts that leave a remainder in
 // the blocked weight-gradient sums (N = 5, 6), token counts that leave a
 // partial tile and more than one weight-gradient block (BT = 70, 300), and
-// a y that is not contiguous. The weight gradients must be bit-identical
-// for 1 and 2 threads (a fixed partition of the tokens).
+// a y that is not contiguous. Two runs must be bit-identical, and so must
+// runs on 1 and 2 threads (a fixed partition of the tokens).
 func TestMonarchKernels(t *testing.T) {
 	cases := []struct {
 		BT, N, g int
@@ -289,6 +289,9 @@ func TestMonarchKernels(t *testing.T) {
 		{33, 5, 16, Float32, 2e-5},
 		{64, 6, 12, Float32, 2e-5},
 		{50, 4, 8, Float64, 1e-12},
+		// g = 64, the largest the loops take.
+		{70, 4, 64, Float32, 5e-5},
+		{40, 3, 64, Float64, 1e-12},
 	}
 	for _, c := range cases {
 		s := NewScope()
@@ -314,19 +317,23 @@ func TestMonarchKernels(t *testing.T) {
 		}
 		fused := func() *Tensor { return Monarch(y, bd1, bd2) }
 		want := run(ref)
-		var one, two []*Tensor
+		var one, two, again []*Tensor
 		threads := NumThreads()
 		RunLocked(func() {
 			require.NoError(t, SetNumThreads(1))
 			one = run(fused)
 			require.NoError(t, SetNumThreads(2))
 			two = run(fused)
+			again = run(fused)
 			require.NoError(t, SetNumThreads(threads))
 		})
 		for k, name := range []string{"out", "∂y", "∂bd1", "∂bd2"} {
 			scale := want[k].Abs().Amax().Item()
-			require.InDelta(t, 0, one[k].Sub(want[k]).Abs().Amax().Item()/scale, c.tol,
-				"BT %d N %d g %d %v: %s", c.BT, c.N, c.g, c.dtype, name)
+			for _, got := range [][]*Tensor{one, two} {
+				require.InDelta(t, 0, got[k].Sub(want[k]).Abs().Amax().Item()/scale, c.tol,
+					"BT %d N %d g %d %v: %s", c.BT, c.N, c.g, c.dtype, name)
+			}
+			require.Equal(t, two[k].Float64s(), again[k].Float64s(), "BT %d N %d g %d: %s differs between two runs", c.BT, c.N, c.g, name)
 			require.Equal(t, one[k].Float64s(), two[k].Float64s(), "BT %d N %d g %d: %s differs between 1 and 2 threads", c.BT, c.N, c.g, name)
 		}
 		s.Close()
@@ -487,6 +494,9 @@ func TestRouted(t *testing.T) {
 		{"dest out of range", func() {
 			RoutedIn(nil, Randn([]int{M, g}), Randn([]int{G * g, 5}), loads, FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 4}, nil), 4)
 		}, "outside [0, 4)"},
+		{"xs without shared rows", func() {
+			RoutedIn(Randn([]int{4, 3}), Randn([]int{M, g}), Randn([]int{G * g, 5}), loads, FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil), 4)
+		}, "no shared rows"},
 		{"w too small for the groups", func() {
 			RoutedOut(Randn([]int{4, 5}), Randn([]int{G*g - 1, 5}), loads, g, FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil),
 				FromSlice([]int64{0, 1, 2, 3, 4, 5, 6, 7}, nil), 16)

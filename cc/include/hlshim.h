@@ -321,8 +321,8 @@ HL_API hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, i
  * x[i]·w_j for the rows i of x [M, g] in group j (sorted by group, loads[j]
  * of them); xs [rows, S] may be NULL when S = 0.
  * hl_routed_out: *shared [R, S] = x·w[:S]ᵀ for x [R, p], and *routed
- * [out_rows, g] whose row dest[i] is x[src[i]]·w_jᵀ (the other rows zero;
- * the dest distinct). */
+ * [out_rows, g] whose row dest[i] gets x[src[i]]·w_jᵀ (summed where several
+ * reach one row, zero where none does). */
 HL_API hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups,
                               hl_tensor dest, int64_t rows, hl_tensor *out);
 HL_API hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g,

@@ -17,9 +17,9 @@ import (
 // (TestGroupedGEMMAgrees) but was 1–11% slower than one GEMM per group on
 // the benchmark shapes (TestGroupedGEMMTiming, thread CPU time): padding
 // every block to the largest load adds 10–15% rows (loads of a random
-// router: 184…234 for a mean of 205). route.go's torch.GroupedMM keeps one
-// GEMM per group and moves the gather, the scatter-add and the backward
-// into one shim call instead.
+// router: 184…234 for a mean of 205). route.go's torch.RoutedIn and
+// RoutedOut keep one GEMM per group and move the gather, the scatter-add
+// and the backward into one shim call instead.
 
 // padding lays the assignments sorted by group out in N_r blocks of Lmax rows.
 type padding struct {
@@ -125,8 +125,8 @@ func projSetup(w projCase) (*Config, *Router, *torch.Tensor, *torch.Tensor, *tor
 	return &c, r, torch.Randn([]int{w.BT, c.Width}), W13, W2
 }
 
-// TestGroupedGEMMAgrees: the bmm variant gives route.go's (GroupedMM) outputs and
-// gradients to rounding.
+// TestGroupedGEMMAgrees: the bmm variant gives route.go's (RoutedIn,
+// RoutedOut) outputs and gradients to rounding.
 func TestGroupedGEMMAgrees(t *testing.T) {
 	lockThread(t)
 	torch.WithScope(func() {

@@ -65,7 +65,7 @@ struct VecRows {
     std::memcpy(&v, p, sizeof v);
     return v;
   }
-  HL_ROWS_INLINE void store(T *p, V v) { std::memcpy(p, &v, sizeof v); }
+  HL_ROWS_INLINE void store(T *p, const V &v) { std::memcpy(p, &v, sizeof v); }
   // Rows of the weight gradients, summed over count tokens of stride s
   // (rows x[t·s, …]) in registers, kB rows at a time (each loaded row of
   // the shared operand serves kB sums), then added to acc once.

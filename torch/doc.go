@@ -37,7 +37,7 @@
 //
 // A few hot compositions are single shim calls with hand-written backwards,
 // one autograd node each, summing in a fixed order (bitwise-reproducible
-// runs): CodebookQuantize (models/codebook), GroupedMM, Monarch and SwiGLU
-// (models/mohd). Profile and ProfileByShape time every operator, autograd
+// runs): CodebookQuantize (models/codebook), GroupedMM, RoutedIn,
+// RoutedOut, Monarch and SwiGLU (models/mohd). Profile and ProfileByShape time every operator, autograd
 // node and shim scope that runs, as PyTorch's profiler's key_averages does.
 package torch

@@ -46,6 +46,9 @@ type Optimizer interface {
 }
 
 // AdamW is torch.optim.AdamW (decoupled weight decay, Loshchilov & Hutter).
+// A step is one shim call per group: float32 CPU parameters in one pass
+// each (p, g and the moments read once, the operations in PyTorch's order,
+// each rounded to float32), others with libtorch's _foreach ops.
 type AdamW struct {
 	groups []*Group
 	m, v   [][]*torch.Tensor // first and second moments per group, per parameter

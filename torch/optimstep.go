@@ -4,7 +4,9 @@ import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
 
 // AdamWStep applies torch.optim.AdamW's update to the params that have
 // gradients, with first and second moments m and v at the same indices, as one
-// multi-tensor call. step counts from 1.
+// shim call: float32 CPU tensors in one pass each (every element's
+// operations in PyTorch's order, each rounded to float32), the others with
+// libtorch's multi-tensor (_foreach) ops. step counts from 1.
 func AdamWStep(params, m, v []*Tensor, step int64, lr, beta1, beta2, eps, weightDecay float64) {
 	fail("adamw", capi.AdamWStep(handlesOf(params), handlesOf(m), handlesOf(v), step, lr, beta1, beta2, eps, weightDecay))
 }

@@ -376,7 +376,9 @@ HL_API hl_status hl_set_tf32(int32_t on);
  * Each call updates the parameters that have a gradient (others are skipped)
  * under no-grad, with the state tensor at the same index as its parameter. */
 
-/* torch.optim.AdamW for one parameter group; step counts from 1. */
+/* torch.optim.AdamW for one parameter group; step counts from 1. Float32
+ * CPU parameters (all four tensors contiguous) take one pass each, the
+ * operations in PyTorch's order rounded to float32; others the _foreach ops. */
 HL_API hl_status hl_adamw_step(const hl_tensor *params, const hl_tensor *exp_avg, const hl_tensor *exp_avg_sq, int64_t n,
                                int64_t step, double lr, double beta1, double beta2, double eps, double weight_decay);
 /* torch.optim.SGD for one group; momentum_buf may be NULL without momentum. */

@@ -60,6 +60,17 @@ void mm_into_rows(at::Tensor &out, const at::Tensor &idx, int64_t start, int64_t
   }
 }
 
+// for_groups calls f(j, start, n) for each group j with rows, its n = loads[j]
+// rows starting at row start of the rows sorted by group.
+template <typename F>
+void for_groups(const std::vector<int64_t> &loads, F &&f) {
+  int64_t start = 0;
+  for (size_t j = 0; j < loads.size(); ++j) {
+    if (loads[j] > 0) f(j, start, loads[j]);
+    start += loads[j];
+  }
+}
+
 struct GroupedMM : public torch::autograd::Function<GroupedMM> {
   // y[dest[i]] += x[src[i]] · op(w[j]) for the rows i of group j, where
   // op(w) = w, or wᵀ when trans.
@@ -74,13 +85,9 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
     int64_t M = 0;
     for (int64_t n : loads) M += n;
     at::Tensor y = dest.defined() ? at::zeros({out_rows, q}, x.options()) : at::empty({M, q}, x.options());
-    int64_t start = 0;
-    for (size_t j = 0; j < loads.size(); ++j) {
-      const int64_t n = loads[j];
-      if (n == 0) continue;
+    for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
       mm_into_rows(y, dest, start, n, rows_of(x, src, start, n), trans ? w[j].t() : w[j]);
-      start += n;
-    }
+    });
     ctx->save_for_backward({x, w});
     ctx->saved_data["src"] = src_opt;
     ctx->saved_data["dest"] = dest_opt;
@@ -108,10 +115,7 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
     at::Tensor gx, gw;
     if (need_x) gx = src.defined() ? at::zeros_like(x) : at::empty_like(x);
     if (need_w) gw = at::zeros_like(w);
-    int64_t start = 0;
-    for (size_t j = 0; j < loads.size(); ++j) {
-      const int64_t n = loads[j];
-      if (n == 0) continue;
+    for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
       const auto gj = rows_of(gy, dest, start, n);
       if (need_x) mm_into_rows(gx, src, start, n, gj, trans ? w[j] : w[j].t());
       if (need_w) {
@@ -126,8 +130,7 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
           at::mm_out(gwj, xj.t(), gj);
         }
       }
-      start += n;
-    }
+    });
     return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -149,7 +152,7 @@ at::Tensor group_w(const at::Tensor &w, int64_t S, int64_t g, size_t j) {
 // zero_empty_groups zeroes the gradient rows of the groups without rows.
 void zero_empty_groups(at::Tensor &gw, const std::vector<int64_t> &loads, int64_t S, int64_t g) {
   for (size_t j = 0; j < loads.size(); ++j)
-    if (loads[j] == 0) gw.narrow(0, S + static_cast<int64_t>(j) * g, g).zero_();
+    if (loads[j] == 0) group_w(gw, S, g, j).zero_();
 }
 
 struct RoutedIn : public torch::autograd::Function<RoutedIn> {
@@ -161,13 +164,9 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
     const int64_t g = x.size(1), S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
     const at::Tensor dest = dest_in.detach();
     at::Tensor y = S > 0 ? at::mm(xs, w.narrow(0, 0, S)) : at::zeros({R, w.size(1)}, x.options());
-    int64_t start = 0;
-    for (size_t j = 0; j < loads.size(); ++j) {
-      const int64_t n = loads[j];
-      if (n == 0) continue;
+    for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
       mm_into_rows(y, dest, start, n, x.narrow(0, start, n), group_w(w, S, g, j));
-      start += n;
-    }
+    });
     ctx->save_for_backward({xs, x, w});
     ctx->saved_data["dest"] = dest;
     ctx->saved_data["loads"] = loads;
@@ -189,18 +188,13 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
       at::mm_out(rows, xs.t(), gy);
     }
     zero_empty_groups(gw, loads, S, g);
-    int64_t start = 0;
-    for (size_t j = 0; j < loads.size(); ++j) {
-      const int64_t n = loads[j];
-      if (n == 0) continue;
+    for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
       const auto gj = rows_of(gy, dest, start, n);
-      const auto wj = group_w(w, S, g, j);
       auto gxj = gx.narrow(0, start, n);
-      at::mm_out(gxj, gj, wj.t());
-      auto gwj = gw.narrow(0, S + static_cast<int64_t>(j) * g, g);
+      at::mm_out(gxj, gj, group_w(w, S, g, j).t());
+      auto gwj = group_w(gw, S, g, j);
       at::mm_out(gwj, x.narrow(0, start, n).t(), gj);
-      start += n;
-    }
+    });
     return {gxs, gx, gw, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -217,13 +211,9 @@ struct RoutedOut : public torch::autograd::Function<RoutedOut> {
     const at::Tensor src = src_in.detach(), dest = dest_in.detach();
     at::Tensor ys = at::mm(x, w.narrow(0, 0, S).t());
     at::Tensor yr = at::zeros({out_rows, g}, x.options());
-    int64_t start = 0;
-    for (size_t j = 0; j < loads.size(); ++j) {
-      const int64_t n = loads[j];
-      if (n == 0) continue;
+    for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
       mm_into_rows(yr, dest, start, n, rows_of(x, src, start, n), group_w(w, S, g, j).t());
-      start += n;
-    }
+    });
     ctx->save_for_backward({x, w});
     ctx->saved_data["src"] = src;
     ctx->saved_data["dest"] = dest;
@@ -239,32 +229,72 @@ struct RoutedOut : public torch::autograd::Function<RoutedOut> {
     const at::Tensor src = ctx->saved_data["src"].toTensor(), dest = ctx->saved_data["dest"].toTensor();
     const auto loads = ctx->saved_data["loads"].toIntVector();
     const int64_t g = ctx->saved_data["g"].toInt(), S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
-    const at::Tensor gys = grads[0].defined() ? grads[0].contiguous() : at::zeros({x.size(0), S}, x.options());
-    const at::Tensor gyr = grads[1].defined() ? grads[1].contiguous() : at::zeros({0, g}, x.options());
-    at::Tensor gx = S > 0 ? at::mm(gys, w.narrow(0, 0, S)) : at::zeros_like(x), gw = at::empty_like(w);
-    if (S > 0) {
+    // An output autograd gives no gradient (unused) contributes zero.
+    const bool shared = S > 0 && grads[0].defined(), routed = grads[1].defined();
+    const at::Tensor gys = shared ? grads[0].contiguous() : at::Tensor();
+    at::Tensor gx = shared ? at::mm(gys, w.narrow(0, 0, S)) : at::zeros_like(x);
+    at::Tensor gw = routed ? at::empty_like(w) : at::zeros_like(w);
+    if (shared) {
       auto rows = gw.narrow(0, 0, S);
       at::mm_out(rows, gys.t(), x);
+    } else {
+      gw.narrow(0, 0, S).zero_();
     }
-    zero_empty_groups(gw, loads, S, g);
-    int64_t start = 0;
-    for (size_t j = 0; j < loads.size(); ++j) {
-      const int64_t n = loads[j];
-      if (n == 0) continue;
-      auto gwj = gw.narrow(0, S + static_cast<int64_t>(j) * g, g);
-      if (!grads[1].defined()) {
-        gwj.zero_();
-        start += n;
-        continue;
-      }
-      const auto gj = rows_of(gyr, dest, start, n);
-      mm_into_rows(gx, src, start, n, gj, group_w(w, S, g, j));
-      at::mm_out(gwj, gj.t(), rows_of(x, src, start, n));
-      start += n;
+    if (routed) {
+      zero_empty_groups(gw, loads, S, g);
+      const at::Tensor gyr = grads[1].contiguous();
+      for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
+        const auto gj = rows_of(gyr, dest, start, n);
+        mm_into_rows(gx, src, start, n, gj, group_w(w, S, g, j));
+        auto gwj = group_w(gw, S, g, j);
+        at::mm_out(gwj, gj.t(), rows_of(x, src, start, n));
+      });
     }
     return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
+
+// The entry points' checks of their arguments, op naming the entry point.
+
+// read_loads copies the loads of the groups (none negative) into ls and
+// returns their sum M.
+int64_t read_loads(const char *op, const int64_t *loads, int64_t groups, std::vector<int64_t> &ls) {
+  if (groups < 0 || (groups > 0 && loads == nullptr)) throw hl::Error(HL_ERR_VALUE, std::string(op) + ": no loads");
+  ls.assign(loads, loads + groups);
+  int64_t M = 0;
+  for (int64_t n : ls) {
+    if (n < 0) throw hl::Error(HL_ERR_VALUE, std::string(op) + ": negative load");
+    M += n;
+  }
+  return M;
+}
+
+// check_routed checks what RoutedIn and RoutedOut share, w [S + G·g, ·]
+// with S ≥ 0, and reads the loads (read_loads).
+int64_t check_routed(const char *op, const at::Tensor &W, const int64_t *loads, int64_t groups, int64_t g,
+                     std::vector<int64_t> &ls) {
+  if (W.dim() != 2) throw hl::Error(HL_ERR_SHAPE, std::string(op) + ": w must be 2-D [S + groups·g, ·]");
+  if (g < 1 || W.size(0) < groups * g)
+    throw hl::Error(HL_ERR_SHAPE, std::string(op) + ": w has " + std::to_string(W.size(0)) + " rows, fewer than " +
+                                      std::to_string(groups) + " groups of " + std::to_string(g));
+  return read_loads(op, loads, groups, ls);
+}
+
+// check_index is a group-sorted row index (a gather's src or a
+// scatter's dest): int64 [M], every entry in [0, bound).
+at::Tensor check_index(const char *op, const char *name, hl_tensor h, int64_t M, int64_t bound) {
+  if (h == nullptr) throw hl::Error(HL_ERR_VALUE, std::string(op) + ": " + name + " is required");
+  at::Tensor t = hl::T(h);
+  if (t.dim() != 1 || t.size(0) != M || t.scalar_type() != at::kLong)
+    throw hl::Error(HL_ERR_SHAPE, std::string(op) + ": " + name + " must be int64 [" + std::to_string(M) + "] (the loads' sum)");
+  if (M > 0) {
+    const int64_t lo = t.min().item<int64_t>(), hi = t.max().item<int64_t>();
+    if (lo < 0 || hi >= bound)
+      throw hl::Error(HL_ERR_INDEX, std::string(op) + ": " + name + " holds " + std::to_string(lo < 0 ? lo : hi) +
+                                        ", outside [0, " + std::to_string(bound) + ")");
+  }
+  return t;
+}
 
 }  // namespace
 
@@ -285,77 +315,23 @@ hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
       throw hl::Error(HL_ERR_SHAPE, "grouped_mm: x has " + std::to_string(X.size(1)) + " columns, w's groups take " +
                                         std::to_string(p));
     if (X.scalar_type() != W.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "grouped_mm: x and w differ in dtype");
-    std::vector<int64_t> ls(loads, loads + groups);
-    int64_t M = 0;
-    for (int64_t n : ls) {
-      if (n < 0) throw hl::Error(HL_ERR_VALUE, "grouped_mm: negative load");
-      M += n;
-    }
+    std::vector<int64_t> ls;
+    const int64_t M = read_loads("grouped_mm", loads, groups, ls);
     at::Tensor S, D;
-    auto check_index = [&](hl_tensor h, const char *name, int64_t bound) {
-      at::Tensor t = hl::T(h);
-      if (t.dim() != 1 || t.size(0) != M || t.scalar_type() != at::kLong)
-        throw hl::Error(HL_ERR_SHAPE, std::string("grouped_mm: ") + name + " must be int64 [" + std::to_string(M) +
-                                          "] (the loads' sum)");
-      if (M > 0) {
-        const int64_t lo = t.min().item<int64_t>(), hi = t.max().item<int64_t>();
-        if (lo < 0 || hi >= bound)
-          throw hl::Error(HL_ERR_INDEX, std::string("grouped_mm: ") + name + " holds " +
-                                            std::to_string(lo < 0 ? lo : hi) + ", outside [0, " +
-                                            std::to_string(bound) + ")");
-      }
-      return t;
-    };
     if (src != nullptr) {
-      S = check_index(src, "src", X.size(0));
+      S = check_index("grouped_mm", "src", src, M, X.size(0));
     } else if (X.size(0) != M) {
       throw hl::Error(HL_ERR_SHAPE, "grouped_mm: x has " + std::to_string(X.size(0)) + " rows, the loads sum to " +
                                         std::to_string(M));
     }
     if (dest != nullptr) {
       if (out_rows < 0) throw hl::Error(HL_ERR_VALUE, "grouped_mm: negative out_rows");
-      D = check_index(dest, "dest", out_rows);
+      D = check_index("grouped_mm", "dest", dest, M, out_rows);
     }
     auto r = GroupedMM::apply(X, W, ls, S.defined() ? c10::optional<at::Tensor>(S) : c10::nullopt,
                               D.defined() ? c10::optional<at::Tensor>(D) : c10::nullopt, out_rows, trans);
     hl::put(out, r[0]);
   })
-}
-
-}  // extern "C"
-
-extern "C" {
-
-// check_routed checks what RoutedIn and RoutedOut share: w [S + G·g, ·]
-// with S ≥ 0, loads of G groups summing to M, index [M] int64 in [0, bound).
-static int64_t check_routed(const char *op, const at::Tensor &W, const int64_t *loads, int64_t groups, int64_t g,
-                            std::vector<int64_t> &ls) {
-  if (W.dim() != 2) throw hl::Error(HL_ERR_SHAPE, std::string(op) + ": w must be 2-D [S + groups·g, ·]");
-  if (groups < 0 || (groups > 0 && loads == nullptr)) throw hl::Error(HL_ERR_VALUE, std::string(op) + ": no loads");
-  if (g < 1 || W.size(0) < groups * g)
-    throw hl::Error(HL_ERR_SHAPE, std::string(op) + ": w has " + std::to_string(W.size(0)) + " rows, fewer than " +
-                                      std::to_string(groups) + " groups of " + std::to_string(g));
-  ls.assign(loads, loads + groups);
-  int64_t M = 0;
-  for (int64_t n : ls) {
-    if (n < 0) throw hl::Error(HL_ERR_VALUE, std::string(op) + ": negative load");
-    M += n;
-  }
-  return M;
-}
-
-static at::Tensor check_rows_index(const char *op, const char *name, hl_tensor h, int64_t M, int64_t bound) {
-  if (h == nullptr) throw hl::Error(HL_ERR_VALUE, std::string(op) + ": " + name + " is required");
-  at::Tensor t = hl::T(h);
-  if (t.dim() != 1 || t.size(0) != M || t.scalar_type() != at::kLong)
-    throw hl::Error(HL_ERR_SHAPE, std::string(op) + ": " + name + " must be int64 [" + std::to_string(M) + "] (the loads' sum)");
-  if (M > 0) {
-    const int64_t lo = t.min().item<int64_t>(), hi = t.max().item<int64_t>();
-    if (lo < 0 || hi >= bound)
-      throw hl::Error(HL_ERR_INDEX, std::string(op) + ": " + name + " holds " + std::to_string(lo < 0 ? lo : hi) +
-                                        ", outside [0, " + std::to_string(bound) + ")");
-  }
-  return t;
 }
 
 hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor dest,
@@ -384,7 +360,7 @@ hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *lo
       XS = at::empty({rows, 0}, X.options());
     }
     if (X.scalar_type() != W.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "routed_in: x and w differ in dtype");
-    const at::Tensor D = check_rows_index("routed_in", "dest", dest, M, rows);
+    const at::Tensor D = check_index("routed_in", "dest", dest, M, rows);
     hl::put(out, RoutedIn::apply(XS, X, W, ls, D, rows)[0]);
   })
 }
@@ -402,8 +378,8 @@ hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
                                         std::to_string(W.size(1)));
     if (X.scalar_type() != W.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "routed_out: x and w differ in dtype");
     if (out_rows < 0) throw hl::Error(HL_ERR_VALUE, "routed_out: negative out_rows");
-    const at::Tensor S = check_rows_index("routed_out", "src", src, M, X.size(0));
-    const at::Tensor D = check_rows_index("routed_out", "dest", dest, M, out_rows);
+    const at::Tensor S = check_index("routed_out", "src", src, M, X.size(0));
+    const at::Tensor D = check_index("routed_out", "dest", dest, M, out_rows);
     auto r = RoutedOut::apply(X, W, ls, g, S, D, out_rows);
     hl::put(shared, r[0]);
     hl::put(routed, r[1]);

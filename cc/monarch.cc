@@ -224,8 +224,8 @@ void with_rows(int64_t g, F &&f) {
   }
 }
 
-// The kernels are compiled twice: for any x86-64 and for AVX2 with FMA
-// (chosen at run time).
+// The kernels are compiled twice: inlined where they are called, for any
+// x86-64, and in these wrappers for AVX2 with FMA (chosen at run time).
 #if defined(__x86_64__) && defined(__GNUC__)
 #define HL_MONARCH_AVX2 1
 template <class R, typename T>
@@ -238,15 +238,6 @@ __attribute__((target("avx2,fma"))) void monarch_grad_rows_avx2(const MonarchArg
   monarch_grad_rows<R>(p, bd1t, gout, gy, gbd1, gb2, t0, t1);
 }
 #endif
-template <class R, typename T>
-void monarch_rows_base(const MonarchArgs<T> &p, T *out, int64_t t0, int64_t t1) {
-  monarch_rows<R>(p, out, t0, t1);
-}
-template <class R, typename T>
-void monarch_grad_rows_base(const MonarchArgs<T> &p, const T *bd1t, const T *gout, T *gy, T *gbd1, T *gb2, int64_t t0,
-                            int64_t t1) {
-  monarch_grad_rows<R>(p, bd1t, gout, gy, gbd1, gb2, t0, t1);
-}
 
 bool have_avx2() {
 #if HL_MONARCH_AVX2
@@ -280,7 +271,7 @@ at::Tensor forward_loops(const at::Tensor &y, const at::Tensor &bd1, const at::T
 #if HL_MONARCH_AVX2
         if (avx2) return monarch_rows_avx2<R>(p, o, t0, t1);
 #endif
-        monarch_rows_base<R>(p, o, t0, t1);
+        monarch_rows<R>(p, o, t0, t1);
       });
     });
   });
@@ -317,7 +308,7 @@ variable_list backward_loops(const at::Tensor &y, const at::Tensor &bd1, const a
             continue;
           }
 #endif
-          monarch_grad_rows_base<R>(p, bt, go, gyp, w1, w2, t0, t1);
+          monarch_grad_rows<R>(p, bt, go, gyp, w1, w2, t0, t1);
         }
       });
     });

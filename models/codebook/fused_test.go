@@ -70,10 +70,7 @@ func TestFusedMatchesReference(t *testing.T) {
 						l.LNW.CopyFrom(torch.RandnLike(l.LNW).MulScalar(0.2).AddScalar(1))
 						l.LNB.CopyFrom(torch.RandnLike(l.LNB).MulScalar(0.1))
 					})
-					x := torch.Randn([]int{B, T, G * d}).Retain()
-					w := torch.Randn([]int{B, T, G * d}).Retain()
-					defer x.Free()
-					defer w.Free()
+					x, w := quantizeInputs(t, B, T, G*d)
 
 					l.Reference = true
 					ref := runQuantize(t, l, x, w, withMSE)
@@ -102,6 +99,14 @@ func TestFusedMatchesReference(t *testing.T) {
 	}
 }
 
+// quantizeInputs is runQuantize's input x and readout w, [B, T, n] each
+// from N(0, 1), kept beyond scopes and freed when the test ends.
+func quantizeInputs(t *testing.T, B, T, n int) (x, w *torch.Tensor) {
+	x, w = torch.Randn([]int{B, T, n}).Retain(), torch.Randn([]int{B, T, n}).Retain()
+	t.Cleanup(func() { x.Free(); w.Free() })
+	return x, w
+}
+
 // TestFusedIDsAtPaperScale: at the paper's C = 10,000 codes (625 blocks of
 // 16 scores per row, the top-k's widest rows) the fused op selects the
 // reference path's ids (at::topk) for k = 8 and 32, one group and four.
@@ -114,10 +119,7 @@ func TestFusedIDsAtPaperScale(t *testing.T) {
 				l, _ := newTestLayer(t, G, C, k, d, nil)
 				l.Record = true
 				defer l.Close()
-				x := torch.Randn([]int{B, T, G * d}).Retain()
-				w := torch.Randn([]int{B, T, G * d}).Retain()
-				defer x.Free()
-				defer w.Free()
+				x, w := quantizeInputs(t, B, T, G*d)
 				l.Reference = true
 				ref := runQuantize(t, l, x, w, true)
 				l.Reference = false

@@ -58,8 +58,10 @@ func TestProfile(t *testing.T) {
 			t.Errorf("%s: %d calls, want %d", c.name, op.Calls, c.calls)
 		}
 	}
-	// aten::matmul calls aten::mm: its self time excludes the product's.
-	if mm, mat := byName["aten::mm"], byName["aten::matmul"]; mm.Calls != 6 || mat.Total-mat.Self < mm.Self/2 {
+	// aten::matmul calls aten::mm: matmul's self time excludes the three
+	// forward products, whose time is part of mm's total (with the three
+	// of the backward, which do the same FLOPs, so no share is fixed).
+	if mm, mat := byName["aten::mm"], byName["aten::matmul"]; mm.Calls != 6 || mat.Total-mat.Self <= 0 || mat.Total-mat.Self > mm.Total {
 		t.Errorf("aten::mm %+v should run 6 times, 3 under aten::matmul %+v", mm, mat)
 	}
 	// A second profile starts from an empty table; profiles do not nest.

@@ -4,6 +4,7 @@
 #include <ATen/Version.h>
 #include <c10/core/GradMode.h>
 
+#include <dlfcn.h>
 #include <malloc.h>
 
 #include <algorithm>
@@ -174,6 +175,24 @@ int64_t hl_build_info(char *buf, int64_t cap) {
     s = os.str();
   } catch (...) {
     s = "unavailable";
+  }
+  return hl::copy_string(s, buf, cap);
+}
+
+int64_t hl_blas_core(char *buf, int64_t cap) {
+  // OpenBLAS is a dependency of libtorch, not of the program: look the name
+  // up among the shim's own dependencies (the handle of the shim, found from
+  // this function's address, searches them all).
+  std::string s;
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void *>(&hl_blas_core), &info) != 0 && info.dli_fname != nullptr) {
+    if (void *self = dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD)) {
+      using corename_fn = char *(*)();
+      if (auto f = reinterpret_cast<corename_fn>(dlsym(self, "openblas_get_corename"))) {
+        if (const char *name = f()) s = name;
+      }
+      dlclose(self);
+    }
   }
   return hl::copy_string(s, buf, cap);
 }

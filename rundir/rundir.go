@@ -242,6 +242,9 @@ type Environment struct {
 	Resumes     []string `json:"resumes,omitempty"`
 	RunID       string   `json:"run_id"`
 	MallocTuned bool     `json:"malloc_tuned"`
+	// BLAS names OpenBLAS's kernels (torch.BLASCore): their rounding
+	// differs, so a result repeats bit for bit only with the same ones.
+	BLAS string `json:"blas,omitempty"`
 }
 
 // CurrentEnvironment describes this process: build, device, host, command.
@@ -250,7 +253,7 @@ func CurrentEnvironment(device string, threads int) Environment {
 		Torch: torch.Version(), BuildInfo: firstLine(torch.BuildInfo()), CUDA: torch.BuiltWithCUDA(),
 		Device: device, Threads: threads, GoVersion: runtime.Version(), Cores: runtime.NumCPU(),
 		Command: os.Args, Started: time.Now().UTC().Format(time.RFC3339),
-		MallocTuned: os.Getenv("HIDDENLAB_MALLOC") != "default",
+		MallocTuned: os.Getenv("HIDDENLAB_MALLOC") != "default", BLAS: torch.BLASCore(),
 	}
 	e.Host, _ = os.Hostname()
 	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {

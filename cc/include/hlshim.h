@@ -62,6 +62,10 @@ HL_API int32_t hl_abi_version(void);
 /* Writes a NUL-terminated description (libtorch version, CUDA, BLAS, threads)
  * into buf, truncated to cap bytes; returns the full length. */
 HL_API int64_t hl_build_info(char *buf, int64_t cap);
+/* Writes the name of the kernels OpenBLAS chose when it was loaded
+ * ("SkylakeX", "Haswell", ...; "" when the BLAS is not OpenBLAS) as
+ * hl_build_info does. */
+HL_API int64_t hl_blas_core(char *buf, int64_t cap);
 HL_API int32_t hl_torch_version(void); /* major*10000 + minor*100 + patch */
 HL_API int32_t hl_built_with_cuda(void);
 HL_API int64_t hl_live_tensors(void);   /* handles created and not yet freed */

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,9 @@ func infoCmd() *cobra.Command {
 			w := c.OutOrStdout()
 			fmt.Fprintf(w, "hiddenlab %s\n", version)
 			fmt.Fprintf(w, "libtorch %s; shim built with CUDA: %v; threads %d; %d CPU cores\n", torch.Version(), torch.BuiltWithCUDA(), torch.NumThreads(), runtime.NumCPU())
+			if core := torch.BLASCore(); core != "" {
+				fmt.Fprintf(w, "OpenBLAS kernels: %s (OPENBLAS_CORETYPE=%q)\n", core, os.Getenv("OPENBLAS_CORETYPE"))
+			}
 			n := torch.CUDADeviceCount()
 			fmt.Fprintf(w, "CUDA devices: %d\n", n)
 			for i := 0; i < n; i++ {

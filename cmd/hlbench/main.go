@@ -70,7 +70,7 @@ func main() {
 		}
 		return
 	}
-	fmt.Printf("hlbench: libtorch %s, %d thread(s), %s\n", torch.Version(), torch.NumThreads(), time.Now().Format(time.RFC3339))
+	fmt.Printf("hlbench: libtorch %s, %d thread(s), OpenBLAS kernels %q (Go and PyTorch alike), %s\n", torch.Version(), torch.NumThreads(), torch.BLASCore(), time.Now().Format(time.RFC3339))
 	ran := false
 	for _, s := range suites {
 		if *only != "" && s.name != *only {

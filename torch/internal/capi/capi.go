@@ -105,6 +105,12 @@ func BuildInfo() string {
 	return readString(func(buf *C.char, cap C.int64_t) C.int64_t { return C.hl_build_info(buf, cap) })
 }
 
+// BLASCore names the kernels OpenBLAS chose at load time ("" when the BLAS
+// is not OpenBLAS).
+func BLASCore() string {
+	return readString(func(buf *C.char, cap C.int64_t) C.int64_t { return C.hl_blas_core(buf, cap) })
+}
+
 // ProfileStart turns the shim's operator profiler on (and clears its
 // table); with shapes it keys operators by name and input sizes.
 func ProfileStart(shapes bool) error {

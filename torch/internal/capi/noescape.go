@@ -17,6 +17,8 @@ package capi
 #cgo nocallback hl_abi_version
 #cgo noescape hl_build_info
 #cgo nocallback hl_build_info
+#cgo noescape hl_blas_core
+#cgo nocallback hl_blas_core
 #cgo noescape hl_torch_version
 #cgo nocallback hl_torch_version
 #cgo noescape hl_built_with_cuda

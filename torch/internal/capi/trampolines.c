@@ -51,6 +51,14 @@ int64_t hl_build_info(char *buf, int64_t cap) {
   return hlp_build_info(buf, cap);
 }
 
+static int64_t hlu_blas_core(char *buf, int64_t cap) {
+  hlcapi_unloaded("hl_blas_core");
+}
+static __typeof__(hl_blas_core) *hlp_blas_core = hlu_blas_core;
+int64_t hl_blas_core(char *buf, int64_t cap) {
+  return hlp_blas_core(buf, cap);
+}
+
 static int32_t hlu_torch_version(void) {
   hlcapi_unloaded("hl_torch_version");
 }
@@ -1097,6 +1105,7 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_status_free", (void **)&hlp_status_free},
     {"hl_abi_version", (void **)&hlp_abi_version},
     {"hl_build_info", (void **)&hlp_build_info},
+    {"hl_blas_core", (void **)&hlp_blas_core},
     {"hl_torch_version", (void **)&hlp_torch_version},
     {"hl_built_with_cuda", (void **)&hlp_built_with_cuda},
     {"hl_live_tensors", (void **)&hlp_live_tensors},
@@ -1228,6 +1237,6 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_group_broadcast", (void **)&hlp_group_broadcast},
     {"hl_group_barrier", (void **)&hlp_group_barrier},
 };
-const int hlcapi_nsymbols = 135;
+const int hlcapi_nsymbols = 136;
 
 #pragma GCC visibility pop

@@ -22,6 +22,14 @@
 //     blocks (one single-threaded GEMM and its top-k each) rather than
 //     splitting every block's GEMM. The ids do not depend on the block size
 //     or the thread count;
+//   - on CPUs with AVX-512 the float32 scores come from scores.cc's kernel
+//     instead of the BLAS: each score one chain of fused multiply-adds over
+//     d, which is what OpenBLAS's AVX-512 kernels compute too, but not its
+//     AVX2 ("Haswell") kernels, which round 7% of the scores differently in
+//     the last bit (measured at d = 64 and 256). Where two codes' scores lie
+//     within that rounding of each other at the k-th place, the op and the
+//     reference layer on AVX2 BLAS kernels can pick different ids; the op's
+//     ids no longer depend on which kernels the BLAS runs;
 //   - top-k is a selection by block maxima (topk_row) instead of at::topk:
 //     the same ids in the same order, except among exactly equal scores
 //     (here the lower index first; at::topk leaves the order unspecified)
@@ -66,6 +74,13 @@ int64_t l2_bytes() {
 // auto_chunk is the tokens per score block: G × chunk × C floats about the
 // size of L2, but at least 64 tokens (fewer rows make the GEMM inefficient).
 int64_t auto_chunk(int64_t G, int64_t C) { return std::max<int64_t>(64, l2_bytes() / (4 * G * C)); }
+
+// own_chunk is the tokens per block for scores.cc's kernel, which needs no
+// tall blocks: a quarter of L2 for the scores, so that they and the packed
+// codes stay in L2 together (blocks of auto_chunk/1, /2, /4, /8 tokens:
+// 8.0, 7.8, 7.4, 7.6 ms per forward of the MLP codebook, 12.4, 11.9, 11.4,
+// 11.6 ms of the group codebook, one thread), at least one tile of 12.
+int64_t own_chunk(int64_t G, int64_t C) { return std::max<int64_t>(12, l2_bytes() / (16 * G * C)); }
 
 // better orders candidates: the higher score first, the lower index first
 // among equal scores.
@@ -272,8 +287,9 @@ inline void topk_row(const float *s, int64_t C, int64_t k, int64_t *out) {
 // buffer of its own and topk_row picks the ids straight into the output;
 // elsewhere at::topk per block (the reference's ops).
 at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, int64_t chunk) {
-  const int64_t N = a.size(0), G = codes.size(0), C = codes.size(1);
-  chunk = chunk > 0 ? std::min(chunk, auto_chunk(G, C)) : auto_chunk(G, C);
+  const int64_t N = a.size(0), G = codes.size(0), C = codes.size(1), d = codes.size(2);
+  const int64_t fit = hl::scores_avx512() ? own_chunk(G, C) : auto_chunk(G, C);
+  chunk = chunk > 0 ? std::min(chunk, fit) : fit;
   auto norm = codes.div(codes.norm(2, {-1}, true).clamp_min(1e-12));  // [G, C, d]
   auto normT = norm.transpose(1, 2);                                  // [G, d, C]
   auto at = a.transpose(0, 1);                                        // [G, N, d]
@@ -281,15 +297,23 @@ at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, i
     // Threads take whole blocks: each runs its block's batched GEMM on one
     // core (BLAS does not split a GEMM inside a parallel region) into its own
     // buffer, then picks the block's ids while the scores are in its cache.
+    // On AVX-512 CPUs the scores come from scores.cc's kernel (the same
+    // scores bit for bit).
     auto ids = at::empty({N, G, k}, a.options().dtype(at::kLong));
     int64_t *ip = ids.data_ptr<int64_t>();
+    const bool own = hl::scores_avx512();
+    const at::Tensor ac = own ? a.contiguous() : at::Tensor(), packed = own ? hl::pack_codes32(norm) : at::Tensor();
     const int64_t blocks = (N + chunk - 1) / chunk;
     at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
       auto buf = at::empty({G, std::min(chunk, N), C}, a.options());
       for (int64_t blk = b0; blk < b1; ++blk) {
         const int64_t start = blk * chunk, n = std::min(chunk, N - start);
         auto scores = n == buf.size(1) ? buf : at::empty({G, n, C}, a.options());  // [G, n, C]
-        at::bmm_out(scores, at.narrow(1, start, n), normT);  // all groups in one batched GEMM
+        if (own)
+          hl::scores_block(ac.data_ptr<float>() + start * G * d, n, G, d, packed.data_ptr<float>(), C,
+                           scores.data_ptr<float>());
+        else
+          at::bmm_out(scores, at.narrow(1, start, n), normT);  // all groups in one batched GEMM
         const float *sp = scores.data_ptr<float>();
         for (int64_t r = 0; r < n * G; ++r) {
           const int64_t t = r / G, g = r % G;
@@ -449,16 +473,41 @@ struct Quantize : public torch::autograd::Function<Quantize> {
 
 }  // namespace
 
+// check_codebook_args rejects what neither codebook entry point can take.
+static void check_codebook_args(const char *op, const at::Tensor &x, const at::Tensor &c) {
+  if (x.dim() != 3 || c.dim() != 3 || x.size(1) != c.size(0) || x.size(2) != c.size(2))
+    throw hl::Error(HL_ERR_SHAPE, std::string(op) + ": need a [N, G, d] and codes [G, C, d]");
+  if (x.scalar_type() != c.scalar_type())
+    throw hl::Error(HL_ERR_DTYPE, std::string(op) + ": a and codes differ in dtype");
+}
+
+hl_status hl_codebook_scores(hl_tensor a, hl_tensor codes, hl_tensor *out) {
+  HL_TRY({
+    const auto x = hl::T(a).detach();
+    const auto c = hl::T(codes).detach();
+    check_codebook_args("codebook_scores", x, c);
+    at::NoGradGuard no_grad;
+    auto norm = c.div(c.norm(2, {-1}, true).clamp_min(1e-12));  // as select_ids
+    const int64_t N = x.size(0), G = c.size(0), C = c.size(1), d = c.size(2);
+    if (x.device().is_cpu() && x.scalar_type() == at::kFloat && hl::scores_avx512()) {
+      auto xc = x.contiguous();
+      auto s = at::empty({G, N, C}, x.options());
+      auto packed = hl::pack_codes32(norm);
+      hl::scores_block(xc.data_ptr<float>(), N, G, d, packed.data_ptr<float>(), C, s.data_ptr<float>());
+      hl::put(out, s.transpose(0, 1).contiguous());
+    } else {
+      hl::put(out, at::bmm(x.transpose(0, 1), norm.transpose(1, 2)).transpose(0, 1).contiguous());
+    }
+  })
+}
+
 hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, int64_t chunk, hl_tensor *out,
                                hl_tensor *ids, hl_tensor *mse) {
   HL_TRY({
     const auto &x = hl::T(a);
     const auto &c = hl::T(codes);
-    if (x.dim() != 3 || c.dim() != 3 || x.size(1) != c.size(0) || x.size(2) != c.size(2))
-      throw hl::Error(HL_ERR_SHAPE, "codebook_quantize: need a [N, G, d] and codes [G, C, d]");
+    check_codebook_args("codebook_quantize", x, c);
     if (k < 1 || k > c.size(1)) throw hl::Error(HL_ERR_VALUE, "codebook_quantize: need 1 <= k <= C");
-    if (x.scalar_type() != c.scalar_type())
-      throw hl::Error(HL_ERR_DTYPE, "codebook_quantize: a and codes differ in dtype");
     auto r = Quantize::apply(x, c, k, chunk);
     hl::put(out, r[0]);
     hl::put(ids, r[1]);

@@ -93,6 +93,15 @@ int32_t dtype_code(at::ScalarType st) noexcept;
 at::Device device(int32_t type, int32_t index);
 at::TensorOptions options(const hl_options &o);
 
+// The codebook op's scores on AVX-512 CPUs (scores.cc). scores_avx512 reports
+// whether this CPU and build run the kernel; pack_codes32 rearranges the
+// normalised codes [G, C, d] (float) into its panels [G, ⌈C/32⌉, d, 32];
+// scores_block writes s[g, t, c] = Σ_k a[t, g, k]·ĉ[g, c, k] for the n tokens
+// of a (contiguous [n, G, d]) into s ([G, n, C]).
+bool scores_avx512();
+at::Tensor pack_codes32(const at::Tensor &norm);
+void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *packed, int64_t C, float *s);
+
 }  // namespace hl
 
 // HL_TRY wraps the body of every fallible entry point: it returns NULL when the

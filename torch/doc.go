@@ -37,7 +37,10 @@
 //
 // A few hot compositions are single shim calls with hand-written backwards,
 // one autograd node each, summing in a fixed order (bitwise-reproducible
-// runs): CodebookQuantize (models/codebook), GroupedMM, RoutedIn,
-// RoutedOut, Monarch and SwiGLU (models/mohd). Profile and ProfileByShape time every operator, autograd
+// runs): CodebookQuantize (models/codebook; CodebookScores returns the
+// scores it ranks), GroupedMM, RoutedIn, RoutedOut, Monarch and SwiGLU
+// (models/mohd). Where the CPU has AVX-512, the codebook's scores and the
+// Monarch loops run AVX-512 kernels of the shim's own (the BLAS may be
+// pinned to AVX2 kernels: BLASCore). Profile and ProfileByShape time every operator, autograd
 // node and shim scope that runs, as PyTorch's profiler's key_averages does.
 package torch

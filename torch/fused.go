@@ -14,7 +14,8 @@ import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
 //
 // The scores are computed without an autograd graph in blocks of tokens
 // sized from the L2 cache (at most chunk when chunk > 0), all groups in one batched
-// GEMM; the backward is hand-written (a custom autograd node): a receives
+// GEMM (float32 on a CPU with AVX-512: the shim's own kernel, see
+// CodebookScores); the backward is hand-written (a custom autograd node): a receives
 // ∂L/∂out, the selected codes (∂L/∂out + ∂L/∂mse·2(out − a)/N)/k,
 // accumulated in a fixed order, so that runs with the same seed and thread
 // count are bitwise identical.
@@ -22,6 +23,18 @@ func CodebookQuantize(a, codes *Tensor, k, chunk int) (out, ids, mse *Tensor) {
 	o, i, m, err := capi.CodebookQuantize(a.handle(), codes.handle(), int64(k), int64(chunk))
 	fail("codebook_quantize", err)
 	return adopt(o), adopt(i), adopt(m)
+}
+
+// CodebookScores returns the scores CodebookQuantize ranks, [N, G, C]: the
+// cosine a·c/‖c‖ of every token's group input a [N, G, d] with every code of
+// its group (codes [G, C, d]), without an autograd graph — for looking at the
+// margins the selection decides on. They are computed as the op computes
+// them: in float32 on a CPU with AVX-512 by the shim's own kernel (one chain
+// of fused multiply-adds over d per score, the order of the BLAS's own GEMM
+// for d ≤ 256), elsewhere as one batched GEMM with the normalised codes.
+func CodebookScores(a, codes *Tensor) *Tensor {
+	h, err := capi.CodebookScores(a.handle(), codes.handle())
+	return wrap("codebook_scores", h, err)
 }
 
 // GroupedMM is the grouped matrix product of a mixture's routed

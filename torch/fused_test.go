@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/cpu"
 )
 
 // TestCodebookQuantizeTopK pins the fused op's selection on scores that are
@@ -67,6 +68,65 @@ func TestCodebookQuantizeTopK(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCodebookScores: the scores CodebookQuantize ranks. On CPUs with
+// AVX-512 they come from the shim's own kernel and must be, bit for bit, one
+// chain of float32 fused multiply-adds from zero over k = 0 … d−1 (written
+// here with math.FMA in float64, rounded to float32 at every step: a double
+// rounding could differ from a float32 FMA, so a fixed seed keeps the check
+// reproducible); the shapes cover the kernel's tiles of 12 tokens
+// (remainders 1 to 11), panels of 32 codes (a partial panel, C < 16, C = 1),
+// the group codebook's d = 64, the MLP's d = 256, d = 1 and an odd d.
+// Elsewhere they are one batched GEMM and must agree to float32 rounding.
+func TestCodebookScores(t *testing.T) {
+	cases := []struct{ N, G, d, C int }{
+		{128, 4, 64, 1024}, {256, 1, 256, 1024}, {35, 3, 7, 33},
+		{11, 2, 1, 100}, {1, 1, 5, 1}, {13, 1, 64, 15}, {24, 2, 129, 48},
+	}
+	exact := cpu.X86.HasAVX512F
+	for _, tc := range cases {
+		s := NewScope()
+		r := rand.New(rand.NewSource(int64(tc.N*tc.C + tc.d)))
+		randn := func(n int) []float32 {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(r.NormFloat64())
+			}
+			return v
+		}
+		av := randn(tc.N * tc.G * tc.d)
+		a := FromSlice(av, []int{tc.N, tc.G, tc.d})
+		codes := FromSlice(randn(tc.G*tc.C*tc.d), []int{tc.G, tc.C, tc.d})
+		norm := codes.Div(codes.NormKeep(2, -1).ClampMin(1e-12)).Float32s() // the op's normalisation
+		got := CodebookScores(a, codes)
+		require.Equal(t, []int{tc.N, tc.G, tc.C}, got.Shape(), "%+v", tc)
+		g := got.Float32s()
+		diff := 0
+		for n := 0; n < tc.N; n++ {
+			for gr := 0; gr < tc.G; gr++ {
+				x := av[(n*tc.G+gr)*tc.d:]
+				for c := 0; c < tc.C; c++ {
+					y := norm[(gr*tc.C+c)*tc.d:]
+					var acc float32
+					for k := 0; k < tc.d; k++ {
+						acc = float32(math.FMA(float64(x[k]), float64(y[k]), float64(acc)))
+					}
+					v := g[(n*tc.G+gr)*tc.C+c]
+					if exact && math.Float32bits(v) != math.Float32bits(acc) ||
+						!exact && math.Abs(float64(v-acc)) > 1e-5*(1+math.Abs(float64(acc))) {
+						diff++
+					}
+				}
+			}
+		}
+		require.Zero(t, diff, "%+v: %d of %d scores differ from the FMA chain (exact: %v)", tc, diff, len(g), exact)
+		s.Close()
+	}
+	s := NewScope()
+	defer s.Close()
+	err := Try(func() { CodebookScores(Zeros([]int{2, 3, 4}), Zeros([]int{2, 5, 4})) })
+	require.ErrorContains(t, err, "codebook_scores: need a [N, G, d] and codes [G, C, d]")
 }
 
 // randomSign draws codes of random magnitude, positive with probability p.

@@ -298,7 +298,8 @@ HL_API hl_status hl_attention(hl_tensor q, hl_tensor k, hl_tensor v, hl_tensor m
  * LayerNorm'd inputs of G codebooks) and codes [G, C, d], *ids [N, G, k]
  * (int64) are the k codes of each group with the highest cosine a·c/‖c‖
  * (scored without an autograd graph in blocks of tokens sized from the L2
- * cache, at most chunk when chunk > 0, all groups in one batched GEMM), *out [N, G, d] is
+ * cache, at most chunk when chunk > 0, all groups in one batched GEMM, or
+ * in float32 on AVX-512 CPUs by the shim's own kernel), *out [N, G, d] is
  * the mean of the selected raw codes, whose gradient passes straight through
  * to a, and *mse the reconstruction loss Σ_g mean_N ‖out − sg(a)‖². The
  * backward is hand-written: a gets ∂L/∂out; the selected codes get
@@ -306,6 +307,11 @@ HL_API hl_status hl_attention(hl_tensor q, hl_tensor k, hl_tensor v, hl_tensor m
  * reproducible for a given thread count). */
 HL_API hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, int64_t chunk, hl_tensor *out,
                                       hl_tensor *ids, hl_tensor *mse);
+/* The scores hl_codebook_quantize ranks, without a graph: *out [N, G, C] =
+ * a·c/‖c‖ for a [N, G, d] and codes [G, C, d], computed as the op computes
+ * them (on AVX-512 CPUs in float32 by its own kernel, else one batched GEMM
+ * with the normalised codes). */
+HL_API hl_status hl_codebook_scores(hl_tensor a, hl_tensor codes, hl_tensor *out);
 
 /* Grouped matrix product with autograd (models/mohd's routed projections):
  * the rows of x [R, p] (x's rows src[i] when src is not NULL) are sorted by

@@ -15,6 +15,12 @@ func CodebookQuantize(a, codes Tensor, k, chunk int64) (out, ids, mse Tensor, er
 	return out, ids, mse, err
 }
 
+// CodebookScores is the scores the fused codebook op ranks (hl_codebook_scores).
+func CodebookScores(a, codes Tensor) (out Tensor, err error) {
+	err = check(C.hl_codebook_scores(a, codes, &out))
+	return out, err
+}
+
 // GroupedMM is the grouped matrix product (hl_grouped_mm); src and dest may
 // be nil.
 func GroupedMM(x, w Tensor, loads []int64, src, dest Tensor, outRows int64, transW bool) (out Tensor, err error) {

@@ -231,6 +231,8 @@ package capi
 #cgo nocallback hl_attention
 #cgo noescape hl_codebook_quantize
 #cgo nocallback hl_codebook_quantize
+#cgo noescape hl_codebook_scores
+#cgo nocallback hl_codebook_scores
 #cgo noescape hl_grouped_mm
 #cgo nocallback hl_grouped_mm
 #cgo noescape hl_routed_in

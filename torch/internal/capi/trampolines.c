@@ -907,6 +907,14 @@ hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, int64_t 
   return hlp_codebook_quantize(a, codes, k, chunk, out, ids, mse);
 }
 
+static hl_status hlu_codebook_scores(hl_tensor a, hl_tensor codes, hl_tensor *out) {
+  hlcapi_unloaded("hl_codebook_scores");
+}
+static __typeof__(hl_codebook_scores) *hlp_codebook_scores = hlu_codebook_scores;
+hl_status hl_codebook_scores(hl_tensor a, hl_tensor codes, hl_tensor *out) {
+  return hlp_codebook_scores(a, codes, out);
+}
+
 static hl_status hlu_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
   hlcapi_unloaded("hl_grouped_mm");
 }
@@ -1212,6 +1220,7 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_kl_div", (void **)&hlp_kl_div},
     {"hl_attention", (void **)&hlp_attention},
     {"hl_codebook_quantize", (void **)&hlp_codebook_quantize},
+    {"hl_codebook_scores", (void **)&hlp_codebook_scores},
     {"hl_grouped_mm", (void **)&hlp_grouped_mm},
     {"hl_routed_in", (void **)&hlp_routed_in},
     {"hl_routed_out", (void **)&hlp_routed_out},
@@ -1237,6 +1246,6 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_group_broadcast", (void **)&hlp_group_broadcast},
     {"hl_group_barrier", (void **)&hlp_group_barrier},
 };
-const int hlcapi_nsymbols = 136;
+const int hlcapi_nsymbols = 137;
 
 #pragma GCC visibility pop

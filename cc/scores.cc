@@ -1,0 +1,141 @@
+// scores.cc: the codebook op's cosine scores (codebook.cc's select_ids) on
+// CPUs with AVX-512, in a kernel of our own.
+//
+// Why: the scores a·ĉ are the codebook layer's one large GEMM (2·N·D·C
+// FLOPs per layer, a fifth of the benchmark GPT's step), and libtorch hands
+// them to its BLAS. Where the BLAS runs AVX2 kernels on an AVX-512 CPU (this
+// project's machines: OpenBLAS 0.3.21 is pinned to its "Haswell" kernels by
+// OPENBLAS_CORETYPE, as older builds compute wrong results on these CPUs),
+// half of each FMA unit stays idle, and the group codebook's short products
+// (d = 64 per head) reach 56–74% even of that. The kernel below is one
+// product shape only — [n, d] rows of a against all C codes — so it needs
+// none of a BLAS's generality: the codes are packed once per forward into
+// panels of 32 (two vectors of 16), a tile of 12 tokens × 32 codes is summed
+// in 24 registers over all of d, and its scores are stored straight into
+// the block's buffer that top-k reads next.
+//
+// Rounding: every score is one chain of fused multiply-adds from zero over
+// k = 0 … d−1, the order in which OpenBLAS's kernels sum a product that fits
+// one of their K blocks (d ≤ 256 here), so the scores — and the ids — are
+// those of the batched GEMM bit for bit (TestCodebookScoresKernel compares
+// them for several shapes, remainders included).
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HL_SCORES_AVX512 1
+#else
+#define HL_SCORES_AVX512 0
+#endif
+
+namespace hl {
+
+bool scores_avx512() {
+#if HL_SCORES_AVX512
+  static const bool ok = __builtin_cpu_supports("avx512f");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+at::Tensor pack_codes32(const at::Tensor &norm) {
+  const auto n = norm.contiguous();
+  const int64_t G = n.size(0), C = n.size(1), d = n.size(2), P = (C + 31) / 32;
+  auto packed = at::zeros({G, P, d, 32}, n.options());
+  const float *src = n.data_ptr<float>();
+  float *dst = packed.data_ptr<float>();
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t c = 0; c < C; ++c) {
+      float *panel = dst + ((g * P + c / 32) * d) * 32 + c % 32;
+      const float *row = src + (g * C + c) * d;
+      for (int64_t k = 0; k < d; ++k) panel[k * 32] = row[k];
+    }
+  return packed;
+}
+
+#if HL_SCORES_AVX512
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+namespace {
+
+// tile sums the scores of MR tokens (rows of a, lda apart) against one panel
+// of 32 codes (b: d steps of 32 values) and stores the columns m0, m1 select.
+template <int MR>
+inline void tile(const float *a, int64_t lda, const float *b, int64_t d, float *s, int64_t lds, __mmask16 m0,
+                 __mmask16 m1) {
+  __m512 c0[MR], c1[MR];
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < d; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b + 32 * k), b1 = _mm512_loadu_ps(b + 32 * k + 16);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i * lda + k]);
+      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    _mm512_mask_storeu_ps(s + i * lds, m0, c0[i]);
+    _mm512_mask_storeu_ps(s + i * lds + 16, m1, c1[i]);
+  }
+}
+
+template <int MR>
+void tail(int64_t rows, const float *a, int64_t lda, const float *b, int64_t d, float *s, int64_t lds, __mmask16 m0,
+          __mmask16 m1) {
+  if constexpr (MR > 0) {
+    if (rows == MR) return tile<MR>(a, lda, b, d, s, lds, m0, m1);
+    tail<MR - 1>(rows, a, lda, b, d, s, lds, m0, m1);
+  }
+}
+
+}  // namespace
+
+void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *packed, int64_t C, float *s) {
+  constexpr int64_t MR = 12;
+  const int64_t P = (C + 31) / 32;
+  // With several groups a group's rows lie G·d apart, a power of two in
+  // practice (256 floats for 4 heads of 64): the block's rows then fall into
+  // a quarter of L1's sets and evict each other between panels. Each group's
+  // rows are copied together first (n·d floats against n·d·C multiply-adds).
+  std::vector<float> rows(G > 1 ? static_cast<size_t>(n * d) : 0);
+  for (int64_t g = 0; g < G; ++g) {
+    const float *ag = a + g * d;
+    int64_t lda = G * d;
+    if (G > 1) {
+      for (int64_t t = 0; t < n; ++t) std::copy(ag + t * lda, ag + t * lda + d, rows.data() + t * d);
+      ag = rows.data();
+      lda = d;
+    }
+    // A tile of tokens against every panel in turn: its rows of a stay in
+    // L1, and its rows of scores are written front to back.
+    for (int64_t t = 0; t < n; t += MR) {
+      const int64_t rows = std::min(MR, n - t);
+      for (int64_t p = 0; p < P; ++p) {
+        const float *b = packed + (g * P + p) * d * 32;
+        const int64_t cols = std::min<int64_t>(32, C - 32 * p);
+        const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
+        const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+        float *st = s + (g * n + t) * C + 32 * p;
+        if (rows == MR)
+          tile<MR>(ag + t * lda, lda, b, d, st, C, m0, m1);
+        else
+          tail<MR - 1>(rows, ag + t * lda, lda, b, d, st, C, m0, m1);
+      }
+    }
+  }
+}
+#pragma GCC pop_options
+#else
+void scores_block(const float *, int64_t, int64_t, int64_t, const float *, int64_t, float *) {
+  throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
+}
+#endif
+
+}  // namespace hl

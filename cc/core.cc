@@ -140,6 +140,36 @@ static at::Tensor finish(at::Tensor t, const hl_options &o) {
   return t;
 }
 
+// simd_cap is HIDDENLAB_SIMD as a level: 0 generic, 1 AVX2, 2 AVX-512 (the
+// Go package rejects other values before it loads the shim).
+static int simd_cap() {
+  static const int cap = [] {
+    const char *v = getenv("HIDDENLAB_SIMD");
+    if (v == nullptr || *v == '\0') return 2;
+    const std::string s(v);
+    return s == "generic" ? 0 : s == "avx2" ? 1 : 2;
+  }();
+  return cap;
+}
+
+bool simd_avx2() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool yes = simd_cap() >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+bool simd_avx512() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool yes = simd_cap() >= 2 && simd_avx2() && __builtin_cpu_supports("avx512f");
+  return yes;
+#else
+  return false;
+#endif
+}
+
 }  // namespace hl
 
 using hl::T;

@@ -93,6 +93,14 @@ int32_t dtype_code(at::ScalarType st) noexcept;
 at::Device device(int32_t type, int32_t index);
 at::TensorOptions options(const hl_options &o);
 
+// The instruction sets the shim's own kernels may use: what the CPU has
+// (__builtin_cpu_supports, which also asks whether the OS saves the
+// registers), capped by HIDDENLAB_SIMD, read once: "generic" (portable code
+// only), "avx2" (AVX2 with FMA, no AVX-512) or "avx512" (the default).
+// libtorch's and the BLAS's own kernels are not affected.
+bool simd_avx2();
+bool simd_avx512();
+
 // The codebook op's scores on AVX-512 CPUs (scores.cc). scores_avx512 reports
 // whether this CPU and build run the kernel; pack_codes32 rearranges the
 // normalised codes [G, C, d] (float) into its panels [G, ⌈C/32⌉, d, 32];

@@ -274,8 +274,7 @@ __attribute__((target("avx512f,avx2,fma"))) void monarch_grad_rows_avx512(const 
 
 bool have_avx512() {
 #if HL_MONARCH_AVX2
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-  return yes;
+  return hl::simd_avx512();
 #else
   return false;
 #endif
@@ -283,8 +282,7 @@ bool have_avx512() {
 
 bool have_avx2() {
 #if HL_MONARCH_AVX2
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return yes;
+  return hl::simd_avx2();
 #else
   return false;
 #endif

@@ -94,7 +94,7 @@ bool fused_adamw(const AdamWScalars &k, at::Tensor &p, const at::Tensor &g, at::
   float *pp = p.data_ptr<float>(), *mp = m.data_ptr<float>(), *vp = v.data_ptr<float>();
   const float *gp = g.data_ptr<float>();
 #if HL_ADAMW_AVX2
-  static const bool avx2 = __builtin_cpu_supports("avx2");
+  static const bool avx2 = hl::simd_avx2();
 #endif
   at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t i0, int64_t i1) {
 #if HL_ADAMW_AVX2

@@ -38,8 +38,7 @@ namespace hl {
 
 bool scores_avx512() {
 #if HL_SCORES_AVX512
-  static const bool ok = __builtin_cpu_supports("avx512f");
-  return ok;
+  return simd_avx512();
 #else
   return false;
 #endif

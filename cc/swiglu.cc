@@ -107,7 +107,7 @@ __attribute__((target("avx2,fma"))) void backward_rows_avx2(const float *x, cons
 // use_loops: a contiguous float32 CPU tensor on a CPU with AVX2 and FMA.
 bool use_loops(const at::Tensor &x) {
 #if HL_SWIGLU_AVX2
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  static const bool avx2 = hl::simd_avx2();
   return avx2 && x.device().is_cpu() && x.scalar_type() == at::kFloat;
 #else
   return false;

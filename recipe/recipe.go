@@ -43,9 +43,10 @@ const DefaultSource = "default"
 // Settings are the HIDDENLAB_ environment variables that configure the
 // program rather than a recipe: HIDDENLAB_MALLOC=default keeps glibc's malloc
 // thresholds, HIDDENLAB_DIST_TIMEOUT bounds a stalled collective,
-// HIDDENLAB_SHIM_DIR and HIDDENLAB_NCCL configure the libtorch shim. Any other
-// HIDDENLAB_ variable must be a recipe key, HIDDENLAB_<SECTION>__<KEY>.
-var Settings = []string{"HIDDENLAB_MALLOC", "HIDDENLAB_DIST_TIMEOUT", "HIDDENLAB_SHIM_DIR", "HIDDENLAB_NCCL"}
+// HIDDENLAB_SHIM_DIR, HIDDENLAB_NCCL and HIDDENLAB_SIMD (torch.SIMDEnv)
+// configure the libtorch shim. Any other HIDDENLAB_ variable must be a recipe
+// key, HIDDENLAB_<SECTION>__<KEY>.
+var Settings = []string{"HIDDENLAB_MALLOC", "HIDDENLAB_DIST_TIMEOUT", "HIDDENLAB_SHIM_DIR", "HIDDENLAB_NCCL", "HIDDENLAB_SIMD"}
 
 // Raw is a recipe before typed decoding: its layers and their merge.
 type Raw struct {

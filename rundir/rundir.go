@@ -245,6 +245,8 @@ type Environment struct {
 	// BLAS names OpenBLAS's kernels (torch.BLASCore): their rounding
 	// differs, so a result repeats bit for bit only with the same ones.
 	BLAS string `json:"blas,omitempty"`
+	// SIMD caps the shim's own kernels (torch.SIMDEnv).
+	SIMD string `json:"simd,omitempty"`
 }
 
 // CurrentEnvironment describes this process: build, device, host, command.
@@ -254,6 +256,7 @@ func CurrentEnvironment(device string, threads int) Environment {
 		Device: device, Threads: threads, GoVersion: runtime.Version(), Cores: runtime.NumCPU(),
 		Command: os.Args, Started: time.Now().UTC().Format(time.RFC3339),
 		MallocTuned: os.Getenv("HIDDENLAB_MALLOC") != "default", BLAS: torch.BLASCore(),
+		SIMD: torch.SIMD(),
 	}
 	e.Host, _ = os.Hostname()
 	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {

@@ -84,7 +84,7 @@ func TestCodebookScores(t *testing.T) {
 		{128, 4, 64, 1024}, {256, 1, 256, 1024}, {35, 3, 7, 33},
 		{11, 2, 1, 100}, {1, 1, 5, 1}, {13, 1, 64, 15}, {24, 2, 129, 48},
 	}
-	exact := cpu.X86.HasAVX512F
+	exact := cpu.X86.HasAVX512F && SIMD() == "avx512"
 	for _, tc := range cases {
 		s := NewScope()
 		r := rand.New(rand.NewSource(int64(tc.N*tc.C + tc.d)))

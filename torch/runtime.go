@@ -30,8 +30,8 @@ func init() {
 	}
 }
 
-// LoadError reports why the shim could not be loaded when the program started,
-// or nil. Programs check it before any tensor work and exit with its message:
+// LoadError reports why the shim could not be loaded when the program started
+// (or why a bad HIDDENLAB_SIMD kept it from loading), or nil. Programs check it before any tensor work and exit with its message:
 // without the shim every function of this package prints the same message
 // and exits the process with status 1.
 //

@@ -29,6 +29,7 @@ func infoCmd() *cobra.Command {
 			if core := torch.BLASCore(); core != "" {
 				fmt.Fprintf(w, "OpenBLAS kernels: %s (OPENBLAS_CORETYPE=%q)\n", core, os.Getenv("OPENBLAS_CORETYPE"))
 			}
+			fmt.Fprintf(w, "shim's own CPU kernels: up to %s (%s)\n", torch.SIMD(), torch.SIMDEnv)
 			n := torch.CUDADeviceCount()
 			fmt.Fprintf(w, "CUDA devices: %d\n", n)
 			for i := 0; i < n; i++ {

@@ -319,7 +319,7 @@ func TestStrictEnvironment(t *testing.T) {
 	dir := writeRecipes(t)
 	t.Chdir(dir)
 	t.Setenv("HIDDENLAB_TRAINN", "5")
-	want := "hiddenlab: environment: HIDDENLAB_TRAINN: unknown variable; recipe keys are HIDDENLAB_<SECTION>__<KEY> (e.g. HIDDENLAB_TRAIN__STEPS), settings are HIDDENLAB_MALLOC, HIDDENLAB_DIST_TIMEOUT, HIDDENLAB_SHIM_DIR, HIDDENLAB_NCCL\n"
+	want := "hiddenlab: environment: HIDDENLAB_TRAINN: unknown variable; recipe keys are HIDDENLAB_<SECTION>__<KEY> (e.g. HIDDENLAB_TRAIN__STEPS), settings are HIDDENLAB_MALLOC, HIDDENLAB_DIST_TIMEOUT, HIDDENLAB_SHIM_DIR, HIDDENLAB_NCCL, HIDDENLAB_SIMD\n"
 	for _, args := range [][]string{{"config", "tiny.yaml"}, {"info"}, {"run", "tiny.yaml"}, {"sweep", "e.yaml"}} {
 		code, out, errOut := hl(t, args...)
 		require.Equal(t, 1, code, args)

@@ -3,6 +3,8 @@ package optim_test
 import (
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 	"testing"
 
 	"github.com/hiddenlab/hiddenlab/torch"
@@ -81,6 +83,20 @@ func TestAdamWGroups(t *testing.T) {
 
 	_, err = optim.NewAdamW(&optim.Group{Name: "x", Params: []*nn.Param{a}}, &optim.Group{Name: "y", Params: []*nn.Param{a}})
 	require.ErrorContains(t, err, `parameter a is in optimizer groups "x" and "y"`)
+}
+
+// TestAdamWSIMDLevels runs TestAdamWFloat32 again with the shim's own
+// kernels held to portable code (HIDDENLAB_SIMD=generic), so that the
+// one-pass AdamW's loop without AVX2 is checked on any machine.
+func TestAdamWSIMDLevels(t *testing.T) {
+	if os.Getenv(torch.SIMDEnv) != "" || testing.Short() {
+		t.Skip("a child run, or -short")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestAdamWFloat32$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), torch.SIMDEnv+"=generic")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "--- PASS: TestAdamWFloat32")
 }
 
 // TestAdamWFloat32: float32 parameters take the shim's one-pass AdamW,

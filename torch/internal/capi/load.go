@@ -59,7 +59,9 @@ var (
 // that error and exits the process with status 1.
 func Load() error {
 	loadOnce.Do(func() {
-		loaded, loadErr = load()
+		if loadErr = checkSIMD(); loadErr == nil {
+			loaded, loadErr = load()
+		}
 		if loadErr != nil {
 			msg := C.CString(loadErr.Error())
 			C.hlcapi_set_error(msg)
@@ -67,6 +69,21 @@ func Load() error {
 		}
 	})
 	return loadErr
+}
+
+// SIMDEnv names the variable that caps the shim's own kernels' instruction
+// sets (read by the shim itself, once: hl::simd_avx2 and hl::simd_avx512).
+const SIMDEnv = "HIDDENLAB_SIMD"
+
+// checkSIMD refuses a HIDDENLAB_SIMD other than the three levels the shim
+// knows, before the shim could read it.
+func checkSIMD() error {
+	switch v := os.Getenv(SIMDEnv); v {
+	case "", "avx512", "avx2", "generic":
+		return nil
+	default:
+		return fmt.Errorf("environment: %s=%q: want avx512, avx2 or generic", SIMDEnv, v)
+	}
 }
 
 // Path reports the file Load loaded ("" before a successful Load).

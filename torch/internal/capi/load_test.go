@@ -180,6 +180,15 @@ func TestRelocatedBinary(t *testing.T) {
 	require.Contains(t, r.stderr, "hlprobe: "+ShimDirEnv+"="+nowhere+": no shim at "+filepath.Join(nowhere, ShimName))
 	require.NotContains(t, r.stderr, "goroutine")
 
+	// A HIDDENLAB_SIMD the shim does not know keeps it from loading.
+	r = run(t, env(SIMDEnv+"=avx3"), installed)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "hlprobe: environment: "+SIMDEnv+`="avx3": want avx512, avx2 or generic`)
+	require.NotContains(t, r.stderr, "goroutine")
+	r = run(t, env(SIMDEnv+"=generic"), installed)
+	require.Equal(t, 0, r.code, "%s", r.stderr)
+	require.Contains(t, r.stdout, "sum: 6\n")
+
 	// A file there that is not a shim.
 	broken := filepath.Join(tmp, "broken")
 	require.NoError(t, os.MkdirAll(broken, 0o755))

@@ -33,7 +33,7 @@ type codebookBench struct {
 // codebookCases are the measurements of each side: the model with
 // codebooks and without; Go also times its unfused reference path.
 var codebookCases = []string{"codebook", "vanilla"}
-var codebookGoCases = []string{"codebook", "codebook-ref", "vanilla"}
+var codebookGoCases = []string{"codebook", "vanilla", "codebook-ref"}
 
 func newCodebookBench(withCodebooks bool) codebookBench {
 	g := gptSizes[1] // benchmark
@@ -185,7 +185,7 @@ func runCodebook(cfg config) error {
 	fmt.Printf("benchmark GPT (width %d, %d layers, %d heads, context %d, batch %d) + group codebooks at attn_preproj\n",
 		b.Width, b.Layers, b.Heads, b.Context, b.Batch)
 	fmt.Printf("and a codebook at the MLP output of every layer, C = %d per codebook, k = %d; CE + MSE, AdamW.\n", b.Codes, b.K)
-	fmt.Printf("each measurement in its own process (%d timed steps after %d warm-up); %d round(s) alternate Go and PyTorch; medians over rounds.\n",
+	fmt.Printf("each measurement in its own process (%d timed steps after %d warm-up); %d round(s) alternate Go and PyTorch, the cases' order reversed every other round; medians over rounds.\n",
 		b.Steps, b.Warmup, cfg.rounds)
 	js, _ := json.Marshal(b)
 	wall, cpu := map[string][]float64{}, map[string][]float64{}
@@ -196,7 +196,7 @@ func runCodebook(cfg config) error {
 		rss[name] = res.PeakRSS
 	}
 	for r := 0; r < cfg.rounds; r++ {
-		for _, c := range codebookGoCases {
+		for _, c := range inRoundOrder(codebookGoCases, r) {
 			var res codebookResult
 			out, err := exec.Command(self, "-child", "codebook:"+c, "-threads", strconv.Itoa(cfg.threads)).Output()
 			if err != nil {
@@ -207,7 +207,7 @@ func runCodebook(cfg config) error {
 			}
 			add("go "+c, res)
 		}
-		for _, c := range codebookCases {
+		for _, c := range inRoundOrder(codebookCases, r) {
 			var res codebookResult
 			args := []string{string(js), strconv.Itoa(cfg.threads), strconv.Itoa(b.Warmup), strconv.Itoa(b.Steps),
 				strconv.FormatBool(c == "codebook")}

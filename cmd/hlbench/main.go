@@ -119,6 +119,24 @@ func measure(cfg config, fn func(n int)) []float64 {
 	return samples
 }
 
+// inRoundOrder is the order in which round r measures a suite's cases: as
+// listed in even rounds, reversed in odd ones. This host's speed drifts by
+// tens of percent within a minute; in a fixed order the first case of a
+// round and the last are always measured apart (the codebook suite had
+// codebook ÷ vanilla at 1.28x–1.35x where children of the two cases run back
+// to back gave 1.17x–1.21x, benchmarks/ab.py alike), and reversing every
+// other round makes a steady drift hit both ends alike.
+func inRoundOrder[T any](cases []T, r int) []T {
+	if r%2 == 0 {
+		return cases
+	}
+	out := make([]T, len(cases))
+	for i, c := range cases {
+		out[len(cases)-1-i] = c
+	}
+	return out
+}
+
 // median of samples.
 func median(samples []float64) float64 {
 	s := append([]float64(nil), samples...)

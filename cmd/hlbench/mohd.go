@@ -154,13 +154,13 @@ func mohdChild(name string) error {
 func runMoHD(cfg config) error {
 	fmt.Printf("MoHD (N = 16, N_s = 6, K = 2, norm scaling, Monarch fusion, balance loss) vs vanilla of equal activated\n")
 	fmt.Printf("non-embedding parameters; 4 layers, context 128, byte vocabulary; CE + balance, backward, AdamW.\n")
-	fmt.Printf("%d round(s) alternating Go (in process) and PyTorch eager (one process per round); median step time.\n", cfg.rounds)
+	fmt.Printf("%d round(s) alternating Go (in process; the cases' order reversed every other round) and PyTorch eager (one process per round); median step time.\n", cfg.rounds)
 	for _, size := range mohdSizes() {
 		js, _ := json.Marshal(size.cases)
 		goS, pyS := map[string][]float64{}, map[string][]float64{}
 		torchVersion := ""
 		for r := 0; r < cfg.rounds; r++ {
-			for _, c := range size.cases {
+			for _, c := range inRoundOrder(size.cases, r) {
 				s, err := mohdStep(c)
 				if err != nil {
 					return fmt.Errorf("%s: %w", c.Name, err)

@@ -31,9 +31,10 @@ func init() {
 }
 
 // LoadError reports why the shim could not be loaded when the program started
-// (or why a bad HIDDENLAB_SIMD kept it from loading), or nil. Programs check it before any tensor work and exit with its message:
-// without the shim every function of this package prints the same message
-// and exits the process with status 1.
+// (or why a bad HIDDENLAB_SIMD kept it from loading), or nil. Programs check
+// it before any tensor work and exit with its message: without the shim
+// every function of this package prints the same message and exits the
+// process with status 1.
 //
 // The shim is $HIDDENLAB_SHIM_DIR/libhlshim.so.1 when that variable is set
 // (and nothing else then); otherwise the first libhlshim.so.1 found next to

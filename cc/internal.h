@@ -109,6 +109,14 @@ bool simd_avx512();
 bool scores_avx512();
 at::Tensor pack_codes32(const at::Tensor &norm);
 void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *packed, int64_t C, float *s);
+// mm_small is x [M, K] · w [K, N] (float32, CPU, simd_avx512()) by the same
+// kernel: w packed into panels of 32 columns once, blocks of 48 rows in
+// parallel, each output one FMA chain over k. For the short products (K of
+// a few dozen) where the BLAS's AVX2 kernels reach a third of their peak.
+at::Tensor mm_small(const at::Tensor &x, const at::Tensor &w);
+// mm_small_nt is x [M, K] · wᵀ for w [N, K], the same way (w's rows packed
+// as the codebook's codes are).
+at::Tensor mm_small_nt(const at::Tensor &x, const at::Tensor &w);
 
 }  // namespace hl
 

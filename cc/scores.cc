@@ -21,6 +21,7 @@
 // them for several shapes, remainders included).
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <vector>
@@ -94,46 +95,95 @@ void tail(int64_t rows, const float *a, int64_t lda, const float *b, int64_t d, 
   }
 }
 
+// panel_product writes s[t, c] = Σ_k a[t·lda + k]·b[c][k] for t < n and
+// c < C (row stride lds), b packed in panels of 32 columns, d steps each: a
+// tile of rows against every panel in turn, so that its rows of a stay in
+// L1 and its rows of s are written front to back.
+void panel_product(const float *a, int64_t lda, int64_t n, int64_t d, const float *panels, int64_t C, float *s,
+                   int64_t lds) {
+  constexpr int64_t MR = 12;
+  const int64_t P = (C + 31) / 32;
+  for (int64_t t = 0; t < n; t += MR) {
+    const int64_t rows = std::min(MR, n - t);
+    for (int64_t p = 0; p < P; ++p) {
+      const float *b = panels + p * d * 32;
+      const int64_t cols = std::min<int64_t>(32, C - 32 * p);
+      const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
+      const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+      float *st = s + t * lds + 32 * p;
+      if (rows == MR)
+        tile<MR>(a + t * lda, lda, b, d, st, lds, m0, m1);
+      else
+        tail<MR - 1>(rows, a + t * lda, lda, b, d, st, lds, m0, m1);
+    }
+  }
+}
+
 }  // namespace
 
 void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *packed, int64_t C, float *s) {
-  constexpr int64_t MR = 12;
   const int64_t P = (C + 31) / 32;
   // With several groups a group's rows lie G·d apart, a power of two in
   // practice (256 floats for 4 heads of 64): the block's rows then fall into
   // a quarter of L1's sets and evict each other between panels. Each group's
   // rows are copied together first (n·d floats against n·d·C multiply-adds).
-  std::vector<float> rows(G > 1 ? static_cast<size_t>(n * d) : 0);
+  std::vector<float> slab(G > 1 ? static_cast<size_t>(n * d) : 0);
   for (int64_t g = 0; g < G; ++g) {
     const float *ag = a + g * d;
     int64_t lda = G * d;
     if (G > 1) {
-      for (int64_t t = 0; t < n; ++t) std::copy(ag + t * lda, ag + t * lda + d, rows.data() + t * d);
-      ag = rows.data();
+      for (int64_t t = 0; t < n; ++t) std::copy(ag + t * lda, ag + t * lda + d, slab.data() + t * d);
+      ag = slab.data();
       lda = d;
     }
-    // A tile of tokens against every panel in turn: its rows of a stay in
-    // L1, and its rows of scores are written front to back.
-    for (int64_t t = 0; t < n; t += MR) {
-      const int64_t rows = std::min(MR, n - t);
-      for (int64_t p = 0; p < P; ++p) {
-        const float *b = packed + (g * P + p) * d * 32;
-        const int64_t cols = std::min<int64_t>(32, C - 32 * p);
-        const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
-        const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
-        float *st = s + (g * n + t) * C + 32 * p;
-        if (rows == MR)
-          tile<MR>(ag + t * lda, lda, b, d, st, C, m0, m1);
-        else
-          tail<MR - 1>(rows, ag + t * lda, lda, b, d, st, C, m0, m1);
-      }
-    }
+    panel_product(ag, lda, n, d, packed + g * P * d * 32, C, s + g * n * C, C);
   }
+}
+
+namespace {
+// product is x [M, K] times the N columns packed in panels, blocks of 48 rows
+// in parallel.
+at::Tensor product(const at::Tensor &x, const at::Tensor &panels, int64_t N) {
+  const auto xc = x.contiguous();
+  const int64_t M = xc.size(0), K = xc.size(1);
+  auto y = at::empty({M, N}, xc.options());
+  const float *xp = xc.data_ptr<float>(), *pp = panels.data_ptr<float>();
+  float *yp = y.data_ptr<float>();
+  at::parallel_for(0, (M + 47) / 48, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t r = 48 * b;
+      panel_product(xp + r * K, K, std::min<int64_t>(48, M - r), K, pp, N, yp + r * N, N);
+    }
+  });
+  return y;
+}
+}  // namespace
+
+at::Tensor mm_small(const at::Tensor &x, const at::Tensor &w) {
+  const auto wc = w.contiguous();
+  const int64_t K = wc.size(0), N = wc.size(1), P = (N + 31) / 32;
+  // w [K, N] into panels [P, K, 32] (zero columns past N).
+  auto panels = at::zeros({P, K, 32}, wc.options());
+  const float *wp = wc.data_ptr<float>();
+  float *pp = panels.data_ptr<float>();
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < N; ++c) pp[((c / 32) * K + k) * 32 + c % 32] = wp[k * N + c];
+  return product(x, panels, N);
+}
+
+at::Tensor mm_small_nt(const at::Tensor &x, const at::Tensor &w) {
+  return product(x, pack_codes32(w.unsqueeze(0)), w.size(0));
 }
 #pragma GCC pop_options
 #else
 void scores_block(const float *, int64_t, int64_t, int64_t, const float *, int64_t, float *) {
   throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
+}
+at::Tensor mm_small(const at::Tensor &, const at::Tensor &) {
+  throw Error(HL_ERR_VALUE, "mm_small: no AVX-512 kernel in this build");
+}
+at::Tensor mm_small_nt(const at::Tensor &, const at::Tensor &) {
+  throw Error(HL_ERR_VALUE, "mm_small_nt: no AVX-512 kernel in this build");
 }
 #endif
 

@@ -462,6 +462,41 @@ func TestSwiGLU(t *testing.T) {
 // libtorch ops on views of w (float64: forward and gradients to 1e-12,
 // finite differences), with S = 3 shared rows and with none, a group
 // without rows, and bad inputs.
+// TestRoutedFloat32: in float32 on AVX-512 CPUs the routed ops' shared
+// products — RoutedIn's xs·w[:S] and its gradient's gy·w[:S]ᵀ, RoutedOut's
+// h·w[:S]ᵀ and its gradient's gys·w[:S] — are the shim's own kernels; the
+// outputs and every input's gradient must agree with the same ops in
+// float64 to float32 rounding, at a size with partial tiles of 12 rows and
+// blocks of 48 (R = 101), partial panels of 32 columns (n = 70, S = 37).
+func TestRoutedFloat32(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	ManualSeed(5)
+	loads := []int{30, 0, 71}
+	G, g, R, S, n := len(loads), 4, 101, 37, 70
+	dest := Arange(0, float64(R), 1, CPU)
+	leaves := func(dt DType) (xs, x, w, h *Tensor) {
+		ManualSeed(6)
+		xs, x, w, h = Randn([]int{R, S}), Randn([]int{R, g}), Randn([]int{S + G*g, n}), Randn([]int{R, n})
+		return xs.To(dt).SetRequiresGrad(true), x.To(dt).SetRequiresGrad(true), w.To(dt).SetRequiresGrad(true), h.To(dt).SetRequiresGrad(true)
+	}
+	run := func(dt DType) []*Tensor {
+		xs, x, w, h := leaves(dt)
+		ManualSeed(7)
+		r1, r2, r3 := Randn([]int{R, n}).To(dt), Randn([]int{R, S}).To(dt), Randn([]int{R * G, g}).To(dt)
+		y := RoutedIn(xs, x, w, loads, dest, R)
+		ys, yr := RoutedOut(h, w, loads, g, dest, dest.MulScalar(float64(G)), R*G)
+		y.Mul(r1).Sum().Add(ys.Mul(r2).Sum()).Add(yr.Mul(r3).Sum()).Backward()
+		return []*Tensor{y, ys, yr, xs.Grad(), x.Grad(), w.Grad(), h.Grad()}
+	}
+	got, want := run(Float32), run(Float64)
+	for i := range got {
+		require.Equal(t, want[i].Shape(), got[i].Shape(), "value %d", i)
+		err := got[i].To(Float64).Sub(want[i]).Abs().Amax().Item()
+		require.Less(t, err, 1e-5*(1+want[i].Abs().Amax().Item()), "value %d: max |float32 − float64| %g", i, err)
+	}
+}
+
 func TestRouted(t *testing.T) {
 	loads := []int{3, 0, 4, 1} // a group without rows
 	G, g, M := len(loads), 2, 8

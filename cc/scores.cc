@@ -1,5 +1,6 @@
-// scores.cc: the codebook op's cosine scores (codebook.cc's select_ids) on
-// CPUs with AVX-512, in a kernel of our own.
+// scores.cc: the codebook op's cosine scores (codebook.cc's select_ids), and
+// the other short products of the hidden-feature layers, on CPUs with
+// AVX-512, in a kernel of our own.
 //
 // Why: the scores a·ĉ are the codebook layer's one large GEMM (2·N·D·C
 // FLOPs per layer, a fifth of the benchmark GPT's step), and libtorch hands
@@ -8,17 +9,21 @@
 // OPENBLAS_CORETYPE, as older builds compute wrong results on these CPUs),
 // half of each FMA unit stays idle, and the group codebook's short products
 // (d = 64 per head) reach 56–74% even of that. The kernel below is one
-// product shape only — [n, d] rows of a against all C codes — so it needs
-// none of a BLAS's generality: the codes are packed once per forward into
-// panels of 32 (two vectors of 16), a tile of 12 tokens × 32 codes is summed
-// in 24 registers over all of d, and its scores are stored straight into
-// the block's buffer that top-k reads next.
+// product shape — rows of a against the columns of a packed operand — so it
+// needs none of a BLAS's generality: the packed operand (the codes) in
+// panels of 32 columns (two vectors of 16), a tile of 12 rows × 32 columns
+// summed in 24 registers over the whole reduction, and its results stored
+// straight into the block's buffer that top-k reads next. mm_small and
+// mm_small_nt give the same kernel to MoHD's routed sublayers, whose shared
+// rows make products with a reduction of a few dozen (grouped.cc).
 //
-// Rounding: every score is one chain of fused multiply-adds from zero over
-// k = 0 … d−1, the order in which OpenBLAS's kernels sum a product that fits
-// one of their K blocks (d ≤ 256 here), so the scores — and the ids — are
-// those of the batched GEMM bit for bit (TestCodebookScoresKernel compares
-// them for several shapes, remainders included).
+// Rounding: every result is one chain of fused multiply-adds from zero over
+// k = 0 … d−1. OpenBLAS's AVX-512 kernels sum a product that fits one of
+// their K blocks the same way; its AVX2 kernels do not (7% of the scores
+// differ in the last bit at d = 64 and 256), so ids can differ from the
+// reference layer's where two scores lie within one rounding.
+// TestCodebookScores checks the chain bit for bit (remainder tiles, partial
+// panels), TestRoutedFloat32 the routed products against float64.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

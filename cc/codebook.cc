@@ -360,22 +360,26 @@ inline void topk_row(const float *s, int64_t C, int64_t k, int64_t *out) {
 // On the CPU in float32 with k ≤ 32 each thread's blocks' scores go into one
 // buffer of its own and topk_row picks the ids straight into the output;
 // elsewhere at::topk per block (the reference's ops).
+// normalised is the codes divided by their norms, [G, C, d]: what the scores
+// are taken against, by select_ids and hl_codebook_scores alike.
+at::Tensor normalised(const at::Tensor &codes) { return codes.div(codes.norm(2, {-1}, true).clamp_min(1e-12)); }
+
 at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, int64_t chunk) {
   const int64_t N = a.size(0), G = codes.size(0), C = codes.size(1), d = codes.size(2);
-  const int64_t fit = hl::scores_avx512() ? own_chunk(G, C) : auto_chunk(G, C);
+  const bool loops = a.device().is_cpu() && a.scalar_type() == at::kFloat && k <= 32, own = loops && hl::own_product(a);
+  const int64_t fit = own ? own_chunk(G, C) : auto_chunk(G, C);
   chunk = chunk > 0 ? std::min(chunk, fit) : fit;
-  auto norm = codes.div(codes.norm(2, {-1}, true).clamp_min(1e-12));  // [G, C, d]
-  auto normT = norm.transpose(1, 2);                                  // [G, d, C]
-  auto at = a.transpose(0, 1);                                        // [G, N, d]
-  if (a.device().is_cpu() && a.scalar_type() == at::kFloat && k <= 32) {
+  auto norm = normalised(codes);        // [G, C, d]
+  auto normT = norm.transpose(1, 2);    // [G, d, C]
+  auto at = a.transpose(0, 1);          // [G, N, d]
+  if (loops) {
     // Threads take whole blocks: each runs its block's batched GEMM on one
     // core (BLAS does not split a GEMM inside a parallel region) into its own
     // buffer, then picks the block's ids while the scores are in its cache.
-    // On AVX-512 CPUs the scores come from scores.cc's kernel (the same
-    // scores bit for bit).
+    // On AVX-512 CPUs the scores come from scores.cc's kernel (each one FMA
+    // chain; see the differences above).
     auto ids = at::empty({N, G, k}, a.options().dtype(at::kLong));
     int64_t *ip = ids.data_ptr<int64_t>();
-    const bool own = hl::scores_avx512();
     const at::Tensor ac = own ? a.contiguous() : at::Tensor(), packed = own ? hl::pack_codes32(norm) : at::Tensor();
     const int64_t blocks = (N + chunk - 1) / chunk;
     at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
@@ -561,9 +565,9 @@ hl_status hl_codebook_scores(hl_tensor a, hl_tensor codes, hl_tensor *out) {
     const auto c = hl::T(codes).detach();
     check_codebook_args("codebook_scores", x, c);
     at::NoGradGuard no_grad;
-    auto norm = c.div(c.norm(2, {-1}, true).clamp_min(1e-12));  // as select_ids
+    auto norm = normalised(c);
     const int64_t N = x.size(0), G = c.size(0), C = c.size(1), d = c.size(2);
-    if (x.device().is_cpu() && x.scalar_type() == at::kFloat && hl::scores_avx512()) {
+    if (hl::own_product(x)) {
       auto xc = x.contiguous();
       auto s = at::empty({G, N, C}, x.options());
       auto packed = hl::pack_codes32(norm);

@@ -159,10 +159,11 @@ void zero_empty_groups(at::Tensor &gw, const std::vector<int64_t> &loads, int64_
 // AVX-512 CPUs in float32 by the shim's own kernel (hl::mm_small), where one
 // operand is the S shared rows, a few dozen (48 at width 128: [2048, 48]·
 // [48, 704] ran at 40 GFLOP/s in the BLAS's AVX2 kernels).
-bool own_mm(const at::Tensor &x) { return x.device().is_cpu() && x.scalar_type() == at::kFloat && hl::simd_avx512(); }
-at::Tensor mm_nn(const at::Tensor &x, const at::Tensor &w) { return own_mm(x) ? hl::mm_small(x, w) : at::mm(x, w); }
+at::Tensor mm_nn(const at::Tensor &x, const at::Tensor &w) {
+  return hl::own_product(x) ? hl::mm_small(x, w) : at::mm(x, w);
+}
 at::Tensor mm_nt(const at::Tensor &x, const at::Tensor &w) {
-  return own_mm(x) ? hl::mm_small_nt(x, w) : at::mm(x, w.t());
+  return hl::own_product(x) ? hl::mm_small_nt(x, w) : at::mm(x, w.t());
 }
 
 struct RoutedIn : public torch::autograd::Function<RoutedIn> {

@@ -101,12 +101,13 @@ at::TensorOptions options(const hl_options &o);
 bool simd_avx2();
 bool simd_avx512();
 
-// The codebook op's scores on AVX-512 CPUs (scores.cc). scores_avx512 reports
-// whether this CPU and build run the kernel; pack_codes32 rearranges the
+// The codebook op's scores on AVX-512 CPUs (scores.cc). own_product reports
+// whether the kernel takes x's products: float32 on a CPU, simd_avx512().
+// pack_codes32 rearranges the
 // normalised codes [G, C, d] (float) into its panels [G, ⌈C/32⌉, d, 32];
 // scores_block writes s[g, t, c] = Σ_k a[t, g, k]·ĉ[g, c, k] for the n tokens
 // of a (contiguous [n, G, d]) into s ([G, n, C]).
-bool scores_avx512();
+bool own_product(const at::Tensor &x);
 at::Tensor pack_codes32(const at::Tensor &norm);
 void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *packed, int64_t C, float *s);
 // mm_small is x [M, K] · w [K, N] (float32, CPU, simd_avx512()) by the same

@@ -272,21 +272,6 @@ __attribute__((target("avx512f,avx2,fma"))) void monarch_grad_rows_avx512(const 
 }
 #endif
 
-bool have_avx512() {
-#if HL_MONARCH_AVX2
-  return hl::simd_avx512();
-#else
-  return false;
-#endif
-}
-
-bool have_avx2() {
-#if HL_MONARCH_AVX2
-  return hl::simd_avx2();
-#else
-  return false;
-#endif
-}
 
 // The loops take CPU float or double tensors with groups of at most kMaxG.
 bool use_loops(const at::Tensor &y, int64_t g) {
@@ -304,9 +289,9 @@ at::Tensor forward_loops(const at::Tensor &y, const at::Tensor &bd1, const at::T
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "monarch", [&] {
     const MonarchArgs<scalar_t> p{BT, N, g, y.data_ptr<scalar_t>(), bd1.data_ptr<scalar_t>(), b2.data_ptr<scalar_t>()};
     scalar_t *o = out.data_ptr<scalar_t>();
-    const bool avx2 = have_avx2();
+    const bool avx2 = hl::simd_avx2();
 #if HL_MONARCH_AVX2
-    if (have_avx512() && with_rows512<scalar_t>(g, [&](auto rows) {
+    if (hl::simd_avx512() && with_rows512<scalar_t>(g, [&](auto rows) {
           using R = decltype(rows);
           at::parallel_for(0, BT, 64, [&](int64_t t0, int64_t t1) { monarch_rows_avx512<R>(p, o, t0, t1); });
         }))
@@ -342,9 +327,9 @@ variable_list backward_loops(const at::Tensor &y, const at::Tensor &bd1, const a
     const scalar_t *bt = bd1t.data_ptr<scalar_t>(), *go = gout.data_ptr<scalar_t>();
     scalar_t *gyp = need_y ? gy.data_ptr<scalar_t>() : nullptr;
     scalar_t *p1 = need_w ? part1.data_ptr<scalar_t>() : nullptr, *p2 = need_w ? part2.data_ptr<scalar_t>() : nullptr;
-    const bool avx2 = have_avx2();
+    const bool avx2 = hl::simd_avx2();
 #if HL_MONARCH_AVX2
-    if (have_avx512() && with_rows512<scalar_t>(g, [&](auto rows) {
+    if (hl::simd_avx512() && with_rows512<scalar_t>(g, [&](auto rows) {
           using R = decltype(rows);
           at::parallel_for(0, nb, 1, [&](int64_t b0, int64_t b1) {
             for (int64_t b = b0; b < b1; ++b) {

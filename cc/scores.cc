@@ -42,12 +42,8 @@
 
 namespace hl {
 
-bool scores_avx512() {
-#if HL_SCORES_AVX512
-  return simd_avx512();
-#else
-  return false;
-#endif
+bool own_product(const at::Tensor &x) {
+  return x.device().is_cpu() && x.scalar_type() == at::kFloat && simd_avx512();
 }
 
 at::Tensor pack_codes32(const at::Tensor &norm) {

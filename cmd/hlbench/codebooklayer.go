@@ -35,11 +35,12 @@ var codebookLayerShapes = []layerShape{
 
 // runCodebookLayer times one codebook layer's forward and backward alone, at
 // the codebook suite's two shapes, to show where the codebook model's extra
-// time goes: the exact score GEMM by the BLAS (the op's own kernel beats it on AVX-512 CPUs), the
-// fused op (torch.CodebookQuantize) alone, the whole layer on the fused op
-// (LayerNorm, op, code counts) and on the unfused reference path, against
-// PyTorch eager's layer (benchmarks/codebook_layer.py, today's algorithm,
-// with the malloc thresholds hiddenlab sets for itself, as in the codebook suite).
+// time goes: the exact score GEMM by the BLAS (the op's own kernel beats it
+// on AVX-512 CPUs), the fused op (torch.CodebookQuantize) alone, the whole
+// layer on the fused op (LayerNorm, op, code counts) and on the unfused
+// reference path, against PyTorch eager's layer (benchmarks/codebook_layer.py,
+// today's algorithm, with the malloc thresholds hiddenlab sets for itself, as
+// in the codebook suite).
 // Milliseconds per forward + backward, median of cfg.repeats × 3 calls per
 // round, rounds alternating Go and PyTorch.
 func runCodebookLayer(cfg config) error {

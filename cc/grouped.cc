@@ -7,7 +7,10 @@
 // (dest) done by the op itself. Composed from libtorch ops, the same product
 // is a split, a GEMM and a concatenation per group plus an index_select and
 // its backward (a zero fill and index_add_, which costs a dispatch per row)
-// on each side, and a node per op in the graph.
+// on each side, and a node per op in the graph. The products are hl::mm's:
+// on AVX-512 CPUs in float32 the shim's own GEMM (gemm.cc), where the BLAS's
+// AVX2 kernels ran the shared rows' short products ([2048, 48]·[48, 704] at
+// width 128) at 40 GFLOP/s.
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <ATen/record_function.h>
@@ -53,10 +56,10 @@ at::Tensor rows_of(const at::Tensor &x, const at::Tensor &idx, int64_t start, in
 void mm_into_rows(at::Tensor &out, const at::Tensor &idx, int64_t start, int64_t n, const at::Tensor &a,
                   const at::Tensor &b) {
   if (idx.defined()) {
-    add_rows(out, idx.narrow(0, start, n), at::mm(a, b));
+    add_rows(out, idx.narrow(0, start, n), hl::mm(a, b));
   } else {
     auto rows = out.narrow(0, start, n);
-    at::mm_out(rows, a, b);
+    hl::mm_out(rows, a, b);
   }
 }
 
@@ -125,9 +128,9 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
         const auto xj = rows_of(x, src, start, n);
         auto gwj = gw[j];
         if (trans) {
-          at::mm_out(gwj, gj.t(), xj);
+          hl::mm_out(gwj, gj.t(), xj);
         } else {
-          at::mm_out(gwj, xj.t(), gj);
+          hl::mm_out(gwj, xj.t(), gj);
         }
       }
     });
@@ -155,17 +158,6 @@ void zero_empty_groups(at::Tensor &gw, const std::vector<int64_t> &loads, int64_
     if (loads[j] == 0) group_w(gw, S, g, j).zero_();
 }
 
-// The shared rows' products, x·w and x·wᵀ, forward and backward: on
-// AVX-512 CPUs in float32 by the shim's own kernel (hl::mm_small), where one
-// operand is the S shared rows, a few dozen (48 at width 128: [2048, 48]·
-// [48, 704] ran at 40 GFLOP/s in the BLAS's AVX2 kernels).
-at::Tensor mm_nn(const at::Tensor &x, const at::Tensor &w) {
-  return hl::own_product(x) ? hl::mm_small(x, w) : at::mm(x, w);
-}
-at::Tensor mm_nt(const at::Tensor &x, const at::Tensor &w) {
-  return hl::own_product(x) ? hl::mm_small_nt(x, w) : at::mm(x, w.t());
-}
-
 struct RoutedIn : public torch::autograd::Function<RoutedIn> {
   // y [R, n] = xs·w[:S] + Σ_i (row dest[i]) x[i]·w_j for the rows i of
   // group j; x [M, g] sorted by group, xs [R, S] (S = w's rows − G·g).
@@ -174,7 +166,7 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
     RECORD_USER_SCOPE("hl::routed_in");
     const int64_t g = x.size(1), S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
     const at::Tensor dest = dest_in.detach();
-    at::Tensor y = S > 0 ? mm_nn(xs, w.narrow(0, 0, S)) : at::zeros({R, w.size(1)}, x.options());
+    at::Tensor y = S > 0 ? hl::mm(xs, w.narrow(0, 0, S)) : at::zeros({R, w.size(1)}, x.options());
     for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
       mm_into_rows(y, dest, start, n, x.narrow(0, start, n), group_w(w, S, g, j));
     });
@@ -194,17 +186,17 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
     const at::Tensor gy = grads[0].contiguous();
     at::Tensor gxs, gx = at::empty_like(x), gw = at::empty_like(w);
     if (S > 0) {
-      gxs = mm_nt(gy, w.narrow(0, 0, S));
+      gxs = hl::mm(gy, w.narrow(0, 0, S).t());
       auto rows = gw.narrow(0, 0, S);
-      at::mm_out(rows, xs.t(), gy);
+      hl::mm_out(rows, xs.t(), gy);
     }
     zero_empty_groups(gw, loads, S, g);
     for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
       const auto gj = rows_of(gy, dest, start, n);
       auto gxj = gx.narrow(0, start, n);
-      at::mm_out(gxj, gj, group_w(w, S, g, j).t());
+      hl::mm_out(gxj, gj, group_w(w, S, g, j).t());
       auto gwj = group_w(gw, S, g, j);
-      at::mm_out(gwj, x.narrow(0, start, n).t(), gj);
+      hl::mm_out(gwj, x.narrow(0, start, n).t(), gj);
     });
     return {gxs, gx, gw, at::Tensor(), at::Tensor(), at::Tensor()};
   }
@@ -220,7 +212,7 @@ struct RoutedOut : public torch::autograd::Function<RoutedOut> {
     RECORD_USER_SCOPE("hl::routed_out");
     const int64_t S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
     const at::Tensor src = src_in.detach(), dest = dest_in.detach();
-    at::Tensor ys = mm_nt(x, w.narrow(0, 0, S));
+    at::Tensor ys = hl::mm(x, w.narrow(0, 0, S).t());
     at::Tensor yr = at::zeros({out_rows, g}, x.options());
     for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
       mm_into_rows(yr, dest, start, n, rows_of(x, src, start, n), group_w(w, S, g, j).t());
@@ -243,11 +235,11 @@ struct RoutedOut : public torch::autograd::Function<RoutedOut> {
     // An output autograd gives no gradient (unused) contributes zero.
     const bool shared = S > 0 && grads[0].defined(), routed = grads[1].defined();
     const at::Tensor gys = shared ? grads[0].contiguous() : at::Tensor();
-    at::Tensor gx = shared ? mm_nn(gys, w.narrow(0, 0, S)) : at::zeros_like(x);
+    at::Tensor gx = shared ? hl::mm(gys, w.narrow(0, 0, S)) : at::zeros_like(x);
     at::Tensor gw = routed ? at::empty_like(w) : at::zeros_like(w);
     if (shared) {
       auto rows = gw.narrow(0, 0, S);
-      at::mm_out(rows, gys.t(), x);
+      hl::mm_out(rows, gys.t(), x);
     } else {
       gw.narrow(0, 0, S).zero_();
     }
@@ -258,7 +250,7 @@ struct RoutedOut : public torch::autograd::Function<RoutedOut> {
         const auto gj = rows_of(gyr, dest, start, n);
         mm_into_rows(gx, src, start, n, gj, group_w(w, S, g, j));
         auto gwj = group_w(gw, S, g, j);
-        at::mm_out(gwj, gj.t(), rows_of(x, src, start, n));
+        hl::mm_out(gwj, gj.t(), rows_of(x, src, start, n));
       });
     }
     return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};

@@ -102,7 +102,8 @@ bool simd_avx2();
 bool simd_avx512();
 
 // The codebook op's scores on AVX-512 CPUs (scores.cc). own_product reports
-// whether the kernel takes x's products: float32 on a CPU, simd_avx512().
+// whether the shim's own kernels (these and gemm below) take x's products:
+// float32 on a CPU, simd_avx512().
 // pack_codes32 rearranges the
 // normalised codes [G, C, d] (float) into its panels [G, ⌈C/32⌉, d, 32];
 // scores_block writes s[g, t, c] = Σ_k a[t, g, k]·ĉ[g, c, k] for the n tokens
@@ -110,14 +111,34 @@ bool simd_avx512();
 bool own_product(const at::Tensor &x);
 at::Tensor pack_codes32(const at::Tensor &norm);
 void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *packed, int64_t C, float *s);
-// mm_small is x [M, K] · w [K, N] (float32, CPU, simd_avx512()) by the same
-// kernel: w packed into panels of 32 columns once, blocks of 48 rows in
-// parallel, each output one FMA chain over k. For the short products (K of
-// a few dozen) where the BLAS's AVX2 kernels reach a third of their peak.
-at::Tensor mm_small(const at::Tensor &x, const at::Tensor &w);
-// mm_small_nt is x [M, K] · wᵀ for w [N, K], the same way (w's rows packed
-// as the codebook's codes are).
-at::Tensor mm_small_nt(const at::Tensor &x, const at::Tensor &w);
+// The shim's own float32 GEMM on AVX-512 CPUs (gemm.cc). A GemmOperand is a
+// matrix by its strides: element (i, j) at p[i·rs + j·cs], so a transposed
+// view is an operand with rs and cs swapped. gemm writes c [m, n] (row
+// stride ldc) = a [m, k] · b [k, n] (+ bias [n] where not null), each output
+// one FMA chain over k in order, whatever the blocking and the threads.
+struct GemmOperand {
+  const float *p;
+  int64_t rs, cs;
+};
+void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
+          const float *bias);
+// mm and mm_out are at::mm and at::mm_out for 2-D operands, by gemm where
+// own_product(a) and b is a float32 CPU tensor (any strides; out's rows
+// contiguous), else by at::mm.
+at::Tensor mm(const at::Tensor &a, const at::Tensor &b);
+void mm_out(at::Tensor &out, const at::Tensor &a, const at::Tensor &b);
+// own_gemm is own_product(x) outside CPU autocast: where libtorch would
+// lower the product to bf16, linear and attention leave it to libtorch.
+bool own_gemm(const at::Tensor &x);
+// linear is at::linear (x·wᵀ + b), by gemm forward and backward where
+// own_gemm(x) and w and b are float32 CPU tensors too.
+at::Tensor linear(const at::Tensor &x, const at::Tensor &w, const c10::optional<at::Tensor> &b);
+// attention is scaled dot-product attention (q [..., L, E], k [..., S, E],
+// v [..., S, Ev]), by gemm (attention.cc) where own_gemm(q), the inputs
+// are 4-d float32 CPU tensors, there is no mask or dropout and a causal
+// attention is square; else libtorch's.
+at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
+                     const c10::optional<at::Tensor> &mask, double dropout_p, bool causal);
 
 }  // namespace hl
 

@@ -232,11 +232,21 @@ hl_status hl_clamp(hl_tensor t, double lo, double hi, int32_t has_lo, int32_t ha
   })
 }
 
-hl_status hl_matmul(hl_tensor a, hl_tensor b, hl_tensor *out) { HL_TRY(hl::put(out, T(a).matmul(T(b)))) }
+hl_status hl_matmul(hl_tensor a, hl_tensor b, hl_tensor *out) {
+  HL_TRY({
+    const auto &x = T(a), &w = T(b);
+    // x [..., K] · w [K, N] is a Linear with weight wᵀ: the shim's GEMM where
+    // it takes float32 products (hl::linear), libtorch's matmul elsewhere.
+    if (x.dim() >= 2 && w.dim() == 2 && x.size(-1) == w.size(0))
+      hl::put(out, hl::linear(x, w.t(), c10::nullopt));
+    else
+      hl::put(out, x.matmul(w));
+  })
+}
 hl_status hl_bmm(hl_tensor a, hl_tensor b, hl_tensor *out) { HL_TRY(hl::put(out, T(a).bmm(T(b)))) }
 
 hl_status hl_linear(hl_tensor x, hl_tensor w, hl_tensor bias, hl_tensor *out) {
-  HL_TRY(hl::put(out, at::linear(T(x), T(w), hl::opt(bias))))
+  HL_TRY(hl::put(out, hl::linear(T(x), T(w), hl::opt(bias))))
 }
 
 hl_status hl_einsum(const char *equation, const hl_tensor *ts, int32_t n, hl_tensor *out) {

@@ -61,12 +61,7 @@ hl_status hl_attention(hl_tensor q, hl_tensor k, hl_tensor v, hl_tensor mask, do
                        hl_tensor *out) {
   HL_TRY({
     if (is_causal && mask != nullptr) throw hl::Error(HL_ERR_VALUE, "attention takes a mask or is_causal, not both");
-#if HL_TORCH_GE(2, 0)
-    hl::put(out, at::scaled_dot_product_attention(T(q), T(k), T(v), hl::opt(mask), dropout_p, is_causal != 0));
-#else
-    hl::put(out, std::get<0>(at::_scaled_dot_product_attention(T(q), T(k), T(v), hl::opt(mask), dropout_p, false,
-                                                               is_causal != 0)));
-#endif
+    hl::put(out, hl::attention(T(q), T(k), T(v), hl::opt(mask), dropout_p, is_causal != 0));
   })
 }
 

@@ -13,9 +13,8 @@
 // needs none of a BLAS's generality: the packed operand (the codes) in
 // panels of 32 columns (two vectors of 16), a tile of 12 rows × 32 columns
 // summed in 24 registers over the whole reduction, and its results stored
-// straight into the block's buffer that top-k reads next. mm_small and
-// mm_small_nt give the same kernel to MoHD's routed sublayers, whose shared
-// rows make products with a reduction of a few dozen (grouped.cc).
+// straight into the block's buffer that top-k reads next. (gemm.cc is the
+// general product, with the same micro-kernel and rounding.)
 //
 // Rounding: every result is one chain of fused multiply-adds from zero over
 // k = 0 … d−1. OpenBLAS's AVX-512 kernels sum a product that fits one of
@@ -23,10 +22,9 @@
 // differ in the last bit at d = 64 and 256), so ids can differ from the
 // reference layer's where two scores lie within one rounding.
 // TestCodebookScores checks the chain bit for bit (remainder tiles, partial
-// panels), TestRoutedFloat32 the routed products against float64.
+// panels).
 
 #include <ATen/ATen.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <vector>
@@ -141,50 +139,10 @@ void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *
   }
 }
 
-namespace {
-// product is x [M, K] times the N columns packed in panels, blocks of 48 rows
-// in parallel.
-at::Tensor product(const at::Tensor &x, const at::Tensor &panels, int64_t N) {
-  const auto xc = x.contiguous();
-  const int64_t M = xc.size(0), K = xc.size(1);
-  auto y = at::empty({M, N}, xc.options());
-  const float *xp = xc.data_ptr<float>(), *pp = panels.data_ptr<float>();
-  float *yp = y.data_ptr<float>();
-  at::parallel_for(0, (M + 47) / 48, 1, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const int64_t r = 48 * b;
-      panel_product(xp + r * K, K, std::min<int64_t>(48, M - r), K, pp, N, yp + r * N, N);
-    }
-  });
-  return y;
-}
-}  // namespace
-
-at::Tensor mm_small(const at::Tensor &x, const at::Tensor &w) {
-  const auto wc = w.contiguous();
-  const int64_t K = wc.size(0), N = wc.size(1), P = (N + 31) / 32;
-  // w [K, N] into panels [P, K, 32] (zero columns past N).
-  auto panels = at::zeros({P, K, 32}, wc.options());
-  const float *wp = wc.data_ptr<float>();
-  float *pp = panels.data_ptr<float>();
-  for (int64_t k = 0; k < K; ++k)
-    for (int64_t c = 0; c < N; ++c) pp[((c / 32) * K + k) * 32 + c % 32] = wp[k * N + c];
-  return product(x, panels, N);
-}
-
-at::Tensor mm_small_nt(const at::Tensor &x, const at::Tensor &w) {
-  return product(x, pack_codes32(w.unsqueeze(0)), w.size(0));
-}
 #pragma GCC pop_options
 #else
 void scores_block(const float *, int64_t, int64_t, int64_t, const float *, int64_t, float *) {
   throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
-}
-at::Tensor mm_small(const at::Tensor &, const at::Tensor &) {
-  throw Error(HL_ERR_VALUE, "mm_small: no AVX-512 kernel in this build");
-}
-at::Tensor mm_small_nt(const at::Tensor &, const at::Tensor &) {
-  throw Error(HL_ERR_VALUE, "mm_small_nt: no AVX-512 kernel in this build");
 }
 #endif
 

@@ -7,13 +7,15 @@ import (
 )
 
 // SIMDEnv names the environment variable that caps the instruction sets of
-// the shim's own CPU kernels (the codebook op's scores and top-k, MoHD's
-// shared products and Monarch loops, SwiGLU, AdamW): "avx512" (the default:
-// whatever the CPU has), "avx2" (AVX2 with FMA at most) or "generic"
-// (portable code only). The kernels at each level compute the same results,
-// except the codebook's scores and MoHD's shared products: AVX-512 sums each
-// as one FMA chain, below it the BLAS's GEMM may round some last bits
-// differently (CodebookScores). Tests use it to check
+// the shim's own CPU kernels (float32 Linear and attention, the codebook
+// op's scores and top-k, MoHD's routed products and Monarch loops, SwiGLU,
+// AdamW): "avx512" (the default: whatever the CPU has), "avx2" (AVX2 with
+// FMA at most) or "generic" (portable code only). The kernels at each level
+// compute the same results, except the matrix products: at AVX-512 they are
+// the shim's own GEMM, which sums each output as one FMA chain (the same
+// bits on any number of threads); below it libtorch's BLAS, which may round
+// some last bits differently (CodebookScores), and Linear and attention are
+// libtorch's own. Tests use it to check
 // every level on one machine; a run can use it to repeat a result made on
 // a CPU without AVX-512. libtorch's and the BLAS's kernels are not affected.
 const SIMDEnv = capi.SIMDEnv

@@ -22,7 +22,7 @@ func TestSIMDLevels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the kernel tests twice more")
 	}
-	kernels := "^(TestCodebookQuantizeTopK|TestCodebookScores|TestMonarchKernels|TestMonarch|TestSwiGLU|TestRouted|TestRoutedFloat32)$"
+	kernels := "^(TestCodebookQuantizeTopK|TestCodebookScores|TestMonarchKernels|TestMonarch|TestSwiGLU|TestRouted|TestRoutedFloat32|TestLinearKernel|TestAttentionKernel)$"
 	for _, level := range []string{"avx2", "generic"} {
 		cmd := exec.Command(os.Args[0], "-test.run="+kernels, "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), SIMDEnv+"="+level)

@@ -61,10 +61,11 @@ func ExampleRunLocked() {
 // ExampleProfile finds where a computation's time goes, operator by
 // operator: the calls and self time of every libtorch operator that ran,
 // largest self time first (hlbench -child … -profile prints a training
-// step's this way).
+// step's this way). (In float32 on AVX-512 CPUs the product would be the
+// shim's own GEMM, listed as the scope hl::linear; float64 is libtorch's.)
 func ExampleProfile() {
 	torch.WithScope(func() {
-		x := torch.Randn([]int{256, 256})
+		x := torch.Randn([]int{256, 256}, torch.Float64)
 		ops, err := torch.ProfileByShape(func() {
 			for i := 0; i < 3; i++ {
 				x.Matmul(x).Relu()

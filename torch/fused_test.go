@@ -608,3 +608,206 @@ func TestRouted(t *testing.T) {
 		})
 	}
 }
+
+// TestLinearKernel: Linear on CPUs with AVX-512 in float32 is the shim's own
+// GEMM, forward and backward. Each output must be, bit for bit, one chain of
+// float32 fused multiply-adds from zero over k = 0 … K−1, then the bias added
+// (written here as in TestCodebookScores); the shapes cover the kernel's
+// tiles of 12 rows and panels of 32 columns (remainders, N < 16, N = 1),
+// reductions longer than one K block of 256 (K = 300, 1000), more columns
+// than one N block of 4096, products large enough to run on several threads
+// (which must give the same bits as one),
+// a batch of leading dimensions, and inputs that are transposed views. The
+// gradients must match float64's to float32 rounding, also with create_graph
+// (the node then makes them by differentiable ops: a second backward must
+// match too). Elsewhere Linear is libtorch's and is held to the tolerance.
+func TestLinearKernel(t *testing.T) {
+	cases := []struct {
+		lead     []int // x's leading dimensions (their product is M)
+		K, N     int
+		bias, xT bool // xT: x is the transpose of a [K, M] tensor
+	}{
+		{[]int{37}, 70, 45, true, false},
+		{[]int{2, 3, 5}, 16, 1, true, false},
+		{[]int{13}, 300, 33, false, true},
+		{[]int{128}, 1000, 96, true, false},
+		{[]int{300}, 64, 200, true, true},
+		{[]int{3}, 5, 4100, true, false},
+		{[]int{1}, 1, 15, false, false},
+	}
+	exact := cpu.X86.HasAVX512F && SIMD() == "avx512"
+	for _, tc := range cases {
+		s := NewScope()
+		M := 1
+		for _, d := range tc.lead {
+			M *= d
+		}
+		r := rand.New(rand.NewSource(int64(M*tc.K + tc.N)))
+		randn := func(n int) []float32 {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(r.NormFloat64())
+			}
+			return v
+		}
+		xv, wv, bv := randn(M*tc.K), randn(tc.N*tc.K), randn(tc.N)
+		leaves := func(dt DType) (x, w, b *Tensor) {
+			x = FromSlice(xv, []int{M, tc.K})
+			if tc.xT {
+				x = x.T().Contiguous().T() // the same values, strides (1, M)
+			}
+			x = x.To(dt).SetRequiresGrad(true)
+			w = FromSlice(wv, []int{tc.N, tc.K}).To(dt).SetRequiresGrad(true)
+			if tc.bias {
+				b = FromSlice(bv, []int{tc.N}).To(dt).SetRequiresGrad(true)
+			}
+			return x, w, b
+		}
+		shape := append(append([]int{}, tc.lead...), tc.K)
+		x, w, b := leaves(Float32)
+		var y1, y2 *Tensor // on one thread and on two: the same bits
+		threads := NumThreads()
+		RunLocked(func() {
+			require.NoError(t, SetNumThreads(1))
+			y1 = Linear(x.View(shape...), w, b)
+			require.NoError(t, SetNumThreads(2))
+			y2 = Linear(x.View(shape...), w, b)
+			require.NoError(t, SetNumThreads(threads))
+		})
+		require.Equal(t, append(append([]int{}, tc.lead...), tc.N), y2.Shape(), "%+v", tc)
+		if exact { // the BLAS need not give the same bits on one thread and two
+			require.Equal(t, y1.Float32s(), y2.Float32s(), "%+v: one thread and two differ", tc)
+		}
+		got := y2.Float32s()
+		diff := 0
+		for i := 0; i < M; i++ {
+			for j := 0; j < tc.N; j++ {
+				var acc float32
+				abs := 0.0 // Σ|x·w|: any order's rounding error is within (K+1)·2⁻²⁴ of it
+				for k := 0; k < tc.K; k++ {
+					acc = float32(math.FMA(float64(xv[i*tc.K+k]), float64(wv[j*tc.K+k]), float64(acc)))
+					abs += math.Abs(float64(xv[i*tc.K+k]) * float64(wv[j*tc.K+k]))
+				}
+				if tc.bias {
+					acc += bv[j]
+					abs += math.Abs(float64(bv[j]))
+				}
+				v := got[i*tc.N+j]
+				if exact && math.Float32bits(v) != math.Float32bits(acc) ||
+					!exact && math.Abs(float64(v-acc)) > 2*float64(tc.K+1)*0x1p-24*abs {
+					diff++
+				}
+			}
+		}
+		require.Zero(t, diff, "%+v: %d of %d outputs differ from the FMA chain (exact: %v)", tc, diff, len(got), exact)
+
+		// Gradients, once plain and once with create_graph and a second
+		// backward through the gradient of x.
+		readout := randn(M * tc.N)
+		grads := func(dt DType, second bool) []*Tensor {
+			x, w, b := leaves(dt)
+			y := Linear(x.View(shape...), w, b)
+			gy := FromSlice(readout, y.Shape()).To(dt)
+			if !second {
+				y.Mul(gy).Sum().Backward()
+			} else {
+				y.BackwardWith(gy, false, true)
+				gx := x.Grad()
+				params := []*Tensor{x, w}
+				if b != nil {
+					params = append(params, b)
+				}
+				ZeroGrad(params, true)
+				gx.Mul(gx).Sum().Backward()
+			}
+			out := []*Tensor{x.Grad(), w.Grad()}
+			if b != nil {
+				out = append(out, b.Grad())
+			}
+			return out
+		}
+		for _, second := range []bool{false, true} {
+			var g32 []*Tensor
+			RunLocked(func() {
+				require.NoError(t, SetNumThreads(2))
+				g32 = grads(Float32, second)
+				require.NoError(t, SetNumThreads(threads))
+			})
+			g64 := grads(Float64, second)
+			for i := range g64 {
+				if g64[i] == nil {
+					require.Nil(t, g32[i], "%+v second %v: gradient %d", tc, second, i)
+					continue
+				}
+				require.Equal(t, g64[i].Shape(), g32[i].Shape(), "%+v second %v: gradient %d", tc, second, i)
+				err := g32[i].To(Float64).Sub(g64[i]).Abs().Amax().Item()
+				require.Less(t, err, 2e-5*(1+g64[i].Abs().Amax().Item()),
+					"%+v second %v: gradient %d: max |float32 − float64| %g", tc, second, i, err)
+			}
+		}
+		s.Close()
+	}
+	s := NewScope()
+	defer s.Close()
+	err := Try(func() { Linear(Zeros([]int{2, 3}), Zeros([]int{4, 5}), nil) })
+	require.ErrorContains(t, err, "linear")
+}
+
+// TestAttentionKernel: Attention without a mask or dropout on CPUs with
+// AVX-512 in float32 is the shim's own (GEMM by blocks of 48 rows, a causal
+// block stopping at its last row's key); its output and the gradients of q,
+// k and v must match libtorch's attention in float64 to float32 rounding,
+// causal and not, with q, k and v as the heads' transposed views a GPT
+// passes, lengths that leave partial blocks, a value width unlike the key
+// width, and with create_graph (a second backward through q's gradient).
+func TestAttentionKernel(t *testing.T) {
+	cases := []struct {
+		B, H, L, S, E, Ev int
+		causal            bool
+	}{
+		{2, 3, 50, 50, 24, 24, true},
+		{1, 2, 130, 130, 64, 64, true},
+		{2, 2, 7, 61, 16, 8, false},
+		{1, 1, 1, 1, 4, 4, true},
+	}
+	for _, tc := range cases {
+		s := NewScope()
+		ManualSeed(uint64(tc.L*tc.S + tc.E))
+		// [B, L, H, E] storage, seen as [B, H, L, E]: the GPT's layout.
+		qv, kv, vv := Randn([]int{tc.B, tc.L, tc.H, tc.E}), Randn([]int{tc.B, tc.S, tc.H, tc.E}), Randn([]int{tc.B, tc.S, tc.H, tc.Ev})
+		gy := Randn([]int{tc.B, tc.H, tc.L, tc.Ev})
+		run := func(dt DType, second bool) []*Tensor {
+			q := qv.To(dt).Detach().SetRequiresGrad(true)
+			k := kv.To(dt).Detach().SetRequiresGrad(true)
+			v := vv.To(dt).Detach().SetRequiresGrad(true)
+			y := Attention(q.Transpose(1, 2), k.Transpose(1, 2), v.Transpose(1, 2), nil, 0, tc.causal)
+			g := gy.To(dt)
+			if !second {
+				y.Mul(g).Sum().Backward()
+				return []*Tensor{y.Detach(), q.Grad(), k.Grad(), v.Grad()}
+			}
+			y.BackwardWith(g, false, true)
+			gq := q.Grad()
+			ZeroGrad([]*Tensor{q, k, v}, true)
+			gq.Mul(gq).Sum().Backward()
+			return []*Tensor{q.Grad(), k.Grad(), v.Grad()}
+		}
+		threads := NumThreads()
+		for _, second := range []bool{false, true} {
+			var got []*Tensor
+			RunLocked(func() {
+				require.NoError(t, SetNumThreads(2))
+				got = run(Float32, second)
+				require.NoError(t, SetNumThreads(threads))
+			})
+			want := run(Float64, second)
+			for i := range want {
+				require.Equal(t, want[i].Shape(), got[i].Shape(), "%+v second %v: value %d", tc, second, i)
+				err := got[i].To(Float64).Sub(want[i]).Abs().Amax().Item()
+				require.Less(t, err, 1e-5*(1+want[i].Abs().Amax().Item()),
+					"%+v second %v: value %d: max |float32 − float64| %g", tc, second, i, err)
+			}
+		}
+		s.Close()
+	}
+}

@@ -19,6 +19,7 @@ func TestCPUAutocast(t *testing.T) {
 			require.True(t, AutocastEnabled(DeviceCPU))
 			y := a.Matmul(b)
 			require.Equal(t, BFloat16, y.DType(), "matmul runs in bf16")
+			require.Equal(t, BFloat16, Linear(a, b.T(), nil).DType(), "linear runs in bf16")
 			require.Equal(t, Float32, a.Softmax(-1).DType(), "softmax is not lowered")
 			Autocast(DeviceCPU, BFloat16, func() { require.True(t, AutocastEnabled(DeviceCPU)) })
 			require.True(t, AutocastEnabled(DeviceCPU), "an inner region restores the outer state")

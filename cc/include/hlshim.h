@@ -250,9 +250,13 @@ HL_API hl_status hl_add_scaled(hl_tensor a, hl_tensor b, double alpha, hl_tensor
 HL_API hl_status hl_add_scaled_(hl_tensor a, hl_tensor b, double alpha);
 /* Clamp to [lo, hi]; a bound is ignored when its has_ flag is 0. */
 HL_API hl_status hl_clamp(hl_tensor t, double lo, double hi, int32_t has_lo, int32_t has_hi, hl_tensor *out);
+/* torch.matmul; [..., K] times a matrix [K, N] is hl_linear's product. */
 HL_API hl_status hl_matmul(hl_tensor a, hl_tensor b, hl_tensor *out);
 HL_API hl_status hl_bmm(hl_tensor a, hl_tensor b, hl_tensor *out);
-/* x @ w^T + bias (bias may be NULL). */
+/* x @ w^T + bias (bias may be NULL). On AVX-512 CPUs in float32 by the
+ * shim's own GEMM, forward and backward: each output one FMA chain over K
+ * in order, the same bits on any number of threads (HIDDENLAB_SIMD=avx2 or
+ * generic: libtorch's, i.e. the BLAS). */
 HL_API hl_status hl_linear(hl_tensor x, hl_tensor w, hl_tensor bias, hl_tensor *out);
 HL_API hl_status hl_einsum(const char *equation, const hl_tensor *ts, int32_t n, hl_tensor *out);
 
@@ -292,7 +296,9 @@ HL_API hl_status hl_mse_loss(hl_tensor a, hl_tensor b, int32_t reduction, hl_ten
 /* KL(target || exp(input)) with input as log-probabilities, as torch.nn.functional.kl_div. */
 HL_API hl_status hl_kl_div(hl_tensor input, hl_tensor target, int32_t reduction, int32_t log_target, hl_tensor *out);
 /* Fused attention over [..., L, E] q and [..., S, E] k, v; mask may be NULL
- * (bool: true = attend; float: added to scores). */
+ * (bool: true = attend; float: added to scores). Without a mask or dropout,
+ * on 4-d float32 inputs on AVX-512 CPUs, by the shim's own GEMM (a causal
+ * attention skips the masked half of its products); else libtorch's. */
 HL_API hl_status hl_attention(hl_tensor q, hl_tensor k, hl_tensor v, hl_tensor mask, double dropout_p, int32_t is_causal, hl_tensor *out);
 /* Codebook quantisation (models/codebook), fused: for a [N, G, d] (the
  * LayerNorm'd inputs of G codebooks) and codes [G, C, d], *ids [N, G, k]

@@ -223,7 +223,7 @@ func runCodebook(cfg config) error {
 	}
 	tokens := float64(b.Batch * b.Context)
 	peak := matmulPeakOnce()
-	fmt.Printf("fp32 matmul peak (1024³, best of 5): %.1f GFLOP/s at %d thread(s); GF/s counts the GPT's FLOPs plus the codebooks' scores (2·tokens·D·C per codebook layer)\n", peak, cfg.threads)
+	fmt.Printf("%s; GF/s counts the GPT's FLOPs plus the codebooks' scores (2·tokens·D·C per codebook layer)\n", peakLine())
 	fmt.Printf("%-16s %9s %9s %8s %9s %9s %8s %7s %8s %8s\n", "case", "Go ms", "PyT ms", "Go/PyT", "Go CPU ms", "PyT CPU", "Go GF/s", "%peak", "Go RSS", "PyT RSS")
 	for _, k := range []string{"codebook", "codebook-ref", "vanilla"} {
 		g, gc, flops := w["go "+k], c["go "+k], b.flopsPerStep(k != "vanilla")

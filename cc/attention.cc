@@ -1,0 +1,197 @@
+// attention.cc: scaled dot-product attention on CPUs with AVX-512, by the
+// shim's own GEMM (gemm.cc), for float32 without dropout or an explicit mask.
+//
+// The maths is libtorch 1.13's CPU path (its "math" attention): scores
+// S = q·kᵀ·scale, P = softmax(S) with the causal mask, out = P·v; the
+// backward dV = Pᵀ·dO, dP = dO·vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ =
+// dS·k·scale, dK = dSᵀ·q·scale. What differs is where the products run and
+// what they skip:
+//   - q, k, v and dO are read through their strides (the heads' transposes
+//     cost no copies), and out is written as [B, L, H, E] and returned as its
+//     [B, H, L, E] view, so the caller's transpose back to tokens is free;
+//   - rows go in blocks of 48, and a causal block's products stop at its
+//     last row's key (the masked half of S is neither computed nor
+//     multiplied: about half the FLOPs of libtorch's bmm path at L = S);
+//   - the softmax and its backward are libtorch's vectorised kernels, on the
+//     whole [B, H, L, S] tensor at once; masked scores are −∞, so their
+//     probabilities are exactly zero.
+// With create_graph the backward is libtorch's, differentiable (recomputed
+// from the saved inputs). TestAttentionKernel checks outputs and gradients
+// against float64 libtorch attention.
+
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <limits>
+
+#include "internal.h"
+
+namespace hl {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+constexpr int64_t RB = 48;  // rows (and keys) per block
+
+// Heads addresses one head's [rows, cols] matrix of a [B, H, rows, cols]
+// tensor by its strides.
+struct Heads {
+  const float *p;
+  int64_t sb, sh, rs, cs;
+  explicit Heads(const at::Tensor &t)
+      : p(t.data_ptr<float>()), sb(t.stride(0)), sh(t.stride(1)), rs(t.stride(2)), cs(t.stride(3)) {}
+  // at is head (b, h) from row r on; its transpose swaps rs and cs.
+  GemmOperand at(int64_t b, int64_t h, int64_t r = 0) const { return {p + b * sb + h * sh + r * rs, rs, cs}; }
+  GemmOperand t(int64_t b, int64_t h, int64_t r = 0) const { return {p + b * sb + h * sh + r * rs, cs, rs}; }
+};
+
+// Shape is what every phase iterates over: heads, row blocks and, for a
+// causal block, the keys it sees.
+struct Shape {
+  int64_t B, H, L, S, E, Ev;
+  bool causal;
+  int64_t blocks() const { return (L + RB - 1) / RB; }
+  int64_t keys(int64_t r1) const { return causal ? std::min(S, r1) : S; }  // keys seen by rows < r1
+  // each calls f(b, h, r0, r1) for every (head, block of rows), in parallel.
+  template <typename F>
+  void each(const F &f) const {
+    const int64_t nb = blocks();
+    at::parallel_for(0, B * H * nb, 1, [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; ++u) {
+        const int64_t bh = u / nb, r0 = (u % nb) * RB;
+        f(bh / H, bh % H, r0, std::min(L, r0 + RB));
+      }
+    });
+  }
+};
+
+void scale_rows(float *p, int64_t rows, int64_t cols, int64_t ld, float s) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) p[i * ld + j] *= s;
+}
+
+struct Attention : public torch::autograd::Function<Attention> {
+  static variable_list forward(AutogradContext *ctx, const at::Tensor &q_in, const at::Tensor &k_in,
+                               const at::Tensor &v_in, double scale, bool causal) {
+    RECORD_USER_SCOPE("hl::attention");
+    const at::Tensor q = q_in.detach(), k = k_in.detach(), v = v_in.detach();
+    const Shape sh{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3), causal};
+    const Heads Q(q), K(k), V(v);
+    const float s = static_cast<float>(scale), inf = std::numeric_limits<float>::infinity();
+    auto scores = at::empty({sh.B, sh.H, sh.L, sh.S}, q.options());
+    float *sp = scores.data_ptr<float>();
+    sh.each([&](int64_t b, int64_t h, int64_t r0, int64_t r1) {
+      float *rows = sp + ((b * sh.H + h) * sh.L + r0) * sh.S;
+      const int64_t n = sh.keys(r1);
+      gemm(r1 - r0, n, sh.E, Q.at(b, h, r0), K.t(b, h), rows, sh.S, nullptr);
+      for (int64_t i = 0; i < r1 - r0; ++i) {
+        float *row = rows + i * sh.S;
+        const int64_t seen = causal ? std::min(sh.S, r0 + i + 1) : sh.S;
+        for (int64_t j = 0; j < seen; ++j) row[j] *= s;
+        std::fill(row + seen, row + sh.S, -inf);
+      }
+    });
+    const auto P = at::_softmax(scores, -1, false);
+    scores.reset();
+    auto out = at::empty({sh.B, sh.L, sh.H, sh.Ev}, q.options());
+    const Heads Pm(P);
+    float *op = out.data_ptr<float>();
+    sh.each([&](int64_t b, int64_t h, int64_t r0, int64_t r1) {
+      gemm(r1 - r0, sh.Ev, sh.keys(r1), Pm.at(b, h, r0), V.at(b, h), op + ((b * sh.L + r0) * sh.H + h) * sh.Ev,
+           sh.H * sh.Ev, nullptr);
+    });
+    ctx->save_for_backward({q_in, k_in, v_in});
+    ctx->saved_data["P"] = P;
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["causal"] = causal;
+    return {out.permute({0, 2, 1, 3})};
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    RECORD_USER_SCOPE("hl::attention_backward");
+    const auto saved = ctx->get_saved_variables();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const bool causal = ctx->saved_data["causal"].toBool();
+    if (at::GradMode::is_enabled()) {  // create_graph: libtorch's differentiable path
+#if HL_TORCH_GE(2, 0)
+      const auto y = at::scaled_dot_product_attention(saved[0], saved[1], saved[2], {}, 0.0, causal);
+#else
+      const auto y = std::get<0>(at::_scaled_dot_product_attention(saved[0], saved[1], saved[2], {}, 0.0, false,
+                                                                   causal));
+#endif
+      auto g = torch::autograd::grad({y}, {saved[0], saved[1], saved[2]}, {grads[0]}, true, true, false);
+      g.resize(5);  // none for scale and causal
+      return g;
+    }
+    const at::Tensor q = saved[0].detach(), k = saved[1].detach(), v = saved[2].detach();
+    const at::Tensor P = ctx->saved_data["P"].toTensor();
+    const at::Tensor gO = grads[0];
+    const Shape sh{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3), causal};
+    const Heads Q(q), K(k), V(v), Pm(P), G(gO);
+    const float s = static_cast<float>(scale);
+
+    // dP = dO·vᵀ, on the keys each block sees (zero beyond: P is zero there).
+    auto dP = at::empty_like(P);
+    float *dpp = dP.data_ptr<float>();
+    sh.each([&](int64_t b, int64_t h, int64_t r0, int64_t r1) {
+      float *rows = dpp + ((b * sh.H + h) * sh.L + r0) * sh.S;
+      const int64_t n = sh.keys(r1);
+      gemm(r1 - r0, n, sh.Ev, G.at(b, h, r0), V.t(b, h), rows, sh.S, nullptr);
+      for (int64_t i = 0; i < r1 - r0; ++i) std::fill(rows + i * sh.S + n, rows + (i + 1) * sh.S, 0.0f);
+    });
+    const auto dS = at::_softmax_backward_data(dP, P, -1, at::kFloat);
+    dP.reset();
+    const Heads D(dS);
+    auto gq = at::empty({sh.B, sh.H, sh.L, sh.E}, q.options());
+    auto gk = at::empty({sh.B, sh.H, sh.S, sh.E}, q.options());
+    auto gv = at::empty({sh.B, sh.H, sh.S, sh.Ev}, q.options());
+    float *gqp = gq.data_ptr<float>(), *gkp = gk.data_ptr<float>(), *gvp = gv.data_ptr<float>();
+    // dQ = dS·k·scale by blocks of query rows.
+    sh.each([&](int64_t b, int64_t h, int64_t r0, int64_t r1) {
+      float *rows = gqp + ((b * sh.H + h) * sh.L + r0) * sh.E;
+      gemm(r1 - r0, sh.E, sh.keys(r1), D.at(b, h, r0), K.at(b, h), rows, sh.E, nullptr);
+      scale_rows(rows, r1 - r0, sh.E, sh.E, s);
+    });
+    // dK = dSᵀ·q·scale and dV = Pᵀ·dO by blocks of keys: a causal block of
+    // keys [j0, j1) is seen by the queries from j0 on (L = S).
+    const Shape keys{sh.B, sh.H, sh.S, sh.S, sh.E, sh.Ev, false};
+    keys.each([&](int64_t b, int64_t h, int64_t j0, int64_t j1) {
+      const int64_t from = causal ? j0 : 0;
+      float *krows = gkp + ((b * sh.H + h) * sh.S + j0) * sh.E;
+      float *vrows = gvp + ((b * sh.H + h) * sh.S + j0) * sh.Ev;
+      GemmOperand dst = D.t(b, h, from), pt = Pm.t(b, h, from);
+      dst.p += j0 * D.cs;
+      pt.p += j0 * Pm.cs;
+      gemm(j1 - j0, sh.E, sh.L - from, dst, Q.at(b, h, from), krows, sh.E, nullptr);
+      scale_rows(krows, j1 - j0, sh.E, sh.E, s);
+      gemm(j1 - j0, sh.Ev, sh.L - from, pt, G.at(b, h, from), vrows, sh.Ev, nullptr);
+    });
+    return {gq, gk, gv, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v, const c10::optional<at::Tensor> &mask,
+                     double dropout_p, bool causal) {
+  const auto own = [&](const at::Tensor &t) {
+    return t.dim() == 4 && t.device().is_cpu() && t.scalar_type() == at::kFloat && t.layout() == at::kStrided;
+  };
+  const bool ours = own_gemm(q) && own(q) && own(k) && own(v) && !(mask.has_value() && mask->defined()) &&
+                    dropout_p == 0 && q.size(0) == k.size(0) && q.size(0) == v.size(0) && q.size(1) == k.size(1) &&
+                    q.size(1) == v.size(1) && q.size(3) == k.size(3) && k.size(2) == v.size(2) &&
+                    (!causal || q.size(2) == k.size(2)) && q.numel() > 0 && k.numel() > 0 && v.numel() > 0;
+#if HL_TORCH_GE(2, 0)
+  if (!ours) return at::scaled_dot_product_attention(q, k, v, mask, dropout_p, causal);
+#else
+  if (!ours) return std::get<0>(at::_scaled_dot_product_attention(q, k, v, mask, dropout_p, false, causal));
+#endif
+  return Attention::apply(q, k, v, 1.0 / std::sqrt(static_cast<double>(q.size(3))), causal)[0];
+}
+
+}  // namespace hl

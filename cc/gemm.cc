@@ -1,0 +1,292 @@
+// gemm.cc: float32 matrix products on CPUs with AVX-512, in a kernel of our
+// own, for the products the shim's own ops and hl_linear make.
+//
+// Why: libtorch hands its products to its BLAS, and on this project's
+// machines the BLAS runs AVX2 kernels on an AVX-512 CPU (OpenBLAS 0.3.21 is
+// pinned to its "Haswell" kernels by OPENBLAS_CORETYPE, as older builds
+// compute wrong results on these CPUs): half of each FMA unit idles. The
+// product below is the textbook blocked GEMM (Goto; BLIS's loop nest):
+//
+//   for each block of NC columns of op(B)
+//     for each block of KC steps of the reduction
+//       pack op(B)'s block into panels of NR = 32 columns (kc steps each)
+//       pack op(A)'s rows into micro-panels of MR = 12 rows (kc steps each)
+//       for each (block of MC rows, group of panels), in parallel
+//         for each panel, for each micro-panel: the 12 × 32 micro-kernel
+//
+// The micro-kernel keeps a 12 × 32 tile of C in 24 zmm registers and adds
+// kc rank-1 updates to it (two loads of B, twelve broadcasts of A, 24 FMAs a
+// step). Packing takes any strides, so Aᵀ and Bᵀ cost no copy of their own.
+//
+// Rounding: every output is one chain of fused multiply-adds from zero over
+// k = 0 … K−1 (the next K block loads the tile it left in C and goes on), then
+// the bias, if any, added once. So a result does not depend on the blocking
+// or on the number of threads (each output belongs to one thread), and it is
+// what OpenBLAS's AVX-512 kernels compute for a product that fits one K
+// block; its AVX2 kernels round about 7% of outputs differently in the last
+// bit. TestLinearKernel checks the chain bit for bit.
+//
+// hl_linear (x·wᵀ + b, every nn.Linear, the GPT's tied output layer, the
+// HRPO gate) runs on it where own_gemm(x) (float32 on an AVX-512 CPU, outside
+// CPU autocast, which libtorch's linear would lower to bf16): a custom
+// autograd node whose backward makes its two products, gy·w and gyᵀ·x, by
+// gemm as well.
+
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/record_function.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HL_GEMM_AVX512 1
+#else
+#define HL_GEMM_AVX512 0
+#endif
+
+namespace hl {
+
+#if HL_GEMM_AVX512
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+namespace {
+
+constexpr int64_t MR = 12, NR = 32;
+constexpr int64_t KC = 256;    // a panel of B, kc × 32 floats, is 32 KiB: L1
+constexpr int64_t MC = 144;    // a block of A, 144 × kc floats, is 144 KiB: L2
+constexpr int64_t NC = 4096;   // a block of B, kc × 4096 floats, is 4 MiB: L3
+
+// micro computes c[0:rows, cols of m0|m1] (row stride ldc) = (load ? c : 0) +
+// Σ_k a[k·MR + i]·b[k·NR + j] over kc steps, as one FMA chain per output,
+// and adds bias[j] when bias is not null.
+inline void micro(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int64_t rows, __mmask16 m0,
+                  __mmask16 m1, bool load, const float *bias) {
+  __m512 c0[MR], c1[MR];
+  for (int i = 0; i < MR; ++i) {
+    if (load && i < rows) {
+      c0[i] = _mm512_maskz_loadu_ps(m0, c + i * ldc);
+      c1[i] = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
+    } else {
+      c0[i] = c1[i] = _mm512_setzero_ps();
+    }
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b + NR * k), b1 = _mm512_loadu_ps(b + NR * k + 16);
+    const float *ak = a + MR * k;
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(ak[i]);
+      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+    }
+  }
+  if (bias != nullptr) {
+    const __m512 d0 = _mm512_maskz_loadu_ps(m0, bias), d1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+    for (int i = 0; i < MR; ++i) {
+      c0[i] = _mm512_add_ps(c0[i], d0);
+      c1[i] = _mm512_add_ps(c1[i], d1);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    if (i < rows) {
+      _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
+      _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
+    }
+}
+
+// pack_b writes op(B)[k0 : k0+kc, j0 : j0+nc] into panels [⌈nc/32⌉][kc][32],
+// zero past column n.
+void pack_b(const GemmOperand &b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t panel, float *dst) {
+  float *d = dst + panel * kc * NR;
+  const int64_t jb = j0 + panel * NR, cols = std::min<int64_t>(NR, j0 + nc - jb);
+  if (b.cs == 1) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float *s = b.p + (k0 + k) * b.rs + jb;
+      std::copy(s, s + cols, d + k * NR);
+      std::fill(d + k * NR + cols, d + (k + 1) * NR, 0.0f);
+    }
+    return;
+  }
+  if (cols < NR) std::fill(d, d + kc * NR, 0.0f);
+  for (int64_t j = 0; j < cols; ++j) {
+    const float *s = b.p + (jb + j) * b.cs + k0 * b.rs;
+    for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = s[k * b.rs];
+  }
+}
+
+// pack_a writes op(A)[i0 : i0+12, k0 : k0+kc] into dst [kc][12], zero past
+// row m.
+void pack_a(const GemmOperand &a, int64_t m, int64_t i0, int64_t k0, int64_t kc, float *dst) {
+  const int64_t rows = std::min<int64_t>(MR, m - i0);
+  if (a.rs == 1) {
+    for (int64_t k = 0; k < kc; ++k) {
+      const float *s = a.p + (k0 + k) * a.cs + i0;
+      std::copy(s, s + rows, dst + k * MR);
+      std::fill(dst + k * MR + rows, dst + (k + 1) * MR, 0.0f);
+    }
+    return;
+  }
+  if (rows < MR) std::fill(dst, dst + kc * MR, 0.0f);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float *s = a.p + (i0 + i) * a.rs + k0 * a.cs;
+    for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = s[k * a.cs];
+  }
+}
+
+// parallel runs f over [0, n) on the intra-op threads when the product is
+// large enough to pay for them.
+template <typename F>
+void parallel(int64_t n, bool large, const F &f) {
+  if (large && n > 1)
+    at::parallel_for(0, n, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) f(i);
+    });
+  else
+    for (int64_t i = 0; i < n; ++i) f(i);
+}
+
+}  // namespace
+
+void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
+          const float *bias) {
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = bias != nullptr ? bias[j] : 0.0f;
+    return;
+  }
+  const bool large = m * n * k >= (int64_t{1} << 18);
+  const int64_t mp = (m + MR - 1) / MR;
+  // The packed blocks, kept per thread between calls (attention makes
+  // thousands of small products a step). The parallel loops below use the
+  // pointers: a thread_local named inside them would be the worker's own.
+  thread_local std::vector<float> a_buf, b_buf;
+  a_buf.resize(std::max(a_buf.size(), static_cast<size_t>(mp * MR * std::min(k, KC))));
+  b_buf.resize(std::max(b_buf.size(), static_cast<size_t>(((std::min(n, NC) + NR - 1) / NR) * NR * std::min(k, KC))));
+  float *pa = a_buf.data(), *pb = b_buf.data();
+  for (int64_t j0 = 0; j0 < n; j0 += NC) {
+    const int64_t nc = std::min(NC, n - j0), panels = (nc + NR - 1) / NR;
+    for (int64_t k0 = 0; k0 < k; k0 += KC) {
+      const int64_t kc = std::min(KC, k - k0);
+      const bool first = k0 == 0, last = k0 + kc == k;
+      parallel(panels, large, [&](int64_t p) { pack_b(b, k0, kc, j0, nc, p, pb); });
+      parallel(mp, large, [&](int64_t r) { pack_a(a, m, r * MR, k0, kc, pa + r * MR * kc); });
+      // Units of work: a block of rows against a group of up to 8 panels,
+      // fewer where that leaves under four units a thread.
+      const int64_t blocks = (m + MC - 1) / MC;
+      const int64_t group = std::clamp<int64_t>(blocks * panels / (4 * at::get_num_threads()), 1, 8);
+      const int64_t groups = (panels + group - 1) / group;
+      parallel(blocks * groups, large, [&](int64_t u) {
+        const int64_t i0 = (u / groups) * MC, i1 = std::min(m, i0 + MC);
+        const int64_t p0 = (u % groups) * group, p1 = std::min(panels, p0 + group);
+        for (int64_t i = i0; i < i1; i += MR)
+          for (int64_t p = p0; p < p1; ++p) {
+            const int64_t jb = j0 + p * NR, cols = std::min<int64_t>(NR, n - jb);
+            const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
+            const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+            const float *bias_p = last && bias != nullptr ? bias + jb : nullptr;
+            micro(kc, pa + (i / MR) * MR * kc, pb + p * kc * NR, c + i * ldc + jb, ldc,
+                  std::min(MR, i1 - i), m0, m1, !first, bias_p);
+          }
+      });
+    }
+  }
+}
+#pragma GCC pop_options
+#else
+void gemm(int64_t, int64_t, int64_t, const GemmOperand &, const GemmOperand &, float *, int64_t, const float *) {
+  throw Error(HL_ERR_VALUE, "gemm: no AVX-512 kernel in this build");
+}
+#endif
+
+namespace {
+GemmOperand operand(const at::Tensor &t) { return {t.data_ptr<float>(), t.stride(0), t.stride(1)}; }
+}  // namespace
+
+bool own_gemm(const at::Tensor &x) { return own_product(x) && !at::autocast::is_cpu_enabled(); }
+
+void mm_out(at::Tensor &out, const at::Tensor &a, const at::Tensor &b) {
+  if (!own_product(a) || b.scalar_type() != at::kFloat || !b.device().is_cpu() || out.stride(1) != 1 ||
+      a.dim() != 2 || b.dim() != 2) {
+    at::mm_out(out, a, b);
+    return;
+  }
+  TORCH_CHECK(a.size(1) == b.size(0) && out.size(0) == a.size(0) && out.size(1) == b.size(1),
+              "mm: shapes ", a.sizes(), " and ", b.sizes(), " into ", out.sizes());
+  gemm(a.size(0), b.size(1), a.size(1), operand(a), operand(b), out.data_ptr<float>(), out.stride(0), nullptr);
+}
+
+at::Tensor mm(const at::Tensor &a, const at::Tensor &b) {
+  if (!own_product(a)) return at::mm(a, b);
+  auto out = at::empty({a.size(0), b.size(1)}, a.options());
+  hl::mm_out(out, a, b);
+  return out;
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Linear is y = x·wᵀ + b over x's last dimension, x [..., K], w [N, K], b
+// [N] or undefined.
+struct Linear : public torch::autograd::Function<Linear> {
+  // The bias is optional: a custom node's tensor inputs must be defined.
+  static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &w,
+                               const c10::optional<at::Tensor> &b_opt) {
+    const at::Tensor b = b_opt.value_or(at::Tensor());
+    RECORD_USER_SCOPE("hl::linear");
+    const int64_t K = w.size(1), N = w.size(0);
+    TORCH_CHECK(x.dim() >= 1 && x.size(-1) == K, "linear: input ", x.sizes(), " and weight ", w.sizes());
+    TORCH_CHECK(!b.defined() || (b.dim() == 1 && b.size(0) == N), "linear: weight ", w.sizes(), " and bias ",
+                b.sizes());
+    const auto x2 = x.reshape({-1, K});
+    const auto bc = b.defined() ? b.contiguous() : b;
+    auto sizes = x.sizes().vec();
+    sizes.back() = N;
+    auto y = at::empty({x2.size(0), N}, x.options());
+    gemm(x2.size(0), N, K, operand(x2), operand(w.t()), y.data_ptr<float>(), N,
+         bc.defined() ? bc.data_ptr<float>() : nullptr);
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["bias"] = b.defined();
+    return {y.view(sizes)};
+  }
+
+  // gx = gy·w, gw = gyᵀ·x, gb = Σ_rows gy. With create_graph the gradients
+  // are made by differentiable ATen ops instead, so that a second backward
+  // sees them.
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    RECORD_USER_SCOPE("hl::linear_backward");
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[1];
+    const int64_t K = w.size(1), N = w.size(0);
+    const auto gy = grads[0].reshape({-1, N});
+    const auto x2 = x.reshape({-1, K});
+    const bool differentiable = at::GradMode::is_enabled();
+    at::Tensor gx, gw, gb;
+    if (ctx->needs_input_grad(0)) gx = (differentiable ? at::mm(gy, w) : hl::mm(gy, w)).view(x.sizes());
+    if (ctx->needs_input_grad(1)) gw = differentiable ? at::mm(gy.t(), x2) : hl::mm(gy.t(), x2);
+    if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) gb = gy.sum(0);
+    return {gx, gw, gb};
+  }
+};
+
+}  // namespace
+
+at::Tensor linear(const at::Tensor &x, const at::Tensor &w, const c10::optional<at::Tensor> &b) {
+  const auto same = [&](const at::Tensor &t) {
+    return t.device().is_cpu() && t.scalar_type() == at::kFloat && !t.is_mkldnn() && !t.is_sparse();
+  };
+  const bool bias = b.has_value() && b->defined();
+  if (!own_gemm(x) || !same(w) || w.dim() != 2 || (bias && !same(*b)) || x.is_sparse())
+    return at::linear(x, w, b);
+  return Linear::apply(x, w, bias ? b : c10::nullopt)[0];
+}
+
+}  // namespace hl

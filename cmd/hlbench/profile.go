@@ -57,8 +57,9 @@ var opKinds = []struct {
 	kind     string
 	prefixes []string
 }{
-	{"GEMM", []string{"aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::matmul", "aten::linear"}},
-	{"attention", []string{"aten::scaled_dot_product", "aten::_scaled_dot_product", "aten::_softmax", "aten::softmax", "aten::_softmax_backward_data"}},
+	{"GEMM", []string{"aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::matmul", "aten::linear", "hl::linear"}},
+	{"attention", []string{"aten::scaled_dot_product", "aten::_scaled_dot_product", "aten::_softmax", "aten::softmax", "aten::_softmax_backward_data",
+		"hl::attention"}},
 	{"cross-entropy", []string{"aten::cross_entropy", "aten::log_softmax", "aten::_log_softmax", "aten::nll_loss"}},
 	{"norms", []string{"aten::layer_norm", "aten::native_layer_norm", "aten::rsqrt"}},
 	{"activations", []string{"aten::gelu", "aten::silu", "aten::relu", "aten::threshold"}},

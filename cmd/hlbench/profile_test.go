@@ -14,6 +14,8 @@ func TestOpKind(t *testing.T) {
 		{"aten::mm", "GEMM"},
 		{"aten::mm [2048, 256] [256, 1024]", "GEMM"},
 		{"aten::bmm", "GEMM"},
+		{"hl::linear_backward", "GEMM"}, // the shim's own GEMM (its scope's self time)
+		{"hl::attention", "attention"},
 		{"aten::_softmax_backward_data", "attention"},
 		{"aten::native_layer_norm_backward", "norms"},
 		{"aten::gelu_backward", "activations"},

@@ -10,9 +10,10 @@
 //   for each block of NC columns of op(B)
 //     for each block of KC steps of the reduction
 //       pack op(B)'s block into panels of NR = 32 columns (kc steps each)
-//       pack op(A)'s rows into micro-panels of MR = 12 rows (kc steps each)
-//       for each (block of MC rows, group of panels), in parallel
-//         for each panel, for each micro-panel: the 12 × 32 micro-kernel
+//       for each chunk of 2,304 rows of op(A)
+//         pack them into micro-panels of MR = 12 rows (kc steps each)
+//         for each (block of MC rows, group of panels), in parallel
+//           for each micro-panel, for each panel: the 12 × 32 micro-kernel
 //
 // The micro-kernel keeps a 12 × 32 tile of C in 24 zmm registers and adds
 // kc rank-1 updates to it (two loads of B, twelve broadcasts of A, 24 FMAs a
@@ -62,6 +63,7 @@ constexpr int64_t MR = 12, NR = 32;
 constexpr int64_t KC = 256;    // a panel of B, kc × 32 floats, is 32 KiB: L1
 constexpr int64_t MC = 144;    // a block of A, 144 × kc floats, is 144 KiB: L2
 constexpr int64_t NC = 4096;   // a block of B, kc × 4096 floats, is 4 MiB: L3
+constexpr int64_t MCHUNK = 16 * MC;  // rows of A packed at a time: 2.25 MiB
 
 // micro computes c[0:rows, cols of m0|m1] (row stride ldc) = (load ? c : 0) +
 // Σ_k a[k·MR + i]·b[k·NR + j] over kc steps, as one FMA chain per output,
@@ -162,12 +164,14 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpera
     return;
   }
   const bool large = m * n * k >= (int64_t{1} << 18);
-  const int64_t mp = (m + MR - 1) / MR;
-  // The packed blocks, kept per thread between calls (attention makes
-  // thousands of small products a step). The parallel loops below use the
+  // The packed blocks, kept per calling thread between calls (attention
+  // makes thousands of small products a step): op(B)'s block, and op(A)'s
+  // rows in chunks of MCHUNK (each packed once for all its panels; the
+  // chunks bound the buffer, whatever m is). The parallel loops use the
   // pointers: a thread_local named inside them would be the worker's own.
   thread_local std::vector<float> a_buf, b_buf;
-  a_buf.resize(std::max(a_buf.size(), static_cast<size_t>(mp * MR * std::min(k, KC))));
+  const int64_t mchunk = std::min(MCHUNK, (m + MR - 1) / MR * MR);
+  a_buf.resize(std::max(a_buf.size(), static_cast<size_t>(mchunk * std::min(k, KC))));
   b_buf.resize(std::max(b_buf.size(), static_cast<size_t>(((std::min(n, NC) + NR - 1) / NR) * NR * std::min(k, KC))));
   float *pa = a_buf.data(), *pb = b_buf.data();
   for (int64_t j0 = 0; j0 < n; j0 += NC) {
@@ -176,25 +180,29 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpera
       const int64_t kc = std::min(KC, k - k0);
       const bool first = k0 == 0, last = k0 + kc == k;
       parallel(panels, large, [&](int64_t p) { pack_b(b, k0, kc, j0, nc, p, pb); });
-      parallel(mp, large, [&](int64_t r) { pack_a(a, m, r * MR, k0, kc, pa + r * MR * kc); });
-      // Units of work: a block of rows against a group of up to 8 panels,
-      // fewer where that leaves under four units a thread.
-      const int64_t blocks = (m + MC - 1) / MC;
-      const int64_t group = std::clamp<int64_t>(blocks * panels / (4 * at::get_num_threads()), 1, 8);
-      const int64_t groups = (panels + group - 1) / group;
-      parallel(blocks * groups, large, [&](int64_t u) {
-        const int64_t i0 = (u / groups) * MC, i1 = std::min(m, i0 + MC);
-        const int64_t p0 = (u % groups) * group, p1 = std::min(panels, p0 + group);
-        for (int64_t i = i0; i < i1; i += MR)
-          for (int64_t p = p0; p < p1; ++p) {
-            const int64_t jb = j0 + p * NR, cols = std::min<int64_t>(NR, n - jb);
-            const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
-            const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
-            const float *bias_p = last && bias != nullptr ? bias + jb : nullptr;
-            micro(kc, pa + (i / MR) * MR * kc, pb + p * kc * NR, c + i * ldc + jb, ldc,
-                  std::min(MR, i1 - i), m0, m1, !first, bias_p);
-          }
-      });
+      for (int64_t c0 = 0; c0 < m; c0 += MCHUNK) {
+        const int64_t c1 = std::min(m, c0 + MCHUNK);
+        parallel((c1 - c0 + MR - 1) / MR, large,
+                 [&](int64_t r) { pack_a(a, m, c0 + r * MR, k0, kc, pa + r * MR * kc); });
+        // Units of work: a block of MC rows against a group of up to 8
+        // panels, fewer where that leaves under four units a thread.
+        const int64_t blocks = (c1 - c0 + MC - 1) / MC;
+        const int64_t group = std::clamp<int64_t>(blocks * panels / (4 * at::get_num_threads()), 1, 8);
+        const int64_t groups = (panels + group - 1) / group;
+        parallel(blocks * groups, large, [&](int64_t u) {
+          const int64_t i0 = c0 + (u / groups) * MC, i1 = std::min(c1, i0 + MC);
+          const int64_t p0 = (u % groups) * group, p1 = std::min(panels, p0 + group);
+          for (int64_t i = i0; i < i1; i += MR)
+            for (int64_t p = p0; p < p1; ++p) {
+              const int64_t jb = j0 + p * NR, cols = std::min<int64_t>(NR, n - jb);
+              const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
+              const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+              const float *bias_p = last && bias != nullptr ? bias + jb : nullptr;
+              micro(kc, pa + (i - c0) * kc, pb + p * kc * NR, c + i * ldc + jb, ldc, std::min(MR, i1 - i), m0, m1,
+                    !first, bias_p);
+            }
+        });
+      }
     }
   }
 }

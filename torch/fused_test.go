@@ -615,7 +615,8 @@ func TestRouted(t *testing.T) {
 // (written here as in TestCodebookScores); the shapes cover the kernel's
 // tiles of 12 rows and panels of 32 columns (remainders, N < 16, N = 1),
 // reductions longer than one K block of 256 (K = 300, 1000), more columns
-// than one N block of 4096, products large enough to run on several threads
+// than one N block of 4096, more rows than one packed chunk of 2,304,
+// products large enough to run on several threads
 // (which must give the same bits as one),
 // a batch of leading dimensions, and inputs that are transposed views. The
 // gradients must match float64's to float32 rounding, also with create_graph
@@ -634,6 +635,7 @@ func TestLinearKernel(t *testing.T) {
 		{[]int{300}, 64, 200, true, true},
 		{[]int{3}, 5, 4100, true, false},
 		{[]int{1}, 1, 15, false, false},
+		{[]int{2500}, 20, 40, true, true},
 	}
 	exact := cpu.X86.HasAVX512F && SIMD() == "avx512"
 	for _, tc := range cases {

@@ -12,9 +12,12 @@
 //   - rows go in blocks of 48, and a causal block's products stop at its
 //     last row's key (the masked half of S is neither computed nor
 //     multiplied: about half the FLOPs of libtorch's bmm path at L = S);
-//   - the softmax and its backward are libtorch's vectorised kernels, on the
-//     whole [B, H, L, S] tensor at once; masked scores are −∞, so their
-//     probabilities are exactly zero.
+//   - each block of rows makes its scores, their softmax (AVX-512, over the
+//     keys the row sees only; a masked probability is exactly zero) and its
+//     output in one pass, while the block is in cache; the backward's dP,
+//     the softmax's gradient and dQ the same way. libtorch's exp is Sleef's
+//     (1 ulp), ours a degree-7 polynomial (about 1 ulp): probabilities can
+//     differ from the bmm path's in the last bits.
 // With create_graph the backward is libtorch's, differentiable (recomputed
 // from the saved inputs). TestAttentionKernel checks outputs and gradients
 // against float64 libtorch attention.
@@ -26,9 +29,14 @@
 #include <ATen/Parallel.h>
 #include <ATen/record_function.h>
 
+#include <cmath>
 #include <limits>
 
 #include "internal.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 namespace hl {
 namespace {
@@ -75,6 +83,99 @@ void scale_rows(float *p, int64_t rows, int64_t cols, int64_t ld, float s) {
     for (int64_t j = 0; j < cols; ++j) p[i * ld + j] *= s;
 }
 
+// softmax_row turns row[0, seen) of raw scores into probabilities,
+// softmax(scale · row), and zeroes row[seen, n): the masked keys of a
+// causal row. softmax_grad_row turns dp[0, seen) into the scores' gradient
+// p ⊙ (dp − Σ p·dp) and zeroes dp[seen, n). Only the keys a row sees are
+// touched (the bmm path exponentiates the masked half too); both run while
+// the block's rows are in cache, right after the product that made them.
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+// GCC 12's AVX-512 headers start some intrinsics from _mm512_undefined_ps()
+// and warn about it at -O3 (GCC bug 105593).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+// exp16 is eˣ to about 1 ulp: x = n·ln 2 + r (Cody–Waite, |r| ≤ ln 2 / 2),
+// eʳ by its Taylor polynomial of degree 7 (truncation < 1e-8 relative),
+// times 2ⁿ. Inputs below −103 give 0 (or a denormal), as expf does.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.72f)), _mm512_set1_ps(-103.9f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  return _mm512_scalef_ps(p, n);
+}
+
+// hmax and hsum reduce a vector's lanes (GCC 12's _mm512_reduce_* warn).
+inline float hmax(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  return *std::max_element(t, t + 16);
+}
+inline float hsum(__m512 v) {
+  alignas(64) float t[16];
+  _mm512_store_ps(t, v);
+  float s = 0;
+  for (float x : t) s += x;
+  return s;
+}
+
+inline __mmask16 tail(int64_t left) { return left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1); }
+
+void softmax_row(float *row, int64_t seen, int64_t n, float scale) {
+  __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < seen; j += 16)
+    mx = _mm512_mask_max_ps(mx, tail(seen - j), mx, _mm512_maskz_loadu_ps(tail(seen - j), row + j));
+  const __m512 m = _mm512_set1_ps(hmax(mx) * scale), sc = _mm512_set1_ps(scale);
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t j = 0; j < seen; j += 16) {
+    const __mmask16 k = tail(seen - j);
+    const __m512 e = exp16(_mm512_fmsub_ps(_mm512_maskz_loadu_ps(k, row + j), sc, m));
+    sum = _mm512_mask_add_ps(sum, k, sum, e);
+    _mm512_mask_storeu_ps(row + j, k, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / hsum(sum));
+  for (int64_t j = 0; j < seen; j += 16)
+    _mm512_mask_storeu_ps(row + j, tail(seen - j), _mm512_mul_ps(_mm512_maskz_loadu_ps(tail(seen - j), row + j), inv));
+  std::fill(row + seen, row + n, 0.0f);
+}
+
+void softmax_grad_row(const float *p, float *dp, int64_t seen, int64_t n) {
+  __m512 dot = _mm512_setzero_ps();
+  for (int64_t j = 0; j < seen; j += 16) {
+    const __mmask16 k = tail(seen - j);
+    dot = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, p + j), _mm512_maskz_loadu_ps(k, dp + j), dot);
+  }
+  const __m512 d = _mm512_set1_ps(hsum(dot));
+  for (int64_t j = 0; j < seen; j += 16) {
+    const __mmask16 k = tail(seen - j);
+    const __m512 pj = _mm512_maskz_loadu_ps(k, p + j);
+    _mm512_mask_storeu_ps(dp + j, k, _mm512_mul_ps(pj, _mm512_sub_ps(_mm512_maskz_loadu_ps(k, dp + j), d)));
+  }
+  std::fill(dp + seen, dp + n, 0.0f);
+}
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#else
+void softmax_row(float *row, int64_t seen, int64_t n, float scale) {
+  float m = -std::numeric_limits<float>::infinity(), sum = 0;
+  for (int64_t j = 0; j < seen; ++j) m = std::max(m, row[j]);
+  for (int64_t j = 0; j < seen; ++j) sum += row[j] = std::exp(row[j] * scale - m * scale);
+  for (int64_t j = 0; j < seen; ++j) row[j] *= 1.0f / sum;
+  std::fill(row + seen, row + n, 0.0f);
+}
+void softmax_grad_row(const float *p, float *dp, int64_t seen, int64_t n) {
+  float dot = 0;
+  for (int64_t j = 0; j < seen; ++j) dot += p[j] * dp[j];
+  for (int64_t j = 0; j < seen; ++j) dp[j] = p[j] * (dp[j] - dot);
+  std::fill(dp + seen, dp + n, 0.0f);
+}
+#endif
+
 struct Attention : public torch::autograd::Function<Attention> {
   static variable_list forward(AutogradContext *ctx, const at::Tensor &q_in, const at::Tensor &k_in,
                                const at::Tensor &v_in, double scale, bool causal) {
@@ -82,28 +183,23 @@ struct Attention : public torch::autograd::Function<Attention> {
     const at::Tensor q = q_in.detach(), k = k_in.detach(), v = v_in.detach();
     const Shape sh{q.size(0), q.size(1), q.size(2), k.size(2), q.size(3), v.size(3), causal};
     const Heads Q(q), K(k), V(v);
-    const float s = static_cast<float>(scale), inf = std::numeric_limits<float>::infinity();
-    auto scores = at::empty({sh.B, sh.H, sh.L, sh.S}, q.options());
-    float *sp = scores.data_ptr<float>();
-    sh.each([&](int64_t b, int64_t h, int64_t r0, int64_t r1) {
-      float *rows = sp + ((b * sh.H + h) * sh.L + r0) * sh.S;
-      const int64_t n = sh.keys(r1);
-      gemm(r1 - r0, n, sh.E, Q.at(b, h, r0), K.t(b, h), rows, sh.S, nullptr);
-      for (int64_t i = 0; i < r1 - r0; ++i) {
-        float *row = rows + i * sh.S;
-        const int64_t seen = causal ? std::min(sh.S, r0 + i + 1) : sh.S;
-        for (int64_t j = 0; j < seen; ++j) row[j] *= s;
-        std::fill(row + seen, row + sh.S, -inf);
-      }
-    });
-    const auto P = at::_softmax(scores, -1, false);
-    scores.reset();
+    const float s = static_cast<float>(scale);
+    // One pass per block of rows: its scores, their softmax, its output,
+    // while the block's probabilities are in cache. P [B, H, L, S] keeps
+    // them for the backward; a causal block's columns from its last key on
+    // are never written or read.
+    auto P = at::empty({sh.B, sh.H, sh.L, sh.S}, q.options());
     auto out = at::empty({sh.B, sh.L, sh.H, sh.Ev}, q.options());
     const Heads Pm(P);
-    float *op = out.data_ptr<float>();
+    float *pp = P.data_ptr<float>(), *op = out.data_ptr<float>();
     sh.each([&](int64_t b, int64_t h, int64_t r0, int64_t r1) {
-      gemm(r1 - r0, sh.Ev, sh.keys(r1), Pm.at(b, h, r0), V.at(b, h), op + ((b * sh.L + r0) * sh.H + h) * sh.Ev,
-           sh.H * sh.Ev, nullptr);
+      float *rows = pp + ((b * sh.H + h) * sh.L + r0) * sh.S;
+      const int64_t n = sh.keys(r1);
+      gemm(r1 - r0, n, sh.E, Q.at(b, h, r0), K.t(b, h), rows, sh.S, nullptr);
+      for (int64_t i = 0; i < r1 - r0; ++i)
+        softmax_row(rows + i * sh.S, causal ? std::min(sh.S, r0 + i + 1) : sh.S, n, s);
+      gemm(r1 - r0, sh.Ev, n, Pm.at(b, h, r0), V.at(b, h), op + ((b * sh.L + r0) * sh.H + h) * sh.Ev, sh.H * sh.Ev,
+           nullptr);
     });
     ctx->save_for_backward({q_in, k_in, v_in});
     ctx->saved_data["P"] = P;
@@ -135,27 +231,26 @@ struct Attention : public torch::autograd::Function<Attention> {
     const Heads Q(q), K(k), V(v), Pm(P), G(gO);
     const float s = static_cast<float>(scale);
 
-    // dP = dO·vᵀ, on the keys each block sees (zero beyond: P is zero there).
-    auto dP = at::empty_like(P);
-    float *dpp = dP.data_ptr<float>();
-    sh.each([&](int64_t b, int64_t h, int64_t r0, int64_t r1) {
-      float *rows = dpp + ((b * sh.H + h) * sh.L + r0) * sh.S;
-      const int64_t n = sh.keys(r1);
-      gemm(r1 - r0, n, sh.Ev, G.at(b, h, r0), V.t(b, h), rows, sh.S, nullptr);
-      for (int64_t i = 0; i < r1 - r0; ++i) std::fill(rows + i * sh.S + n, rows + (i + 1) * sh.S, 0.0f);
-    });
-    const auto dS = at::_softmax_backward_data(dP, P, -1, at::kFloat);
-    dP.reset();
+    // By blocks of query rows: dP = dO·vᵀ on the keys the block sees, the
+    // scores' gradient dS = P ⊙ (dP − rowsum(P ⊙ dP)) in its place, and
+    // dQ = dS·k·scale, while the block is in cache.
+    auto dS = at::empty_like(P);
     const Heads D(dS);
     auto gq = at::empty({sh.B, sh.H, sh.L, sh.E}, q.options());
     auto gk = at::empty({sh.B, sh.H, sh.S, sh.E}, q.options());
     auto gv = at::empty({sh.B, sh.H, sh.S, sh.Ev}, q.options());
-    float *gqp = gq.data_ptr<float>(), *gkp = gk.data_ptr<float>(), *gvp = gv.data_ptr<float>();
-    // dQ = dS·k·scale by blocks of query rows.
+    float *dsp = dS.data_ptr<float>(), *gqp = gq.data_ptr<float>(), *gkp = gk.data_ptr<float>(),
+          *gvp = gv.data_ptr<float>();
+    const float *pp = P.data_ptr<float>();
     sh.each([&](int64_t b, int64_t h, int64_t r0, int64_t r1) {
-      float *rows = gqp + ((b * sh.H + h) * sh.L + r0) * sh.E;
-      gemm(r1 - r0, sh.E, sh.keys(r1), D.at(b, h, r0), K.at(b, h), rows, sh.E, nullptr);
-      scale_rows(rows, r1 - r0, sh.E, sh.E, s);
+      const int64_t off = ((b * sh.H + h) * sh.L + r0) * sh.S, n = sh.keys(r1);
+      float *rows = dsp + off;
+      gemm(r1 - r0, n, sh.Ev, G.at(b, h, r0), V.t(b, h), rows, sh.S, nullptr);
+      for (int64_t i = 0; i < r1 - r0; ++i)
+        softmax_grad_row(pp + off + i * sh.S, rows + i * sh.S, causal ? std::min(sh.S, r0 + i + 1) : sh.S, n);
+      float *qrows = gqp + ((b * sh.H + h) * sh.L + r0) * sh.E;
+      gemm(r1 - r0, sh.E, n, D.at(b, h, r0), K.at(b, h), qrows, sh.E, nullptr);
+      scale_rows(qrows, r1 - r0, sh.E, sh.E, s);
     });
     // dK = dSᵀ·q·scale and dV = Pᵀ·dO by blocks of keys: a causal block of
     // keys [j0, j1) is seen by the queries from j0 on (L = S).

@@ -292,7 +292,7 @@ at::Tensor linear(const at::Tensor &x, const at::Tensor &w, const c10::optional<
     return t.device().is_cpu() && t.scalar_type() == at::kFloat && !t.is_mkldnn() && !t.is_sparse();
   };
   const bool bias = b.has_value() && b->defined();
-  if (!own_gemm(x) || !same(w) || w.dim() != 2 || (bias && !same(*b)) || x.is_sparse())
+  if (!own_gemm(x) || !same(x) || !same(w) || w.dim() != 2 || (bias && !same(*b)))
     return at::linear(x, w, b);
   return Linear::apply(x, w, bias ? b : c10::nullopt)[0];
 }

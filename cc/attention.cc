@@ -46,6 +46,16 @@ using torch::autograd::variable_list;
 
 constexpr int64_t RB = 48;  // rows (and keys) per block
 
+// libtorch_attention is libtorch's own (its math path on the CPU).
+at::Tensor libtorch_attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v,
+                              const c10::optional<at::Tensor> &mask, double dropout_p, bool causal) {
+#if HL_TORCH_GE(2, 0)
+  return at::scaled_dot_product_attention(q, k, v, mask, dropout_p, causal);
+#else
+  return std::get<0>(at::_scaled_dot_product_attention(q, k, v, mask, dropout_p, false, causal));
+#endif
+}
+
 // Heads addresses one head's [rows, cols] matrix of a [B, H, rows, cols]
 // tensor by its strides.
 struct Heads {
@@ -214,12 +224,7 @@ struct Attention : public torch::autograd::Function<Attention> {
     const double scale = ctx->saved_data["scale"].toDouble();
     const bool causal = ctx->saved_data["causal"].toBool();
     if (at::GradMode::is_enabled()) {  // create_graph: libtorch's differentiable path
-#if HL_TORCH_GE(2, 0)
-      const auto y = at::scaled_dot_product_attention(saved[0], saved[1], saved[2], {}, 0.0, causal);
-#else
-      const auto y = std::get<0>(at::_scaled_dot_product_attention(saved[0], saved[1], saved[2], {}, 0.0, false,
-                                                                   causal));
-#endif
+      const auto y = libtorch_attention(saved[0], saved[1], saved[2], {}, 0.0, causal);
       auto g = torch::autograd::grad({y}, {saved[0], saved[1], saved[2]}, {grads[0]}, true, true, false);
       g.resize(5);  // none for scale and causal
       return g;
@@ -281,11 +286,7 @@ at::Tensor attention(const at::Tensor &q, const at::Tensor &k, const at::Tensor 
                     dropout_p == 0 && q.size(0) == k.size(0) && q.size(0) == v.size(0) && q.size(1) == k.size(1) &&
                     q.size(1) == v.size(1) && q.size(3) == k.size(3) && k.size(2) == v.size(2) &&
                     (!causal || q.size(2) == k.size(2)) && q.numel() > 0 && k.numel() > 0 && v.numel() > 0;
-#if HL_TORCH_GE(2, 0)
-  if (!ours) return at::scaled_dot_product_attention(q, k, v, mask, dropout_p, causal);
-#else
-  if (!ours) return std::get<0>(at::_scaled_dot_product_attention(q, k, v, mask, dropout_p, false, causal));
-#endif
+  if (!ours) return libtorch_attention(q, k, v, mask, dropout_p, causal);
   return Attention::apply(q, k, v, 1.0 / std::sqrt(static_cast<double>(q.size(3))), causal)[0];
 }
 

@@ -102,43 +102,38 @@ inline void micro(int64_t kc, const float *a, const float *b, float *c, int64_t 
     }
 }
 
-// pack_b writes op(B)[k0 : k0+kc, j0 : j0+nc] into panels [⌈nc/32⌉][kc][32],
-// zero past column n.
-void pack_b(const GemmOperand &b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t panel, float *dst) {
-  float *d = dst + panel * kc * NR;
-  const int64_t jb = j0 + panel * NR, cols = std::min<int64_t>(NR, j0 + nc - jb);
-  if (b.cs == 1) {
+// pack writes a strip of W lanes over kc steps, step-major: dst[k·W + l] =
+// src[l·lane + k·step] for l < lanes, zero for lanes ≤ l < W. A panel of B
+// is a strip of its columns, a micro-panel of A one of its rows; where the
+// lanes are contiguous (lane = 1) each step is one copy.
+template <int64_t W>
+void pack(const float *src, int64_t lane, int64_t step, int64_t lanes, int64_t kc, float *dst) {
+  if (lane == 1) {
     for (int64_t k = 0; k < kc; ++k) {
-      const float *s = b.p + (k0 + k) * b.rs + jb;
-      std::copy(s, s + cols, d + k * NR);
-      std::fill(d + k * NR + cols, d + (k + 1) * NR, 0.0f);
+      const float *s = src + k * step;
+      std::copy(s, s + lanes, dst + k * W);
+      std::fill(dst + k * W + lanes, dst + (k + 1) * W, 0.0f);
     }
     return;
   }
-  if (cols < NR) std::fill(d, d + kc * NR, 0.0f);
-  for (int64_t j = 0; j < cols; ++j) {
-    const float *s = b.p + (jb + j) * b.cs + k0 * b.rs;
-    for (int64_t k = 0; k < kc; ++k) d[k * NR + j] = s[k * b.rs];
+  if (lanes < W) std::fill(dst, dst + kc * W, 0.0f);
+  for (int64_t l = 0; l < lanes; ++l) {
+    const float *s = src + l * lane;
+    for (int64_t k = 0; k < kc; ++k) dst[k * W + l] = s[k * step];
   }
+}
+
+// pack_b writes op(B)[k0 : k0+kc, j0 : j0+nc] into panels [⌈nc/32⌉][kc][32],
+// zero past column n.
+void pack_b(const GemmOperand &b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t panel, float *dst) {
+  const int64_t jb = j0 + panel * NR, cols = std::min<int64_t>(NR, j0 + nc - jb);
+  pack<NR>(b.p + k0 * b.rs + jb * b.cs, b.cs, b.rs, cols, kc, dst + panel * kc * NR);
 }
 
 // pack_a writes op(A)[i0 : i0+12, k0 : k0+kc] into dst [kc][12], zero past
 // row m.
 void pack_a(const GemmOperand &a, int64_t m, int64_t i0, int64_t k0, int64_t kc, float *dst) {
-  const int64_t rows = std::min<int64_t>(MR, m - i0);
-  if (a.rs == 1) {
-    for (int64_t k = 0; k < kc; ++k) {
-      const float *s = a.p + (k0 + k) * a.cs + i0;
-      std::copy(s, s + rows, dst + k * MR);
-      std::fill(dst + k * MR + rows, dst + (k + 1) * MR, 0.0f);
-    }
-    return;
-  }
-  if (rows < MR) std::fill(dst, dst + kc * MR, 0.0f);
-  for (int64_t i = 0; i < rows; ++i) {
-    const float *s = a.p + (i0 + i) * a.rs + k0 * a.cs;
-    for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = s[k * a.cs];
-  }
+  pack<MR>(a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, std::min<int64_t>(MR, m - i0), kc, dst);
 }
 
 // parallel runs f over [0, n) on the intra-op threads when the product is

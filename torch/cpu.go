@@ -3,6 +3,8 @@ package torch
 import (
 	"os"
 
+	"golang.org/x/sys/cpu"
+
 	"github.com/hiddenlab/hiddenlab/torch/internal/capi"
 )
 
@@ -27,6 +29,12 @@ func SIMD() string {
 	}
 	return "avx512"
 }
+
+// AVX512 reports whether the shim's own kernels run at AVX-512: the CPU (and
+// its OS) has it and SIMD() allows it. Then float32 Linear, Matmul by a
+// matrix and attention are the shim's GEMM, and its products (codebook
+// scores included) are one FMA chain per output.
+func AVX512() bool { return SIMD() == "avx512" && cpu.X86.HasAVX512F }
 
 // BLASCore names the kernels OpenBLAS chose when it was loaded ("Haswell",
 // "SkylakeX", …), or "" when libtorch's BLAS is not OpenBLAS. OpenBLAS picks

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/cpu"
 )
 
 // TestCodebookQuantizeTopK pins the fused op's selection on scores that are
@@ -84,7 +83,7 @@ func TestCodebookScores(t *testing.T) {
 		{128, 4, 64, 1024}, {256, 1, 256, 1024}, {35, 3, 7, 33},
 		{11, 2, 1, 100}, {1, 1, 5, 1}, {13, 1, 64, 15}, {24, 2, 129, 48},
 	}
-	exact := cpu.X86.HasAVX512F && SIMD() == "avx512"
+	exact := AVX512()
 	for _, tc := range cases {
 		s := NewScope()
 		r := rand.New(rand.NewSource(int64(tc.N*tc.C + tc.d)))
@@ -378,14 +377,10 @@ func TestMonarchKernels(t *testing.T) {
 		fused := func() *Tensor { return Monarch(y, bd1, bd2) }
 		want := run(ref)
 		var one, two, again []*Tensor
-		threads := NumThreads()
-		RunLocked(func() {
-			require.NoError(t, SetNumThreads(1))
-			one = run(fused)
-			require.NoError(t, SetNumThreads(2))
+		onThreads(t, 1, func() { one = run(fused) })
+		onThreads(t, 2, func() {
 			two = run(fused)
 			again = run(fused)
-			require.NoError(t, SetNumThreads(threads))
 		})
 		for k, name := range []string{"out", "∂y", "∂bd1", "∂bd2"} {
 			scale := want[k].Abs().Amax().Item()
@@ -637,7 +632,7 @@ func TestLinearKernel(t *testing.T) {
 		{[]int{1}, 1, 15, false, false},
 		{[]int{2500}, 20, 40, true, true},
 	}
-	exact := cpu.X86.HasAVX512F && SIMD() == "avx512"
+	exact := AVX512()
 	worst := 0.0 // the gradients' largest error, relative to 1 + their largest magnitude
 	for _, tc := range cases {
 		s := NewScope()
@@ -669,14 +664,8 @@ func TestLinearKernel(t *testing.T) {
 		shape := append(append([]int{}, tc.lead...), tc.K)
 		x, w, b := leaves(Float32)
 		var y1, y2 *Tensor // on one thread and on two: the same bits
-		threads := NumThreads()
-		RunLocked(func() {
-			require.NoError(t, SetNumThreads(1))
-			y1 = Linear(x.View(shape...), w, b)
-			require.NoError(t, SetNumThreads(2))
-			y2 = Linear(x.View(shape...), w, b)
-			require.NoError(t, SetNumThreads(threads))
-		})
+		onThreads(t, 1, func() { y1 = Linear(x.View(shape...), w, b) })
+		onThreads(t, 2, func() { y2 = Linear(x.View(shape...), w, b) })
 		require.Equal(t, append(append([]int{}, tc.lead...), tc.N), y2.Shape(), "%+v", tc)
 		if exact { // the BLAS need not give the same bits on one thread and two
 			require.Equal(t, y1.Float32s(), y2.Float32s(), "%+v: one thread and two differ", tc)
@@ -731,11 +720,7 @@ func TestLinearKernel(t *testing.T) {
 		}
 		for _, second := range []bool{false, true} {
 			var g32 []*Tensor
-			RunLocked(func() {
-				require.NoError(t, SetNumThreads(2))
-				g32 = grads(Float32, second)
-				require.NoError(t, SetNumThreads(threads))
-			})
+			onThreads(t, 2, func() { g32 = grads(Float32, second) })
 			g64 := grads(Float64, second)
 			for i := range g64 {
 				if g64[i] == nil {
@@ -799,14 +784,9 @@ func TestAttentionKernel(t *testing.T) {
 			gq.Mul(gq).Sum().Backward()
 			return []*Tensor{q.Grad(), k.Grad(), v.Grad()}
 		}
-		threads := NumThreads()
 		for _, second := range []bool{false, true} {
 			var got []*Tensor
-			RunLocked(func() {
-				require.NoError(t, SetNumThreads(2))
-				got = run(Float32, second)
-				require.NoError(t, SetNumThreads(threads))
-			})
+			onThreads(t, 2, func() { got = run(Float32, second) })
 			want := run(Float64, second)
 			for i := range want {
 				require.Equal(t, want[i].Shape(), got[i].Shape(), "%+v second %v: value %d", tc, second, i)

@@ -7,6 +7,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// onThreads runs f on a locked OS thread with n intra-op threads, then puts
+// the previous count back (for this thread and for later RunLocked calls).
+func onThreads(t *testing.T, n int, f func()) {
+	t.Helper()
+	RunLocked(func() {
+		prev := NumThreads()
+		require.NoError(t, SetNumThreads(n))
+		defer func() { require.NoError(t, SetNumThreads(prev)) }()
+		f()
+	})
+}
+
 // f64 builds a float64 tensor from values and a shape (1-d when shape is nil).
 func f64(vals []float64, shape ...int) *Tensor {
 	if len(shape) == 0 {

@@ -6,7 +6,6 @@ import (
 	"runtime"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/cpu"
 
 	"github.com/hiddenlab/hiddenlab/torch"
 )
@@ -31,7 +30,7 @@ func infoCmd() *cobra.Command {
 				fmt.Fprintf(w, "OpenBLAS kernels: %s (OPENBLAS_CORETYPE=%q)\n", core, os.Getenv("OPENBLAS_CORETYPE"))
 			}
 			fmt.Fprintf(w, "shim's own CPU kernels: up to %s (%s)\n", torch.SIMD(), torch.SIMDEnv)
-			if torch.SIMD() == "avx512" && cpu.X86.HasAVX512F {
+			if torch.AVX512() {
 				fmt.Fprintf(w, "float32 Linear, Matmul by a matrix and attention: the shim's AVX-512 GEMM\n")
 			}
 			n := torch.CUDADeviceCount()

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/cpu"
-
 	"github.com/hiddenlab/hiddenlab/torch"
 	"github.com/hiddenlab/hiddenlab/torch/nn"
 	"github.com/hiddenlab/hiddenlab/torch/optim"
@@ -158,7 +156,7 @@ func peakLine() string {
 
 // linearKernel names what runs torch.Linear's float32 products on this CPU.
 func linearKernel() string {
-	if torch.SIMD() == "avx512" && cpu.X86.HasAVX512F {
+	if torch.AVX512() {
 		return "the shim's own AVX-512 GEMM"
 	}
 	return "libtorch's"

@@ -9,7 +9,8 @@
 //
 //   for each block of NC columns of op(B)
 //     for each block of KC steps of the reduction
-//       pack op(B)'s block into panels of NR = 32 columns (kc steps each)
+//       pack op(B)'s block into panels of NR = 32 columns (kc steps each;
+//       16 for products of at most 16 columns)
 //       for each chunk of 2,304 rows of op(A)
 //         pack them into micro-panels of MR = 12 rows (kc steps each)
 //         for each (block of MC rows, group of panels), in parallel
@@ -21,11 +22,24 @@
 //
 // Rounding: every output is one chain of fused multiply-adds from zero over
 // k = 0 … K−1 (the next K block loads the tile it left in C and goes on), then
-// the bias, if any, added once. So a result does not depend on the blocking
-// or on the number of threads (each output belongs to one thread), and it is
-// what OpenBLAS's AVX-512 kernels compute for a product that fits one K
-// block; its AVX2 kernels round about 7% of outputs differently in the last
-// bit. TestLinearKernel checks the chain bit for bit.
+// the bias, if any, added once; with accumulate the chain starts from the
+// output's value instead (a product added into rows in place, grouped.cc).
+// So a result does not depend on the blocking or on the number of threads
+// (each output belongs to one thread), and it is what OpenBLAS's AVX-512
+// kernels compute for a product that fits one K block; its AVX2 kernels
+// round about 7% of outputs differently in the last bit. TestLinearKernel
+// checks the chain bit for bit.
+//
+// Narrow products: one of at most 16 columns runs panels and tiles of 16
+// (12 × 16: a tile of 32 would be half empty or worse), and one of at most
+// two panels reads A's rows where they lie instead of packing them (packing
+// moves every element of A once for at most 64 multiply-adds with it).
+//
+// Indexes: an operand may name its rows or columns by an index (GemmOperand's
+// ri, ci) and the output its rows (crow), so that a product of gathered rows
+// (models/mohd's routed rows) packs them from where they lie and adds its
+// results into scattered rows from the micro-kernel, with no gathered copy
+// and no product to scatter afterwards.
 //
 // hl_linear (x·wᵀ + b, every nn.Linear, the GPT's tied output layer, the
 // HRPO gate) runs on it where own_gemm(x) (float32 on an AVX-512 CPU, outside
@@ -68,37 +82,52 @@ constexpr int64_t MCHUNK = 16 * MC;  // rows of A packed at a time: 2.25 MiB
 // micro computes c[0:rows, cols of m0|m1] (row stride ldc) = (load ? c : 0) +
 // Σ_k a[k·MR + i]·b[k·NR + j] over kc steps, as one FMA chain per output,
 // and adds bias[j] when bias is not null.
+// With crow, row i of the tile is c + crow[i]·ldc. W is the panel's width:
+// 32 (two vectors a row), or 16 for products of at most 16 columns, which a
+// tile of 32 would leave at most half used.
+// With Direct, A is not packed: row i of the tile is read at arow[i][k].
+template <int64_t W = NR, bool Indexed = false, bool Direct = false>
 inline void micro(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int64_t rows, __mmask16 m0,
-                  __mmask16 m1, bool load, const float *bias) {
+                  __mmask16 m1, bool load, const float *bias, const int64_t *crow = nullptr,
+                  const float *const *arow = nullptr) {
+  static_assert(W == 16 || W == 32);
+  float *row[MR];
+  for (int i = 0; i < MR; ++i) row[i] = c + (Indexed && i < rows ? crow[i] : i) * ldc;
   __m512 c0[MR], c1[MR];
   for (int i = 0; i < MR; ++i) {
     if (load && i < rows) {
-      c0[i] = _mm512_maskz_loadu_ps(m0, c + i * ldc);
-      c1[i] = _mm512_maskz_loadu_ps(m1, c + i * ldc + 16);
+      c0[i] = _mm512_maskz_loadu_ps(m0, row[i]);
+      if constexpr (W == 32) c1[i] = _mm512_maskz_loadu_ps(m1, row[i] + 16);
     } else {
       c0[i] = c1[i] = _mm512_setzero_ps();
     }
   }
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_loadu_ps(b + NR * k), b1 = _mm512_loadu_ps(b + NR * k + 16);
     const float *ak = a + MR * k;
-    for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(ak[i]);
-      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+    const auto at = [&](int i) { return Direct ? arow[i][k] : ak[i]; };
+    if constexpr (W == 32) {
+      const __m512 b0 = _mm512_loadu_ps(b + W * k), b1 = _mm512_loadu_ps(b + W * k + 16);
+      for (int i = 0; i < MR; ++i) {
+        const __m512 ai = _mm512_set1_ps(at(i));
+        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+        c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+      }
+    } else {
+      const __m512 b0 = _mm512_loadu_ps(b + W * k);
+      for (int i = 0; i < MR; ++i) c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(at(i)), b0, c0[i]);
     }
   }
   if (bias != nullptr) {
     const __m512 d0 = _mm512_maskz_loadu_ps(m0, bias), d1 = _mm512_maskz_loadu_ps(m1, bias + 16);
     for (int i = 0; i < MR; ++i) {
       c0[i] = _mm512_add_ps(c0[i], d0);
-      c1[i] = _mm512_add_ps(c1[i], d1);
+      if constexpr (W == 32) c1[i] = _mm512_add_ps(c1[i], d1);
     }
   }
   for (int i = 0; i < MR; ++i)
     if (i < rows) {
-      _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
-      _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
+      _mm512_mask_storeu_ps(row[i], m0, c0[i]);
+      if constexpr (W == 32) _mm512_mask_storeu_ps(row[i] + 16, m1, c1[i]);
     }
 }
 
@@ -123,17 +152,42 @@ void pack(const float *src, int64_t lane, int64_t step, int64_t lanes, int64_t k
   }
 }
 
+// pack_indexed is pack for an operand with an index: lane l at li[l0 + l]
+// (or l0 + l), step k at si[s0 + k] (or s0 + k).
+template <int64_t W>
+void pack_indexed(const float *src, int64_t lane, int64_t step, const int64_t *li, int64_t l0, const int64_t *si,
+                  int64_t s0, int64_t lanes, int64_t kc, float *dst) {
+  for (int64_t k = 0; k < kc; ++k) {
+    const float *s = src + (si != nullptr ? si[s0 + k] : s0 + k) * step;
+    float *d = dst + k * W;
+    if (li == nullptr) {
+      for (int64_t l = 0; l < lanes; ++l) d[l] = s[(l0 + l) * lane];
+    } else {
+      for (int64_t l = 0; l < lanes; ++l) d[l] = s[li[l0 + l] * lane];
+    }
+    std::fill(d + lanes, d + W, 0.0f);
+  }
+}
+
 // pack_b writes op(B)[k0 : k0+kc, j0 : j0+nc] into panels [⌈nc/32⌉][kc][32],
 // zero past column n.
+template <int64_t W>
 void pack_b(const GemmOperand &b, int64_t k0, int64_t kc, int64_t j0, int64_t nc, int64_t panel, float *dst) {
-  const int64_t jb = j0 + panel * NR, cols = std::min<int64_t>(NR, j0 + nc - jb);
-  pack<NR>(b.p + k0 * b.rs + jb * b.cs, b.cs, b.rs, cols, kc, dst + panel * kc * NR);
+  const int64_t jb = j0 + panel * W, cols = std::min<int64_t>(W, j0 + nc - jb);
+  if (b.ri != nullptr || b.ci != nullptr)
+    pack_indexed<W>(b.p, b.cs, b.rs, b.ci, jb, b.ri, k0, cols, kc, dst + panel * kc * W);
+  else
+    pack<W>(b.p + k0 * b.rs + jb * b.cs, b.cs, b.rs, cols, kc, dst + panel * kc * W);
 }
 
 // pack_a writes op(A)[i0 : i0+12, k0 : k0+kc] into dst [kc][12], zero past
 // row m.
 void pack_a(const GemmOperand &a, int64_t m, int64_t i0, int64_t k0, int64_t kc, float *dst) {
-  pack<MR>(a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, std::min<int64_t>(MR, m - i0), kc, dst);
+  const int64_t rows = std::min<int64_t>(MR, m - i0);
+  if (a.ri != nullptr || a.ci != nullptr)
+    pack_indexed<MR>(a.p, a.rs, a.cs, a.ri, i0, a.ci, k0, rows, kc, dst);
+  else
+    pack<MR>(a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, rows, kc, dst);
 }
 
 // parallel runs f over [0, n) on the intra-op threads when the product is
@@ -150,12 +204,18 @@ void parallel(int64_t n, bool large, const F &f) {
 
 }  // namespace
 
-void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
-          const float *bias) {
+namespace {
+
+// gemm_w is gemm with panels of W columns.
+template <int64_t W>
+void gemm_w(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
+            const float *bias, const int64_t *crow, bool accumulate) {
   if (m == 0 || n == 0) return;
   if (k == 0) {
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) c[i * ldc + j] = bias != nullptr ? bias[j] : 0.0f;
+    for (int64_t i = 0; i < m; ++i) {
+      float *ci = c + (crow != nullptr ? crow[i] : i) * ldc;
+      for (int64_t j = 0; j < n; ++j) ci[j] = (accumulate ? ci[j] : 0.0f) + (bias != nullptr ? bias[j] : 0.0f);
+    }
     return;
   }
   const bool large = m * n * k >= (int64_t{1} << 18);
@@ -166,19 +226,24 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpera
   // pointers: a thread_local named inside them would be the worker's own.
   thread_local std::vector<float> a_buf, b_buf;
   const int64_t mchunk = std::min(MCHUNK, (m + MR - 1) / MR * MR);
-  a_buf.resize(std::max(a_buf.size(), static_cast<size_t>(mchunk * std::min(k, KC))));
-  b_buf.resize(std::max(b_buf.size(), static_cast<size_t>(((std::min(n, NC) + NR - 1) / NR) * NR * std::min(k, KC))));
+  // Products of one or two panels (n ≤ 2W) read A's rows where they lie
+  // (when each is contiguous): packed, every element of A would be moved
+  // once for at most 2W multiply-adds, about as long as they take.
+  const bool direct = a.cs == 1 && a.ci == nullptr && n <= 2 * W;
+  if (!direct) a_buf.resize(std::max(a_buf.size(), static_cast<size_t>(mchunk * std::min(k, KC))));
+  b_buf.resize(std::max(b_buf.size(), static_cast<size_t>(((std::min(n, NC) + W - 1) / W) * W * std::min(k, KC))));
   float *pa = a_buf.data(), *pb = b_buf.data();
   for (int64_t j0 = 0; j0 < n; j0 += NC) {
-    const int64_t nc = std::min(NC, n - j0), panels = (nc + NR - 1) / NR;
+    const int64_t nc = std::min(NC, n - j0), panels = (nc + W - 1) / W;
     for (int64_t k0 = 0; k0 < k; k0 += KC) {
       const int64_t kc = std::min(KC, k - k0);
       const bool first = k0 == 0, last = k0 + kc == k;
-      parallel(panels, large, [&](int64_t p) { pack_b(b, k0, kc, j0, nc, p, pb); });
+      parallel(panels, large, [&](int64_t p) { pack_b<W>(b, k0, kc, j0, nc, p, pb); });
       for (int64_t c0 = 0; c0 < m; c0 += MCHUNK) {
         const int64_t c1 = std::min(m, c0 + MCHUNK);
-        parallel((c1 - c0 + MR - 1) / MR, large,
-                 [&](int64_t r) { pack_a(a, m, c0 + r * MR, k0, kc, pa + r * MR * kc); });
+        if (!direct)
+          parallel((c1 - c0 + MR - 1) / MR, large,
+                   [&](int64_t r) { pack_a(a, m, c0 + r * MR, k0, kc, pa + r * MR * kc); });
         // Units of work: a block of MC rows against a group of up to 8
         // panels, fewer where that leaves under four units a thread.
         const int64_t blocks = (c1 - c0 + MC - 1) / MC;
@@ -187,23 +252,48 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpera
         parallel(blocks * groups, large, [&](int64_t u) {
           const int64_t i0 = c0 + (u / groups) * MC, i1 = std::min(c1, i0 + MC);
           const int64_t p0 = (u % groups) * group, p1 = std::min(panels, p0 + group);
-          for (int64_t i = i0; i < i1; i += MR)
+          for (int64_t i = i0; i < i1; i += MR) {
+            const int64_t rows = std::min(MR, i1 - i);
+            const float *arow[MR];
+            if (direct)
+              for (int64_t r = 0; r < MR; ++r)
+                arow[r] = a.p + (a.ri != nullptr ? a.ri[i + std::min(r, rows - 1)] : i + std::min(r, rows - 1)) * a.rs + k0;
             for (int64_t p = p0; p < p1; ++p) {
-              const int64_t jb = j0 + p * NR, cols = std::min<int64_t>(NR, n - jb);
+              const int64_t jb = j0 + p * W, cols = std::min<int64_t>(W, n - jb);
               const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
               const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
               const float *bias_p = last && bias != nullptr ? bias + jb : nullptr;
-              micro(kc, pa + (i - c0) * kc, pb + p * kc * NR, c + i * ldc + jb, ldc, std::min(MR, i1 - i), m0, m1,
-                    !first, bias_p);
+              const float *ap = pa + (i - c0) * kc, *bp = pb + p * kc * W;
+              const bool load = !first || accumulate;
+              if (direct && crow != nullptr)
+                micro<W, true, true>(kc, ap, bp, c + jb, ldc, rows, m0, m1, load, bias_p, crow + i, arow);
+              else if (direct)
+                micro<W, false, true>(kc, ap, bp, c + i * ldc + jb, ldc, rows, m0, m1, load, bias_p, nullptr, arow);
+              else if (crow != nullptr)
+                micro<W, true>(kc, ap, bp, c + jb, ldc, rows, m0, m1, load, bias_p, crow + i);
+              else
+                micro<W>(kc, ap, bp, c + i * ldc + jb, ldc, rows, m0, m1, load, bias_p);
             }
+          }
         });
       }
     }
   }
 }
+
+}  // namespace
+
+void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
+          const float *bias, const int64_t *crow, bool accumulate) {
+  if (n <= 16)
+    gemm_w<16>(m, n, k, a, b, c, ldc, bias, crow, accumulate);
+  else
+    gemm_w<NR>(m, n, k, a, b, c, ldc, bias, crow, accumulate);
+}
 #pragma GCC pop_options
 #else
-void gemm(int64_t, int64_t, int64_t, const GemmOperand &, const GemmOperand &, float *, int64_t, const float *) {
+void gemm(int64_t, int64_t, int64_t, const GemmOperand &, const GemmOperand &, float *, int64_t, const float *,
+          const int64_t *, bool) {
   throw Error(HL_ERR_VALUE, "gemm: no AVX-512 kernel in this build");
 }
 #endif

@@ -4,7 +4,10 @@
 // Rows sorted by group, loads[j] of them in group j, each multiplied by its
 // group's matrix: one GEMM per group on views of the operands, with the
 // gather of the input rows (src) and the scatter-add of the output rows
-// (dest) done by the op itself. Composed from libtorch ops, the same product
+// (dest) done by the op itself — on AVX-512 CPUs inside the GEMM (gemm.cc's
+// indexes: gathered rows packed from where they lie, results added into
+// the destination rows by the micro-kernel; see product below), elsewhere
+// by copies and add_rows. Composed from libtorch ops, the same product
 // is a split, a GEMM and a concatenation per group plus an index_select and
 // its backward (a zero fill and index_add_, which costs a dispatch per row)
 // on each side, and a node per op in the graph. The products are hl::mm's:
@@ -63,6 +66,70 @@ void mm_into_rows(at::Tensor &out, const at::Tensor &idx, int64_t start, int64_t
   }
 }
 
+// Rows names a group's rows of t — rows idx[start, start + n), or rows
+// [start, start + n) without idx — as a matrix, transposed when trans; a
+// whole matrix is whole(t) (t's rows, its columns when trans).
+struct Rows {
+  at::Tensor t, idx;
+  int64_t start, n;
+  bool trans = false;
+  Rows T() const { return {t, idx, start, n, !trans}; }
+  int64_t rows() const { return trans ? t.size(1) : n; }
+  int64_t cols() const { return trans ? n : t.size(1); }
+  // tensor is the matrix as a tensor (a copy where idx gathers rows).
+  at::Tensor tensor() const {
+    const auto r = rows_of(t, idx, start, n);
+    return trans ? r.t() : r;
+  }
+  // operand is the matrix as gemm reads it: the gathered rows where they are.
+  hl::GemmOperand operand() const {
+    hl::GemmOperand o{t.data_ptr<float>(), t.stride(0), t.stride(1)};
+    if (idx.defined())
+      o.ri = idx.data_ptr<int64_t>() + start;
+    else
+      o.p += start * t.stride(0);
+    if (trans) o = {o.p, o.cs, o.rs, o.ci, o.ri};
+    return o;
+  }
+};
+Rows whole(const at::Tensor &t) { return {t, at::Tensor(), 0, t.size(0)}; }
+
+// indexable reports whether gemm can read (or write) idx's rows of x in
+// place: x float32 on the CPU and idx, if any, a contiguous int64 CPU index
+// (product asks own_product besides: an AVX-512 CPU).
+bool indexable(const at::Tensor &x, const at::Tensor &idx) {
+  return x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+         (!idx.defined() || (idx.device().is_cpu() && idx.scalar_type() == at::kLong && idx.is_contiguous()));
+}
+
+// distinct reports whether ip[0, n) are n distinct rows (each in [0, R)).
+bool distinct(const int64_t *ip, int64_t n, int64_t R) {
+  std::vector<bool> seen(static_cast<size_t>(R));
+  for (int64_t i = 0; i < n; ++i) {
+    if (ip[i] < 0 || ip[i] >= R || seen[ip[i]]) return false;
+    seen[ip[i]] = true;
+  }
+  return true;
+}
+
+// product adds a·b to rows oidx[ostart, ostart + a.rows()) of out, or
+// writes it to rows [ostart, ostart + a.rows()) without oidx: on AVX-512
+// CPUs one gemm that reads gathered rows where they are and adds into the
+// output rows in its micro-kernel (each output one FMA chain continuing
+// from the value it adds to), else mm_into_rows on gathered copies.
+void product(at::Tensor &out, const at::Tensor &oidx, int64_t ostart, const Rows &a, const Rows &b) {
+  const int64_t m = a.rows();
+  if (m == 0) return;
+  if (hl::own_product(a.t) && indexable(a.t, a.idx) && indexable(b.t, b.idx) && indexable(out, oidx) &&
+      out.stride(1) == 1 && (!oidx.defined() || distinct(oidx.data_ptr<int64_t>() + ostart, m, out.size(0)))) {
+    float *o = out.data_ptr<float>() + (oidx.defined() ? 0 : ostart * out.stride(0));
+    hl::gemm(m, b.cols(), a.cols(), a.operand(), b.operand(), o, out.stride(0), nullptr,
+             oidx.defined() ? oidx.data_ptr<int64_t>() + ostart : nullptr, oidx.defined());
+    return;
+  }
+  mm_into_rows(out, oidx, ostart, m, a.tensor(), b.tensor());
+}
+
 // for_groups calls f(j, start, n) for each group j with rows, its n = loads[j]
 // rows starting at row start of the rows sorted by group.
 template <typename F>
@@ -89,7 +156,7 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
     for (int64_t n : loads) M += n;
     at::Tensor y = dest.defined() ? at::zeros({out_rows, q}, x.options()) : at::empty({M, q}, x.options());
     for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
-      mm_into_rows(y, dest, start, n, rows_of(x, src, start, n), trans ? w[j].t() : w[j]);
+      product(y, dest, start, Rows{x, src, start, n}, trans ? whole(w[j]).T() : whole(w[j]));
     });
     ctx->save_for_backward({x, w});
     ctx->saved_data["src"] = src_opt;
@@ -119,19 +186,15 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
     if (need_x) gx = src.defined() ? at::zeros_like(x) : at::empty_like(x);
     if (need_w) gw = at::zeros_like(w);
     for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
-      const auto gj = rows_of(gy, dest, start, n);
-      if (need_x) mm_into_rows(gx, src, start, n, gj, trans ? w[j] : w[j].t());
+      const Rows gj{gy, dest, start, n};
+      if (need_x) product(gx, src, start, gj, trans ? whole(w[j]) : whole(w[j]).T());
       if (need_w) {
-        // The group's input rows again: gathered anew rather than saved by
-        // the forward, which would hold all gathered rows (K per token of x
-        // in the out projection) until the backward.
-        const auto xj = rows_of(x, src, start, n);
+        // The group's input rows again: read anew rather than saved by the
+        // forward, which would hold all gathered rows (K per token of x in
+        // the out projection) until the backward.
+        const Rows xj{x, src, start, n};
         auto gwj = gw[j];
-        if (trans) {
-          hl::mm_out(gwj, gj.t(), xj);
-        } else {
-          hl::mm_out(gwj, xj.t(), gj);
-        }
+        product(gwj, at::Tensor(), 0, trans ? gj.T() : xj.T(), trans ? xj : gj);
       }
     });
     return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
@@ -168,7 +231,7 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
     const at::Tensor dest = dest_in.detach();
     at::Tensor y = S > 0 ? hl::mm(xs, w.narrow(0, 0, S)) : at::zeros({R, w.size(1)}, x.options());
     for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
-      mm_into_rows(y, dest, start, n, x.narrow(0, start, n), group_w(w, S, g, j));
+      product(y, dest, start, Rows{x, at::Tensor(), start, n}, whole(group_w(w, S, g, j)));
     });
     ctx->save_for_backward({xs, x, w});
     ctx->saved_data["dest"] = dest;
@@ -192,11 +255,10 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
     }
     zero_empty_groups(gw, loads, S, g);
     for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
-      const auto gj = rows_of(gy, dest, start, n);
-      auto gxj = gx.narrow(0, start, n);
-      hl::mm_out(gxj, gj, group_w(w, S, g, j).t());
+      const Rows gj{gy, dest, start, n};
+      product(gx, at::Tensor(), start, gj, whole(group_w(w, S, g, j)).T());
       auto gwj = group_w(gw, S, g, j);
-      hl::mm_out(gwj, x.narrow(0, start, n).t(), gj);
+      product(gwj, at::Tensor(), 0, Rows{x, at::Tensor(), start, n}.T(), gj);
     });
     return {gxs, gx, gw, at::Tensor(), at::Tensor(), at::Tensor()};
   }
@@ -215,7 +277,7 @@ struct RoutedOut : public torch::autograd::Function<RoutedOut> {
     at::Tensor ys = hl::mm(x, w.narrow(0, 0, S).t());
     at::Tensor yr = at::zeros({out_rows, g}, x.options());
     for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
-      mm_into_rows(yr, dest, start, n, rows_of(x, src, start, n), group_w(w, S, g, j).t());
+      product(yr, dest, start, Rows{x, src, start, n}, whole(group_w(w, S, g, j)).T());
     });
     ctx->save_for_backward({x, w});
     ctx->saved_data["src"] = src;
@@ -247,10 +309,10 @@ struct RoutedOut : public torch::autograd::Function<RoutedOut> {
       zero_empty_groups(gw, loads, S, g);
       const at::Tensor gyr = grads[1].contiguous();
       for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
-        const auto gj = rows_of(gyr, dest, start, n);
-        mm_into_rows(gx, src, start, n, gj, group_w(w, S, g, j));
+        const Rows gj{gyr, dest, start, n};
+        product(gx, src, start, gj, whole(group_w(w, S, g, j)));
         auto gwj = group_w(gw, S, g, j);
-        hl::mm_out(gwj, gj.t(), rows_of(x, src, start, n));
+        product(gwj, at::Tensor(), 0, gj.T(), Rows{x, src, start, n});
       });
     }
     return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};

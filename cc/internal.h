@@ -116,12 +116,18 @@ void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *
 // view is an operand with rs and cs swapped. gemm writes c [m, n] (row
 // stride ldc) = a [m, k] · b [k, n] (+ bias [n] where not null), each output
 // one FMA chain over k in order, whatever the blocking and the threads.
+// An operand may also name its rows or its columns by an index (ri, ci:
+// element (i, j) at p[ri[i]·rs + j·cs], and so on), so that a product of
+// gathered rows reads them where they are. With crow, row i of c is row
+// crow[i] (the rows distinct: each output belongs to one thread); with
+// accumulate, the chains start from c's values instead of zero.
 struct GemmOperand {
   const float *p;
   int64_t rs, cs;
+  const int64_t *ri = nullptr, *ci = nullptr;
 };
 void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
-          const float *bias);
+          const float *bias, const int64_t *crow = nullptr, bool accumulate = false);
 // mm and mm_out are at::mm and at::mm_out for 2-D operands, by gemm where
 // own_product(a) and b is a float32 CPU tensor (any strides; out's rows
 // contiguous), else by at::mm.

@@ -1,6 +1,7 @@
 package torch
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"sort"
@@ -463,13 +464,33 @@ func TestSwiGLU(t *testing.T) {
 // outputs and every input's gradient must agree with the same ops in
 // float64 to float32 rounding, at a size with partial tiles of 12 rows and
 // blocks of 48 (R = 101), partial panels of 32 columns (n = 70, S = 37).
+// The routed rows are the tokens in a shuffled order, so the routed
+// products read their rows through an index and add into scattered output
+// rows (gemm's indexes); with several routed rows adding into one output row
+// RoutedOut takes its other path (gathered copies, add_rows).
 func TestRoutedFloat32(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("output rows shared %v", shared), func(t *testing.T) { routedFloat32(t, shared) })
+	}
+}
+
+func routedFloat32(t *testing.T, sharedRows bool) {
 	s := NewScope()
 	defer s.Close()
 	ManualSeed(5)
 	loads := []int{30, 0, 71}
 	G, g, R, S, n := len(loads), 4, 101, 37, 70
-	dest := Arange(0, float64(R), 1, CPU)
+	perm := rand.New(rand.NewSource(8)).Perm(R)
+	tok, out := make([]int64, R), make([]int64, R)
+	for i, p := range perm {
+		tok[i] = int64(p)
+		out[i] = int64(p * G)
+		if sharedRows {
+			out[i] = int64(p % 7)
+		}
+	}
+	dest := FromSlice(tok, nil)
+	outDest := FromSlice(out, nil)
 	leaves := func(dt DType) (xs, x, w, h *Tensor) {
 		ManualSeed(6)
 		xs, x, w, h = Randn([]int{R, S}), Randn([]int{R, g}), Randn([]int{S + G*g, n}), Randn([]int{R, n})
@@ -480,7 +501,7 @@ func TestRoutedFloat32(t *testing.T) {
 		ManualSeed(7)
 		r1, r2, r3 := Randn([]int{R, n}).To(dt), Randn([]int{R, S}).To(dt), Randn([]int{R * G, g}).To(dt)
 		y := RoutedIn(xs, x, w, loads, dest, R)
-		ys, yr := RoutedOut(h, w, loads, g, dest, dest.MulScalar(float64(G)), R*G)
+		ys, yr := RoutedOut(h, w, loads, g, dest, outDest, R*G)
 		y.Mul(r1).Sum().Add(ys.Mul(r2).Sum()).Add(yr.Mul(r3).Sum()).Backward()
 		return []*Tensor{y, ys, yr, xs.Grad(), x.Grad(), w.Grad(), h.Grad()}
 	}
@@ -631,6 +652,7 @@ func TestLinearKernel(t *testing.T) {
 		{[]int{3}, 5, 4100, true, false},
 		{[]int{1}, 1, 15, false, false},
 		{[]int{2500}, 20, 40, true, true},
+		{[]int{50}, 300, 13, true, true}, // panels of 16 columns (N ≤ 16) over two K blocks
 	}
 	exact := AVX512()
 	worst := 0.0 // the gradients' largest error, relative to 1 + their largest magnitude

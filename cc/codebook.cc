@@ -411,6 +411,18 @@ at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, i
   return at::cat(parts, 1).transpose(0, 1).contiguous();
 }
 
+// Over is division by k: by a multiplication with 1/k where k is a power of
+// two (1/k is then exact, and x·(1/k) and x/k are the same correctly
+// rounded number, bit for bit), by a division otherwise. The division
+// (a vector divide takes several times a multiply's time) was a third of
+// the backward's scatter at k = 8.
+struct Over {
+  float k, inv;
+  bool exact;
+  explicit Over(int64_t k_) : k(static_cast<float>(k_)), inv(1.0f / static_cast<float>(k_)), exact((k_ & (k_ - 1)) == 0) {}
+  float operator()(float x) const { return exact ? x * inv : x / k; }
+};
+
 // Lookup is the forward after selection: q [N, G, d], the mean of the
 // selected raw codes (ids < 0, blocked slots, add nothing but count in the
 // divisor, as in the reference), diff = q − a and sq [N, G] = ‖q − a‖² per
@@ -429,7 +441,7 @@ Lookup lookup(const at::Tensor &codes, const at::Tensor &ids, const at::Tensor &
     const float *cp = cc.data_ptr<float>(), *ap = ac.data_ptr<float>();
     const int64_t *ip = ids.data_ptr<int64_t>();
     float *qp = q.data_ptr<float>(), *dp = diff.data_ptr<float>(), *sp = sq.data_ptr<float>();
-    const float kf = static_cast<float>(k);
+    const Over over(k);
     at::parallel_for(0, N * G, 64, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         const int64_t g = r % G;
@@ -444,7 +456,7 @@ Lookup lookup(const at::Tensor &codes, const at::Tensor &ids, const at::Tensor &
         }
         float s2 = 0;
         for (int64_t i = 0; i < d; ++i) {
-          o[i] /= kf;
+          o[i] = over(o[i]);
           df[i] = o[i] - x[i];
           s2 += df[i] * df[i];
         }
@@ -480,7 +492,7 @@ at::Tensor scatter_codes(const at::Tensor &gout, const at::Tensor &diff, float c
     const float *dp = df.defined() ? df.data_ptr<float>() : nullptr;
     const int64_t *ip = ids.data_ptr<int64_t>();
     float *gp = grad.data_ptr<float>();
-    const float kf = static_cast<float>(k);
+    const Over over(k);
     const int64_t rows = G * C, total = N * G * k;
     const int64_t grain = std::max<int64_t>(1, rows / std::max(1, at::get_num_threads()));
     at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
@@ -492,11 +504,11 @@ at::Tensor scatter_codes(const at::Tensor &gout, const at::Tensor &diff, float c
         float *o = gp + row * d;
         const float *g = gp_out ? gp_out + ng * d : nullptr, *x = dp ? dp + ng * d : nullptr;
         if (g && x) {
-          for (int64_t i = 0; i < d; ++i) o[i] += (g[i] + c * x[i]) / kf;
+          for (int64_t i = 0; i < d; ++i) o[i] += over(g[i] + c * x[i]);
         } else if (g) {
-          for (int64_t i = 0; i < d; ++i) o[i] += g[i] / kf;
+          for (int64_t i = 0; i < d; ++i) o[i] += over(g[i]);
         } else {
-          for (int64_t i = 0; i < d; ++i) o[i] += (c * x[i]) / kf;
+          for (int64_t i = 0; i < d; ++i) o[i] += over(c * x[i]);
         }
       }
     });
@@ -590,5 +602,41 @@ hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, int64_t 
     hl::put(out, r[0]);
     hl::put(ids, r[1]);
     hl::put(mse, r[2]);
+  })
+}
+
+hl_status hl_codebook_count(hl_tensor ids, hl_tensor counts) {
+  HL_TRY({
+    const at::Tensor I = hl::T(ids);
+    at::Tensor Cn = hl::T(counts);
+    if (I.dim() != 3 || Cn.dim() != 2 || I.size(1) != Cn.size(0))
+      throw hl::Error(HL_ERR_SHAPE, "codebook_count: need ids [N, G, k] and counts [G, C]");
+    if (I.scalar_type() != at::kLong || Cn.scalar_type() != at::kLong)
+      throw hl::Error(HL_ERR_DTYPE, "codebook_count: ids and counts must be int64");
+    at::NoGradGuard no_grad;
+    const int64_t G = Cn.size(0), C = Cn.size(1), GC = G * C;
+    if (I.device().is_cpu() && Cn.device().is_cpu() && Cn.is_contiguous()) {
+      // One pass marking the codes seen, one adding the marks.
+      const auto ic = I.contiguous();
+      const int64_t *ip = ic.data_ptr<int64_t>(), rows = I.size(0) * G, k = I.size(2);
+      std::vector<uint8_t> seen(static_cast<size_t>(GC));
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t g = r % G;
+        for (int64_t j = 0; j < k; ++j) {
+          const int64_t id = ip[r * k + j];
+          if (id >= 0 && id < C) seen[g * C + id] = 1;
+        }
+      }
+      int64_t *cp = Cn.data_ptr<int64_t>();
+      for (int64_t i = 0; i < GC; ++i) cp[i] += seen[i];
+    } else {
+      // Elsewhere the same from tensor ops: blocked slots (and ids past C)
+      // go to an extra slot GC, dropped; writing 1 without accumulation
+      // marks an id listed many times once.
+      auto offset = at::arange(0, GC, C, I.options()).view({1, G, 1});
+      auto flat = (I + offset).masked_fill(I.lt(0).logical_or(I.ge(C)), GC).reshape(-1);
+      auto seen = at::zeros({GC + 1}, Cn.options()).index_put_({flat}, at::ones({1}, Cn.options()));
+      Cn.add_(seen.narrow(0, 0, GC).view({G, C}));
+    }
   })
 }

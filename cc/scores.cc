@@ -25,6 +25,7 @@
 // panels).
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <vector>
@@ -47,15 +48,22 @@ bool own_product(const at::Tensor &x) {
 at::Tensor pack_codes32(const at::Tensor &norm) {
   const auto n = norm.contiguous();
   const int64_t G = n.size(0), C = n.size(1), d = n.size(2), P = (C + 31) / 32;
-  auto packed = at::zeros({G, P, d, 32}, n.options());
+  auto packed = at::empty({G, P, d, 32}, n.options());
   const float *src = n.data_ptr<float>();
   float *dst = packed.data_ptr<float>();
-  for (int64_t g = 0; g < G; ++g)
-    for (int64_t c = 0; c < C; ++c) {
-      float *panel = dst + ((g * P + c / 32) * d) * 32 + c % 32;
-      const float *row = src + (g * C + c) * d;
-      for (int64_t k = 0; k < d; ++k) panel[k * 32] = row[k];
+  // Panels in parallel; a last partial panel's columns past C are zeros.
+  at::parallel_for(0, G * P, 1, [&](int64_t b, int64_t e) {
+    for (int64_t gp = b; gp < e; ++gp) {
+      const int64_t g = gp / P, c0 = gp % P * 32, cols = std::min<int64_t>(32, C - c0);
+      float *panel = dst + gp * d * 32;
+      if (cols < 32)
+        for (int64_t k = 0; k < d; ++k) std::fill(panel + k * 32 + cols, panel + k * 32 + 32, 0.0f);
+      for (int64_t c = 0; c < cols; ++c) {
+        const float *row = src + (g * C + c0 + c) * d;
+        for (int64_t k = 0; k < d; ++k) panel[k * 32 + c] = row[k];
+      }
     }
+  });
   return packed;
 }
 

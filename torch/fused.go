@@ -37,6 +37,16 @@ func CodebookScores(a, codes *Tensor) *Tensor {
 	return wrap("codebook_scores", h, err)
 }
 
+// CodebookCount adds 1, in place, to counts[g, c] (int64 [G, C]) for every
+// code c of group g that ids (int64 [N, G, k], CodebookQuantize's) select at
+// least once: a code's count is the number of calls that selected it, not
+// the number of selections. Ids below 0 (blocked slots) or past C count
+// nothing. On the CPU one pass over the ids; elsewhere the same from tensor
+// ops.
+func CodebookCount(ids, counts *Tensor) {
+	fail("codebook_count", capi.CodebookCount(ids.handle(), counts.handle()))
+}
+
 // GroupedMM is the grouped matrix product of a mixture's routed
 // projections, one shim call and one autograd node for all groups. The
 // rows of x [R, p] — or x's rows src[i] when src is not nil (int64 [M]) —

@@ -70,6 +70,49 @@ func TestCodebookQuantizeTopK(t *testing.T) {
 	}
 }
 
+// TestCodebookCount: a code's count grows by one per call that selects it,
+// however often the call lists it; blocked slots (−1) and ids past C count
+// nothing; counts accumulate over calls; bad shapes and dtypes are errors.
+func TestCodebookCount(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	const N, G, K, C = 50, 3, 4, 20
+	r := rand.New(rand.NewSource(9))
+	counts := Zeros([]int{G, C}, Int64)
+	want := make([]int64, G*C)
+	for call := 0; call < 3; call++ {
+		ids := make([]int64, N*G*K)
+		seen := make([]bool, G*C)
+		for i := range ids {
+			ids[i] = int64(r.Intn(C+4)) - 2 // −2 … C+1: blocked and out-of-range slots among them
+			if g := i / K % G; ids[i] >= 0 && ids[i] < C {
+				seen[g*C+int(ids[i])] = true
+			}
+		}
+		for i, v := range seen {
+			if v {
+				want[i]++
+			}
+		}
+		CodebookCount(FromSlice(ids, []int{N, G, K}), counts)
+		require.Equal(t, want, counts.Int64s(), "after call %d", call+1)
+	}
+	for _, bad := range []struct {
+		name        string
+		ids, counts *Tensor
+		msg         string
+	}{
+		{"ids not 3-d", Zeros([]int{N, G}, Int64), counts, "need ids [N, G, k]"},
+		{"groups differ", Zeros([]int{N, G + 1, K}, Int64), counts, "need ids [N, G, k]"},
+		{"float ids", Zeros([]int{N, G, K}), counts, "int64"},
+		{"float counts", Zeros([]int{N, G, K}, Int64), Zeros([]int{G, C}), "int64"},
+	} {
+		err := Try(func() { CodebookCount(bad.ids, bad.counts) })
+		require.Error(t, err, bad.name)
+		require.Contains(t, err.Error(), bad.msg, bad.name)
+	}
+}
+
 // TestCodebookScores: the scores CodebookQuantize ranks. On CPUs with
 // AVX-512 they come from the shim's own kernel and must be, bit for bit, one
 // chain of float32 fused multiply-adds from zero over k = 0 … d−1 (written

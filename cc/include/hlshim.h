@@ -318,6 +318,10 @@ HL_API hl_status hl_codebook_quantize(hl_tensor a, hl_tensor codes, int64_t k, i
  * them (on AVX-512 CPUs in float32 by its own kernel, else one batched GEMM
  * with the normalised codes). */
 HL_API hl_status hl_codebook_scores(hl_tensor a, hl_tensor codes, hl_tensor *out);
+/* Adds 1, in place, to counts[g, c] (int64 [G, C]) for every code c of
+ * group g that ids (int64 [N, G, k]) select at least once; ids < 0 (blocked
+ * slots) or ≥ C count nothing. */
+HL_API hl_status hl_codebook_count(hl_tensor ids, hl_tensor counts);
 
 /* Grouped matrix product with autograd (models/mohd's routed projections):
  * the rows of x [R, p] (x's rows src[i] when src is not NULL) are sorted by

@@ -216,20 +216,7 @@ func (l *Layer) Input() *torch.Tensor { return l.lastIn }
 // selection). Blocked slots (−1) count nothing; the official code would
 // count them on the last code, a quirk of inference-time interventions
 // that hiddenlab does not copy (it counts while training only).
-func (l *Layer) count(ids *torch.Tensor) {
-	torch.NoGrad(func() {
-		torch.WithScope(func() {
-			GC := l.G * l.C
-			offset := torch.Arange(0, float64(GC), float64(l.C), ids.Device()).View(1, l.G, 1)
-			// Blocked slots go to an extra slot GC, dropped below. Writing 1
-			// without accumulation marks an id listed many times once.
-			flat := ids.Add(offset).MaskedFill(ids.LtScalar(0), float64(GC)).Reshape(-1)
-			one := torch.Ones([]int{1}, torch.Int64, ids.Device())
-			seen := torch.Zeros([]int{GC + 1}, torch.Int64, ids.Device()).IndexPut([]*torch.Tensor{flat}, one, false)
-			l.Counts.AddInPlace(seen.Narrow(0, 0, GC).View(l.G, l.C))
-		})
-	})
-}
+func (l *Layer) count(ids *torch.Tensor) { torch.CodebookCount(ids, l.Counts) }
 
 // ResetCounts zeroes the usage counts.
 func (l *Layer) ResetCounts() { l.Counts.Fill(0) }

@@ -21,6 +21,12 @@ func CodebookScores(a, codes Tensor) (out Tensor, err error) {
 	return out, err
 }
 
+// CodebookCount adds the codes ids select to counts in place
+// (hl_codebook_count).
+func CodebookCount(ids, counts Tensor) error {
+	return check(C.hl_codebook_count(ids, counts))
+}
+
 // GroupedMM is the grouped matrix product (hl_grouped_mm); src and dest may
 // be nil.
 func GroupedMM(x, w Tensor, loads []int64, src, dest Tensor, outRows int64, transW bool) (out Tensor, err error) {

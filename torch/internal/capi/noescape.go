@@ -233,6 +233,8 @@ package capi
 #cgo nocallback hl_codebook_quantize
 #cgo noescape hl_codebook_scores
 #cgo nocallback hl_codebook_scores
+#cgo noescape hl_codebook_count
+#cgo nocallback hl_codebook_count
 #cgo noescape hl_grouped_mm
 #cgo nocallback hl_grouped_mm
 #cgo noescape hl_routed_in

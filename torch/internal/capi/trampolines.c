@@ -915,6 +915,14 @@ hl_status hl_codebook_scores(hl_tensor a, hl_tensor codes, hl_tensor *out) {
   return hlp_codebook_scores(a, codes, out);
 }
 
+static hl_status hlu_codebook_count(hl_tensor ids, hl_tensor counts) {
+  hlcapi_unloaded("hl_codebook_count");
+}
+static __typeof__(hl_codebook_count) *hlp_codebook_count = hlu_codebook_count;
+hl_status hl_codebook_count(hl_tensor ids, hl_tensor counts) {
+  return hlp_codebook_count(ids, counts);
+}
+
 static hl_status hlu_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src, hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out) {
   hlcapi_unloaded("hl_grouped_mm");
 }
@@ -1221,6 +1229,7 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_attention", (void **)&hlp_attention},
     {"hl_codebook_quantize", (void **)&hlp_codebook_quantize},
     {"hl_codebook_scores", (void **)&hlp_codebook_scores},
+    {"hl_codebook_count", (void **)&hlp_codebook_count},
     {"hl_grouped_mm", (void **)&hlp_grouped_mm},
     {"hl_routed_in", (void **)&hlp_routed_in},
     {"hl_routed_out", (void **)&hlp_routed_out},
@@ -1246,6 +1255,6 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_group_broadcast", (void **)&hlp_group_broadcast},
     {"hl_group_barrier", (void **)&hlp_group_barrier},
 };
-const int hlcapi_nsymbols = 137;
+const int hlcapi_nsymbols = 138;
 
 #pragma GCC visibility pop

@@ -55,8 +55,11 @@ func CodebookCount(ids, counts *Tensor) {
 // product is by w[j]ᵀ, as torch.Linear) and added to row dest[i] of a zero
 // [outRows, q] result; without dest (nil) the result is [M, q], row i in
 // place i. M = Σ loads. Each group is one GEMM on views of x and w; the
-// gather of rows src and the scatter-add into rows dest happen in the op,
-// and the backward sums rows in a fixed order (bitwise reproducible).
+// gather of rows src and the scatter-add into rows dest happen in the op
+// (in float32 on a CPU with AVX-512 inside the GEMM: the rows are read where
+// they lie and each product is added into its rows by the micro-kernel, no
+// copies), and the backward sums rows in a fixed order (bitwise
+// reproducible).
 func GroupedMM(x, w *Tensor, loads []int, src, dest *Tensor, outRows int, transW bool) *Tensor {
 	h, err := capi.GroupedMM(x.handle(), w.handle(), int64s(loads), opt(src), opt(dest), int64(outRows), transW)
 	return wrap("grouped_mm", h, err)

@@ -38,8 +38,8 @@
 // A few hot compositions are single shim calls with hand-written backwards,
 // one autograd node each, summing in a fixed order (bitwise-reproducible
 // runs): CodebookQuantize (models/codebook; CodebookScores returns the
-// scores it ranks), GroupedMM, RoutedIn, RoutedOut, Monarch and SwiGLU
-// (models/mohd). Where the CPU has AVX-512, float32 Linear (and Matmul by a
+// scores it ranks, CodebookCount counts the codes its ids select),
+// GroupedMM, RoutedIn, RoutedOut, Monarch and SwiGLU (models/mohd). Where the CPU has AVX-512, float32 Linear (and Matmul by a
 // matrix), Attention without a mask or dropout, the codebook's scores, the
 // routed products and the Monarch loops run AVX-512 kernels of the shim's
 // own (the BLAS may be pinned to AVX2 kernels: BLASCore); their products

@@ -548,12 +548,7 @@ func routedFloat32(t *testing.T, sharedRows bool) {
 		y.Mul(r1).Sum().Add(ys.Mul(r2).Sum()).Add(yr.Mul(r3).Sum()).Backward()
 		return []*Tensor{y, ys, yr, xs.Grad(), x.Grad(), w.Grad(), h.Grad()}
 	}
-	got, want := run(Float32), run(Float64)
-	for i := range got {
-		require.Equal(t, want[i].Shape(), got[i].Shape(), "value %d", i)
-		err := got[i].To(Float64).Sub(want[i]).Abs().Amax().Item()
-		require.Less(t, err, 1e-5*(1+want[i].Abs().Amax().Item()), "value %d: max |float32 − float64| %g", i, err)
-	}
+	requireNearFloat64(t, run(Float32), run(Float64), 1e-5, "routed")
 }
 
 func TestRouted(t *testing.T) {
@@ -786,19 +781,8 @@ func TestLinearKernel(t *testing.T) {
 		for _, second := range []bool{false, true} {
 			var g32 []*Tensor
 			onThreads(t, 2, func() { g32 = grads(Float32, second) })
-			g64 := grads(Float64, second)
-			for i := range g64 {
-				if g64[i] == nil {
-					require.Nil(t, g32[i], "%+v second %v: gradient %d", tc, second, i)
-					continue
-				}
-				require.Equal(t, g64[i].Shape(), g32[i].Shape(), "%+v second %v: gradient %d", tc, second, i)
-				err := g32[i].To(Float64).Sub(g64[i]).Abs().Amax().Item()
-				scale := g64[i].Abs().Amax().Item()
-				require.Less(t, err, 2e-5*(1+scale),
-					"%+v second %v: gradient %d: max |float32 − float64| %g", tc, second, i, err)
-				worst = max(worst, err/(1+scale))
-			}
+			what := fmt.Sprintf("%+v second %v: gradients", tc, second)
+			worst = max(worst, requireNearFloat64(t, g32, grads(Float64, second), 2e-5, what))
 		}
 		s.Close()
 	}
@@ -852,15 +836,7 @@ func TestAttentionKernel(t *testing.T) {
 		for _, second := range []bool{false, true} {
 			var got []*Tensor
 			onThreads(t, 2, func() { got = run(Float32, second) })
-			want := run(Float64, second)
-			for i := range want {
-				require.Equal(t, want[i].Shape(), got[i].Shape(), "%+v second %v: value %d", tc, second, i)
-				err := got[i].To(Float64).Sub(want[i]).Abs().Amax().Item()
-				scale := want[i].Abs().Amax().Item()
-				require.Less(t, err, 1e-5*(1+scale),
-					"%+v second %v: value %d: max |float32 − float64| %g", tc, second, i, err)
-				worst = max(worst, err/(1+scale))
-			}
+			worst = max(worst, requireNearFloat64(t, got, run(Float64, second), 1e-5, fmt.Sprintf("%+v second %v", tc, second)))
 		}
 		s.Close()
 	}

@@ -19,6 +19,27 @@ func onThreads(t *testing.T, n int, f func()) {
 	})
 }
 
+// requireNearFloat64 requires each got[i] (a float32 result) to have
+// want[i]'s shape and to lie within bound·(1 + max |want[i]|) of it (want in
+// float64), a nil want requiring a nil got; it returns the largest error so
+// scaled. what names the case in failure messages.
+func requireNearFloat64(t *testing.T, got, want []*Tensor, bound float64, what string) float64 {
+	t.Helper()
+	worst := 0.0
+	for i := range want {
+		if want[i] == nil {
+			require.Nil(t, got[i], "%s: value %d", what, i)
+			continue
+		}
+		require.Equal(t, want[i].Shape(), got[i].Shape(), "%s: value %d", what, i)
+		err := got[i].To(Float64).Sub(want[i]).Abs().Amax().Item()
+		scale := want[i].Abs().Amax().Item()
+		require.Less(t, err, bound*(1+scale), "%s: value %d: max |float32 − float64| %g", what, i, err)
+		worst = max(worst, err/(1+scale))
+	}
+	return worst
+}
+
 // f64 builds a float64 tensor from values and a shape (1-d when shape is nil).
 func f64(vals []float64, shape ...int) *Tensor {
 	if len(shape) == 0 {

@@ -72,13 +72,17 @@ func TestCodebookQuantizeTopK(t *testing.T) {
 
 // TestCodebookCount: a code's count grows by one per call that selects it,
 // however often the call lists it; blocked slots (−1) and ids past C count
-// nothing; counts accumulate over calls; bad shapes and dtypes are errors.
+// nothing; counts accumulate over calls, on both of the op's paths; bad
+// shapes and dtypes are errors.
 func TestCodebookCount(t *testing.T) {
 	s := NewScope()
 	defer s.Close()
 	const N, G, K, C = 50, 3, 4, 20
 	r := rand.New(rand.NewSource(9))
 	counts := Zeros([]int{G, C}, Int64)
+	// The same counts in a transposed view: not contiguous, it takes the op's
+	// other path (tensor ops), which must agree.
+	countsT := Zeros([]int{C, G}, Int64).Transpose(0, 1)
 	want := make([]int64, G*C)
 	for call := 0; call < 3; call++ {
 		ids := make([]int64, N*G*K)
@@ -95,7 +99,9 @@ func TestCodebookCount(t *testing.T) {
 			}
 		}
 		CodebookCount(FromSlice(ids, []int{N, G, K}), counts)
+		CodebookCount(FromSlice(ids, []int{N, G, K}), countsT)
 		require.Equal(t, want, counts.Int64s(), "after call %d", call+1)
+		require.Equal(t, want, countsT.Contiguous().Int64s(), "transposed counts, after call %d", call+1)
 	}
 	for _, bad := range []struct {
 		name        string

@@ -235,57 +235,102 @@ __attribute__((target("avx2"))) bool topk_row8(const float *s, int64_t C, int64_
 }
 
 // topk_row16 is topk_row for k ≤ 16 with AVX-512, in two passes over the
-// row and a ranking without insertions; it returns false, having written
+// row and a ranking without insertions, with no branch that depends on the
+// scores but the rare ones of step (2); it returns false, having written
 // nothing, where topk_row must take the row. (1) The maxima of the 16
-// lanes (scores c ≡ lane mod 16; NaN never wins), and T their k-th largest:
-// k lanes hold a score ≥ T, so every selected score is ≥ T (at C = 1,024
-// about 11 candidates for k = 8, Gaussian scores; at C = 10,000 about as
-// many). (2) The scores ≥ T and their indices, compressed into registers a
-// vector at a time. (3) Each candidate's rank is the number of candidates
-// ordered before it — a higher score, or an equal one at a lower index — so
-// the ids are topk_scan's, ties included. More than 64 candidates (many
-// ties) or an infinite T leave the row to topk_row.
+// lanes (scores c ≡ lane mod 16; NaN never wins; four running maxima), and
+// T their k-th largest — the largest lane maximum that k lanes reach,
+// counted for all lanes at once: k lanes hold a score ≥ T, so every
+// selected score is ≥ T (at C = 1,024 about 11 candidates for k = 8,
+// Gaussian scores; at C = 10,000 about as many). (2) One bit per vector of
+// 16 scores that holds a score ≥ T, then for those vectors only, the
+// scores ≥ T and their indices compressed into the candidates. (3) Each
+// candidate's rank is the number of candidates ordered before it — a
+// higher score, or an equal one at a lower index — so the ids are
+// topk_scan's, ties included; up to 16 candidates are ranked in one vector
+// against each other (lanes broadcast by permutes, not reloaded from
+// memory) and the id of rank r is the one lane whose rank is r. More than
+// 64 candidates (many ties) or an infinite T leave the row to topk_row.
+// Branches on the scores were what this took its time in: a row of
+// C = 1,024 Gaussian scores, k = 8, in L1 (a throwaway harness, 8,192 rows
+// in tiles of 12 as the score kernel leaves them, four runs): 420–475 ns a
+// row with a branch per lane in (1), per vector in (2) and per candidate in
+// (3), 200–220 ns without.
 __attribute__((target("avx512f"))) bool topk_row16(const float *s, int64_t C, int64_t k, int64_t *out) {
   constexpr int64_t maxCand = 64;
   constexpr float inf = std::numeric_limits<float>::infinity();
   if (k > 16 || C < 16 || C > (int64_t{1} << 30)) return false;
-  const int64_t full = C / 16;
+  const int64_t full = C / 16, nv = full + (C % 16 != 0 ? 1 : 0);
   const __mmask16 tail = static_cast<__mmask16>((1u << (C % 16)) - 1);
   const __m512 ninf = _mm512_set1_ps(-inf);
-  __m512 m = ninf;
-  // (The maskz form of the max: _mm512_max_ps's undefined pass-through
-  // draws a false -Wmaybe-uninitialized from GCC 12.)
-  for (int64_t v = 0; v < full; ++v) m = _mm512_maskz_max_ps(0xFFFF, _mm512_loadu_ps(s + 16 * v), m);  // NaN keeps m
-  if (tail) m = _mm512_maskz_max_ps(0xFFFF, _mm512_mask_loadu_ps(ninf, tail, s + 16 * full), m);
-  // T is the largest lane maximum that at least k lanes reach.
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, m);
-  float T = -inf;
+  const auto load = [&](int64_t v) __attribute__((target("avx512f"))) {
+    return v < full ? _mm512_loadu_ps(s + 16 * v) : _mm512_mask_loadu_ps(ninf, tail, s + 16 * v);
+  };
+  // (1) The lane maxima, in four independent chains. (The maskz forms of
+  // max and permute here: the plain ones' undefined pass-through draws a
+  // false -Wmaybe-uninitialized from GCC 12; a NaN score keeps the maximum.)
+  __m512 mx[4] = {ninf, ninf, ninf, ninf};
+  for (int64_t v = 0; v < nv; ++v) mx[v % 4] = _mm512_maskz_max_ps(0xFFFF, load(v), mx[v % 4]);
+  const __m512 m = _mm512_maskz_max_ps(0xFFFF, _mm512_maskz_max_ps(0xFFFF, mx[0], mx[1]), _mm512_maskz_max_ps(0xFFFF, mx[2], mx[3]));
+  const __m512i one = _mm512_set1_epi32(1);
+  __m512i reach = _mm512_setzero_si512();  // lane j: #{i : m_i ≥ m_j}
   for (int i = 0; i < 16; ++i) {
-    const int reach = __builtin_popcount(_mm512_cmp_ps_mask(m, _mm512_set1_ps(lanes[i]), _CMP_GE_OQ));
-    T = reach >= k && lanes[i] > T ? lanes[i] : T;
+    const __m512 mi = _mm512_maskz_permutexvar_ps(0xFFFF, _mm512_set1_epi32(i), m);
+    reach = _mm512_mask_add_epi32(reach, _mm512_cmp_ps_mask(mi, m, _CMP_GE_OQ), reach, one);
   }
+  alignas(64) float reached[16];  // the lane maxima that k lanes reach, −∞ elsewhere
+  _mm512_store_ps(reached, _mm512_mask_mov_ps(ninf, _mm512_cmpge_epi32_mask(reach, _mm512_set1_epi32(static_cast<int32_t>(k))), m));
+  float T = -inf;
+  for (const float r : reached) T = std::max(T, r);
   if (!(T > -inf && T < inf)) return false;
+  // (2) The candidates, in index order.
   alignas(64) float val[maxCand + 16];
   alignas(64) int32_t idx[maxCand + 16];
   const __m512 t = _mm512_set1_ps(T);
-  const __m512i step = _mm512_set1_epi32(16);
-  __m512i c = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   int64_t n = 0;
-  for (int64_t v = 0; v <= full; ++v, c = _mm512_add_epi32(c, step)) {
-    if (v == full && !tail) break;
-    const __m512 x = v < full ? _mm512_loadu_ps(s + 16 * v) : _mm512_mask_loadu_ps(ninf, tail, s + 16 * full);
-    const __mmask16 hit = _mm512_cmp_ps_mask(x, t, _CMP_GE_OQ);
-    if (!hit) continue;
-    _mm512_storeu_ps(val + n, _mm512_maskz_compress_ps(hit, x));
-    _mm512_storeu_si512(idx + n, _mm512_maskz_compress_epi32(hit, c));
-    n += __builtin_popcount(hit);
-    if (n > maxCand) return false;
+  for (int64_t v0 = 0; v0 < nv; v0 += 64) {
+    const int64_t v1 = std::min<int64_t>(nv, v0 + 64);
+    __mmask16 hits[64];
+    uint64_t any = 0;  // bit v − v0: vector v holds a candidate
+    for (int64_t v = v0; v < v1; ++v) {
+      hits[v - v0] = _mm512_cmp_ps_mask(load(v), t, _CMP_GE_OQ);
+      any |= static_cast<uint64_t>(hits[v - v0] != 0) << (v - v0);
+    }
+    for (; any != 0; any &= any - 1) {
+      const int64_t v = v0 + __builtin_ctzll(any);
+      const __mmask16 hit = hits[v - v0];
+      _mm512_storeu_ps(val + n, _mm512_maskz_compress_ps(hit, load(v)));
+      _mm512_storeu_si512(idx + n, _mm512_maskz_compress_epi32(
+                                       hit, _mm512_add_epi32(lane, _mm512_set1_epi32(static_cast<int32_t>(16 * v)))));
+      n += __builtin_popcount(hit);
+      if (n > maxCand) return false;
+    }
   }
   for (int64_t i = n; i < (n + 15) / 16 * 16; ++i) {  // padding that ranks after every candidate
     val[i] = -inf;
     idx[i] = INT32_MAX;
   }
+  // (3) The ranks. At least k scores are ≥ T, so n ≥ k, and the ranks of
+  // the n candidates are 0 … n − 1, each once.
+  if (n <= 16) {
+    const __m512 V = _mm512_load_ps(val);
+    const __m512i I = _mm512_load_si512(idx);
+    __m512i rank = _mm512_setzero_si512();
+    for (int i = 0; i < 16; ++i) {
+      const __m512i sel = _mm512_set1_epi32(i);
+      const __m512 vi = _mm512_maskz_permutexvar_ps(0xFFFF, sel, V);
+      const __m512i ii = _mm512_maskz_permutexvar_epi32(0xFFFF, sel, I);
+      const __mmask16 before = _mm512_cmp_ps_mask(vi, V, _CMP_GT_OQ) |
+                               (_mm512_cmp_ps_mask(vi, V, _CMP_EQ_OQ) & _mm512_cmplt_epi32_mask(ii, I));
+      rank = _mm512_mask_add_epi32(rank, before, rank, one);
+    }
+    for (int64_t r = 0; r < k; ++r)
+      out[r] = _mm512_cvtsi512_si32(
+          _mm512_maskz_compress_epi32(_mm512_cmpeq_epi32_mask(rank, _mm512_set1_epi32(static_cast<int32_t>(r))), I));
+    return true;
+  }
+  int32_t byRank[maxCand + 16];
   for (int64_t i = 0; i < n; ++i) {
     const __m512 vi = _mm512_set1_ps(val[i]);
     const __m512i ii = _mm512_set1_epi32(idx[i]);
@@ -297,8 +342,9 @@ __attribute__((target("avx512f"))) bool topk_row16(const float *s, int64_t C, in
                                 _mm512_cmplt_epi32_mask(_mm512_load_si512(idx + j), ii));
       rank += __builtin_popcount(before);
     }
-    if (rank < k) out[rank] = idx[i];
+    byRank[rank] = idx[i];
   }
+  for (int64_t r = 0; r < k; ++r) out[r] = byRank[r];
   return true;
 }
 #endif
@@ -318,7 +364,9 @@ __attribute__((target("avx512f"))) bool topk_row16(const float *s, int64_t C, in
 // topk_row8 (at the paper's C = 10,000 about 22 candidates of 10,000
 // scores, Gaussian scores). In cache, k = 8 of C = 1,024 (Gaussian; the
 // best of three passes over 64 rows, three runs): the plain scan 0.82–0.95
-// µs a row, topk_row8 199–236 ns, topk_row16 98–108 ns.
+// µs a row, topk_row8 199–236 ns, topk_row16 98–108 ns (the same rows
+// again and again: the branch predictor learnt them; see topk_row16 for
+// fresh rows).
 inline void topk_row(const float *s, int64_t C, int64_t k, int64_t *out) {
   constexpr int64_t B = 16, maxBlocks = 1024, maxCand = 512;
   constexpr float inf = std::numeric_limits<float>::infinity();
@@ -392,11 +440,10 @@ at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, i
                            scores.data_ptr<float>());
         else
           at::bmm_out(scores, at.narrow(1, start, n), normT);  // all groups in one batched GEMM
+        // The ids, group by group (each group's rows lie together in the scores).
         const float *sp = scores.data_ptr<float>();
-        for (int64_t r = 0; r < n * G; ++r) {
-          const int64_t t = r / G, g = r % G;
-          topk_row(sp + (g * n + t) * C, C, k, ip + ((start + t) * G + g) * k);
-        }
+        for (int64_t g = 0; g < G; ++g)
+          for (int64_t t = 0; t < n; ++t) topk_row(sp + (g * n + t) * C, C, k, ip + ((start + t) * G + g) * k);
       }
     });
     return ids;

@@ -70,6 +70,38 @@ func TestCodebookQuantizeTopK(t *testing.T) {
 	}
 }
 
+// TestCodebookTopKOfScores: with Gaussian inputs and codes (d > 1: no
+// ties, a dozen candidates a row — TestCodebookQuantizeTopK's d = 1 rows are
+// all ties) the op's ids are the k best of its own scores (CodebookScores:
+// the same kernel, the same floats), best first, the lower index first
+// among equals.
+func TestCodebookTopKOfScores(t *testing.T) {
+	cases := []struct{ N, G, d, C, k int }{
+		{64, 1, 16, 1024, 8}, {40, 4, 8, 1030, 16}, {20, 2, 32, 10000, 3}, {30, 1, 8, 1000, 1}, {25, 3, 5, 50, 8},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {
+			s := NewScope()
+			defer s.Close()
+			ManualSeed(uint64(tc.C + tc.k))
+			a, codes := Randn([]int{tc.N, tc.G, tc.d}), Randn([]int{tc.G, tc.C, tc.d})
+			_, ids, _ := CodebookQuantize(a, codes, tc.k, 0)
+			got, scores := ids.Int64s(), CodebookScores(a, codes).Float32s()
+			for r := 0; r < tc.N*tc.G; r++ {
+				row := scores[r*tc.C : (r+1)*tc.C]
+				order := make([]int, tc.C)
+				for c := range order {
+					order[c] = c
+				}
+				sort.SliceStable(order, func(i, j int) bool { return row[order[i]] > row[order[j]] })
+				for j := 0; j < tc.k; j++ {
+					require.Equal(t, int64(order[j]), got[r*tc.k+j], "row %d, rank %d", r, j)
+				}
+			}
+		})
+	}
+}
+
 // TestCodebookCount: a code's count grows by one per call that selects it,
 // however often the call lists it; blocked slots (−1) and ids past C count
 // nothing; counts accumulate over calls, on both of the op's paths; bad

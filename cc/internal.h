@@ -139,6 +139,10 @@ bool own_gemm(const at::Tensor &x);
 // linear is at::linear (x·wᵀ + b), by gemm forward and backward where
 // own_gemm(x) and w and b are float32 CPU tensors too.
 at::Tensor linear(const at::Tensor &x, const at::Tensor &w, const c10::optional<at::Tensor> &b);
+// group_layer_norm is LayerNorm over x's last dimension with a gain and bias
+// per group, x [..., G, d], w and b [G, d] (groupnorm.cc): one node of our
+// own for contiguous float32 CPU tensors, else libtorch's ops.
+at::Tensor group_layer_norm(const at::Tensor &x, const at::Tensor &w, const at::Tensor &b, double eps);
 // attention is scaled dot-product attention (q [..., L, E], k [..., S, E],
 // v [..., S, Ev]), by gemm (attention.cc) where own_gemm(q), the inputs
 // are 4-d float32 CPU tensors, there is no mask or dropout and a causal

@@ -39,7 +39,17 @@ hl_status hl_layer_norm(hl_tensor x, int32_t nnorm, hl_tensor weight, hl_tensor 
       throw hl::Error(HL_ERR_SHAPE, "layer_norm over " + std::to_string(nnorm) + " trailing dims of a " +
                                         std::to_string(in.dim()) + "-d tensor");
     auto shape = in.sizes().slice(in.dim() - nnorm);
-    hl::put(out, at::layer_norm(in, shape, hl::opt(weight), hl::opt(bias), eps));
+    if (nnorm == 1 && weight != nullptr && bias != nullptr && T(weight).dim() == 2) {
+      // A gain and bias per group: x [..., G, d], weight and bias [G, d].
+      const auto &w = T(weight), &b = T(bias);
+      if (in.dim() < 2 || w.sizes() != in.sizes().slice(in.dim() - 2) || b.sizes() != w.sizes())
+        throw hl::Error(HL_ERR_SHAPE, "layer_norm: a per-group weight " + c10::str(w.sizes()) + " and bias " +
+                                          c10::str(b.sizes()) + " must be the input's last two dims (input " +
+                                          c10::str(in.sizes()) + ")");
+      hl::put(out, hl::group_layer_norm(in.contiguous(), w, b, eps));
+    } else {
+      hl::put(out, at::layer_norm(in, shape, hl::opt(weight), hl::opt(bias), eps));
+    }
   })
 }
 

@@ -22,13 +22,15 @@ func TestSIMDLevels(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the kernel tests twice more")
 	}
-	kernels := "^(TestCodebookQuantizeTopK|TestCodebookScores|TestMonarchKernels|TestMonarch|TestSwiGLU|TestRouted|TestRoutedFloat32|TestLinearKernel|TestAttentionKernel)$"
+	kernels := "^(TestCodebookQuantizeTopK|TestCodebookTopKOfScores|TestCodebookScores|TestGroupLayerNorm|TestMonarchKernels|TestMonarch|TestSwiGLU|TestRouted|TestRoutedFloat32|TestLinearKernel|TestAttentionKernel)$"
 	for _, level := range []string{"avx2", "generic"} {
 		cmd := exec.Command(os.Args[0], "-test.run="+kernels, "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), SIMDEnv+"="+level)
 		out, err := cmd.CombinedOutput()
 		require.NoError(t, err, "HIDDENLAB_SIMD=%s:\n%s", level, out)
-		require.Contains(t, string(out), "--- PASS: TestCodebookQuantizeTopK", "HIDDENLAB_SIMD=%s", level)
+		for _, test := range []string{"TestCodebookQuantizeTopK", "TestCodebookTopKOfScores", "TestGroupLayerNorm"} {
+			require.Contains(t, string(out), "--- PASS: "+test, "HIDDENLAB_SIMD=%s", level)
+		}
 	}
 }
 

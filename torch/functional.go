@@ -38,7 +38,10 @@ func Embedding(weight, indices *Tensor) *Tensor {
 }
 
 // LayerNorm normalises x over its last nnorm dims, then applies the optional
-// elementwise weight and bias.
+// elementwise weight and bias. With nnorm = 1, weight and bias may instead
+// be [G, d] for x [..., G, d]: a gain and bias per group of the last
+// dimension (models/codebook's group codebooks), one node whose CPU float32
+// forward and backward are the shim's own.
 func LayerNorm(x *Tensor, nnorm int, weight, bias *Tensor, eps float64) *Tensor {
 	h, err := capi.LayerNorm(x.handle(), nnorm, opt(weight), opt(bias), eps)
 	return wrap("layer_norm", h, err)

@@ -102,6 +102,52 @@ func TestCodebookTopKOfScores(t *testing.T) {
 	}
 }
 
+// TestGroupLayerNorm: LayerNorm with a gain and bias per group (weight
+// and bias [G, d] over x [..., G, d]) agrees in float32 — the shim's own
+// node on the CPU — with libtorch's LayerNorm times the gain plus the bias
+// in float64: the output and the gradients of x, the gain and the bias,
+// and, with create_graph, a second backward through x's gradient. Bad
+// shapes are errors naming them.
+func TestGroupLayerNorm(t *testing.T) {
+	cases := [][]int{{37, 4, 64}, {5, 3, 7}, {2, 65, 1, 33}, {3, 16, 4, 48}}
+	for _, shape := range cases {
+		t.Run(fmt.Sprint(shape), func(t *testing.T) {
+			s := NewScope()
+			defer s.Close()
+			ManualSeed(uint64(len(shape) * shape[len(shape)-1]))
+			gd := shape[len(shape)-2:]
+			x := Randn(shape).MulScalar(3).AddScalar(1)
+			w, b := Randn(gd), Randn(gd)
+			readout := Randn(shape)
+			// run returns y, then ∂/∂(x, w, b) of Σ y·readout, then x's
+			// gradient after a second backward of Σ (∂x)² through it.
+			run := func(dtype DType, f func(x, w, b *Tensor) *Tensor) []*Tensor {
+				xs := []*Tensor{x.To(dtype).Detach().SetRequiresGrad(true), w.To(dtype).Detach().SetRequiresGrad(true),
+					b.To(dtype).Detach().SetRequiresGrad(true)}
+				y := f(xs[0], xs[1], xs[2])
+				y.Mul(readout.To(dtype)).Sum().Backward()
+				out := []*Tensor{y.Detach(), xs[0].Grad().Clone(), xs[1].Grad().Clone(), xs[2].Grad().Clone()}
+				x2 := x.To(dtype).Detach().SetRequiresGrad(true)
+				f(x2, xs[1].Detach(), xs[2].Detach()).Mul(readout.To(dtype)).Sum().BackwardWith(nil, true, true)
+				gx := x2.Grad()
+				x2.SetGrad(nil)
+				gx.Square().Sum().Backward()
+				return append(out, x2.Grad().Clone())
+			}
+			got := run(Float32, func(x, w, b *Tensor) *Tensor { return LayerNorm(x, 1, w, b, 1e-5) })
+			want := run(Float64, func(x, w, b *Tensor) *Tensor { return LayerNorm(x, 1, nil, nil, 1e-5).Mul(w).Add(b) })
+			worst := requireNearFloat64(t, got, want, 1e-5, "group layer norm")
+			t.Logf("%v: y, ∂x, ∂w, ∂b and the second-order ∂x within %.2g of float64's (bound 1e-5)", shape, worst)
+		})
+	}
+	s := NewScope()
+	defer s.Close()
+	for _, bad := range []struct{ x, w, b []int }{{[]int{4, 3, 8}, []int{4, 8}, []int{4, 8}}, {[]int{4, 3, 8}, []int{3, 8}, []int{8}}, {[]int{8}, []int{1, 8}, []int{1, 8}}} {
+		err := Try(func() { LayerNorm(Randn(bad.x), 1, Randn(bad.w), Randn(bad.b), 1e-5) })
+		require.ErrorContains(t, err, "must be the input's last two dims", "%v", bad)
+	}
+}
+
 // TestCodebookCount: a code's count grows by one per call that selects it,
 // however often the call lists it; blocked slots (−1) and ids past C count
 // nothing; counts accumulate over calls, on both of the op's paths; bad

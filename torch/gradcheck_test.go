@@ -31,6 +31,8 @@ func TestGradients(t *testing.T) {
 			func() []*Tensor { return []*Tensor{randn(3, 5)} }},
 		{"layer_norm", func(x ...*Tensor) *Tensor { return LayerNorm(x[0], 1, x[1], x[2], 1e-5) },
 			func() []*Tensor { return []*Tensor{randn(3, 6), randn(6), randn(6)} }},
+		{"layer_norm, a gain and bias per group", func(x ...*Tensor) *Tensor { return LayerNorm(x[0], 1, x[1], x[2], 1e-5) },
+			func() []*Tensor { return []*Tensor{randn(2, 3, 4), randn(3, 4), randn(3, 4)} }},
 		{"gelu", func(x ...*Tensor) *Tensor { return x[0].Gelu() },
 			func() []*Tensor { return []*Tensor{randn(10)} }},
 		{"gelu tanh", func(x ...*Tensor) *Tensor { return x[0].GeluTanh() },

@@ -288,7 +288,8 @@ HL_API hl_status hl_softmax(hl_tensor t, int64_t dim, hl_tensor *out);
 HL_API hl_status hl_log_softmax(hl_tensor t, int64_t dim, hl_tensor *out);
 HL_API hl_status hl_dropout(hl_tensor t, double p, int32_t train, hl_tensor *out);
 HL_API hl_status hl_embedding(hl_tensor weight, hl_tensor indices, hl_tensor *out);
-/* Normalises over the last nnorm dims; weight and bias may be NULL. */
+/* Normalises over the last nnorm dims; weight and bias may be NULL. With
+ * nnorm = 1 they may be [G, d] for x [..., G, d]: a gain and bias per group. */
 HL_API hl_status hl_layer_norm(hl_tensor x, int32_t nnorm, hl_tensor weight, hl_tensor bias, double eps, hl_tensor *out);
 /* logits [N, C] (or [N, C, d...]), integer targets; weight may be NULL. */
 HL_API hl_status hl_cross_entropy(hl_tensor logits, hl_tensor target, hl_tensor weight, int32_t reduction, int64_t ignore_index, double label_smoothing, hl_tensor *out);

@@ -87,7 +87,7 @@ func (l *Layer) Normalize(x *torch.Tensor) *torch.Tensor {
 	if l.G == 1 { // one gain and bias: libtorch's affine LayerNorm, one node
 		return torch.LayerNorm(xs, 1, l.LNW.View(d), l.LNB.View(d), l.Eps)
 	}
-	return torch.LayerNorm(xs, 1, nil, nil, l.Eps).Mul(l.LNW).Add(l.LNB)
+	return torch.LayerNorm(xs, 1, l.LNW, l.LNB, l.Eps) // a gain and bias per group: one node
 }
 
 // Select is steps 2–3: the ids [N, G, K] (int64) of the K codes most similar

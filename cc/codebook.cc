@@ -77,12 +77,14 @@ int64_t l2_bytes() {
 // size of L2, but at least 64 tokens (fewer rows make the GEMM inefficient).
 int64_t auto_chunk(int64_t G, int64_t C) { return std::max<int64_t>(64, l2_bytes() / (4 * G * C)); }
 
-// own_chunk is the tokens per block for scores.cc's kernel, which needs no
-// tall blocks: a quarter of L2 for the scores, so that they and the packed
-// codes stay in L2 together (blocks of auto_chunk/1, /2, /4, /8 tokens:
-// 8.0, 7.8, 7.4, 7.6 ms per forward of the MLP codebook, 12.4, 11.9, 11.4,
-// 11.6 ms of the group codebook, one thread), at least one tile of 12.
-int64_t own_chunk(int64_t G, int64_t C) { return std::max<int64_t>(12, l2_bytes() / (16 * G * C)); }
+// own_chunk is the tokens per block for scores.cc's kernel, which takes one
+// group at a time and needs no tall blocks: a quarter of L2 for a block's
+// scores, so that they and a block of the packed codes stay in L2 together
+// (64 tokens at C = 1,024; when all groups' scores of a block were kept,
+// blocks of auto_chunk/1, /2, /4, /8 tokens took 8.0, 7.8, 7.4, 7.6 ms per
+// forward of the MLP codebook, 12.4, 11.9, 11.4, 11.6 ms of the group
+// codebook, one thread), at least one tile of 12.
+int64_t own_chunk(int64_t C) { return std::max<int64_t>(12, l2_bytes() / (16 * C)); }
 
 // better orders candidates: the higher score first, the lower index first
 // among equal scores.
@@ -415,7 +417,7 @@ at::Tensor normalised(const at::Tensor &codes) { return codes.div(codes.norm(2, 
 at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, int64_t chunk) {
   const int64_t N = a.size(0), G = codes.size(0), C = codes.size(1), d = codes.size(2);
   const bool loops = a.device().is_cpu() && a.scalar_type() == at::kFloat && k <= 32, own = loops && hl::own_product(a);
-  const int64_t fit = own ? own_chunk(G, C) : auto_chunk(G, C);
+  const int64_t fit = own ? own_chunk(C) : auto_chunk(G, C);
   chunk = chunk > 0 ? std::min(chunk, fit) : fit;
   auto norm = normalised(codes);        // [G, C, d]
   auto normT = norm.transpose(1, 2);    // [G, d, C]
@@ -428,19 +430,39 @@ at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, i
     // chain; see the differences above).
     auto ids = at::empty({N, G, k}, a.options().dtype(at::kLong));
     int64_t *ip = ids.data_ptr<int64_t>();
-    const at::Tensor ac = own ? a.contiguous() : at::Tensor(), packed = own ? hl::pack_codes32(norm) : at::Tensor();
     const int64_t blocks = (N + chunk - 1) / chunk;
+    if (own) {
+      // One group's block of tokens at a time, group by group (a thread's
+      // range of blocks mostly in one group: that group's codes stay in its
+      // L2 from one block to the next), the rows copied together first
+      // (they lie G·d apart, a power of two in practice: 256 floats for 4
+      // heads of 64, whose rows would fall into a quarter of L1's sets).
+      const at::Tensor ac = a.contiguous(), packed = hl::pack_codes32(norm);
+      const float *ap = ac.data_ptr<float>(), *pp = packed.data_ptr<float>();
+      const int64_t P = (C + 31) / 32;
+      at::parallel_for(0, G * blocks, 1, [&](int64_t i0, int64_t i1) {
+        std::vector<float> rows(static_cast<size_t>(G > 1 ? chunk * d : 0)), buf(static_cast<size_t>(chunk * C));
+        for (int64_t i = i0; i < i1; ++i) {
+          const int64_t g = i / blocks, start = i % blocks * chunk, n = std::min(chunk, N - start);
+          const float *ag = ap + start * G * d + g * d;
+          int64_t lda = G * d;
+          if (G > 1) {
+            for (int64_t t = 0; t < n; ++t) std::copy(ag + t * lda, ag + t * lda + d, rows.data() + t * d);
+            ag = rows.data();
+            lda = d;
+          }
+          hl::scores_rows(ag, lda, n, d, pp + g * P * d * 32, C, buf.data());
+          for (int64_t t = 0; t < n; ++t) topk_row(buf.data() + t * C, C, k, ip + ((start + t) * G + g) * k);
+        }
+      });
+      return ids;
+    }
     at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
       auto buf = at::empty({G, std::min(chunk, N), C}, a.options());
       for (int64_t blk = b0; blk < b1; ++blk) {
         const int64_t start = blk * chunk, n = std::min(chunk, N - start);
         auto scores = n == buf.size(1) ? buf : at::empty({G, n, C}, a.options());  // [G, n, C]
-        if (own)
-          hl::scores_block(ac.data_ptr<float>() + start * G * d, n, G, d, packed.data_ptr<float>(), C,
-                           scores.data_ptr<float>());
-        else
-          at::bmm_out(scores, at.narrow(1, start, n), normT);  // all groups in one batched GEMM
-        // The ids, group by group (each group's rows lie together in the scores).
+        at::bmm_out(scores, at.narrow(1, start, n), normT);  // all groups in one batched GEMM
         const float *sp = scores.data_ptr<float>();
         for (int64_t g = 0; g < G; ++g)
           for (int64_t t = 0; t < n; ++t) topk_row(sp + (g * n + t) * C, C, k, ip + ((start + t) * G + g) * k);

@@ -102,31 +102,40 @@ void tail(int64_t rows, const float *a, int64_t lda, const float *b, int64_t d, 
   }
 }
 
-// panel_product writes s[t, c] = Σ_k a[t·lda + k]·b[c][k] for t < n and
-// c < C (row stride lds), b packed in panels of 32 columns, d steps each: a
-// tile of rows against every panel in turn, so that its rows of a stay in
-// L1 and its rows of s are written front to back.
-void panel_product(const float *a, int64_t lda, int64_t n, int64_t d, const float *panels, int64_t C, float *s,
-                   int64_t lds) {
+}  // namespace
+
+// scores_rows writes s[t, c] = Σ_k a[t·lda + k]·b[c][k] for t < n and c < C
+// (row stride C), b packed in panels of 32 columns, d steps each. The
+// panels go in blocks of about 256 KiB (8 panels at d = 256, all 32 of
+// C = 1,024 at d = 64) and each block meets every tile of rows in turn, so
+// that the block stays in L2 while the rows pass: one tile against every
+// panel would read all the codes (1 MiB at C = 1,024, d = 256) from L3
+// once per 12 rows. (Measured, with the selection taking one group's block
+// at a time: the group codebook's forward 8.6–11.5 ms against 8.7–11.4
+// before, one thread, eight alternating runs of a throwaway harness — within
+// this host's noise, not a measured gain.)
+void scores_rows(const float *a, int64_t lda, int64_t n, int64_t d, const float *panels, int64_t C, float *s) {
   constexpr int64_t MR = 12;
-  const int64_t P = (C + 31) / 32;
-  for (int64_t t = 0; t < n; t += MR) {
-    const int64_t rows = std::min(MR, n - t);
-    for (int64_t p = 0; p < P; ++p) {
-      const float *b = panels + p * d * 32;
-      const int64_t cols = std::min<int64_t>(32, C - 32 * p);
-      const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
-      const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
-      float *st = s + t * lds + 32 * p;
-      if (rows == MR)
-        tile<MR>(a + t * lda, lda, b, d, st, lds, m0, m1);
-      else
-        tail<MR - 1>(rows, a + t * lda, lda, b, d, st, lds, m0, m1);
+  const int64_t P = (C + 31) / 32, block = std::max<int64_t>(1, (int64_t{1} << 16) / (32 * d));
+  for (int64_t p0 = 0; p0 < P; p0 += block) {
+    const int64_t p1 = std::min(P, p0 + block);
+    for (int64_t t = 0; t < n; t += MR) {
+      const int64_t rows = std::min(MR, n - t);
+      for (int64_t p = p0; p < p1; ++p) {
+        const float *b = panels + p * d * 32;
+        const int64_t cols = std::min<int64_t>(32, C - 32 * p);
+        const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
+        const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+        float *st = s + t * C + 32 * p;
+        if (rows == MR)
+          tile<MR>(a + t * lda, lda, b, d, st, C, m0, m1);
+        else
+          tail<MR - 1>(rows, a + t * lda, lda, b, d, st, C, m0, m1);
+      }
     }
   }
 }
 
-}  // namespace
 
 void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *packed, int64_t C, float *s) {
   const int64_t P = (C + 31) / 32;
@@ -143,13 +152,16 @@ void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *
       ag = slab.data();
       lda = d;
     }
-    panel_product(ag, lda, n, d, packed + g * P * d * 32, C, s + g * n * C, C);
+    scores_rows(ag, lda, n, d, packed + g * P * d * 32, C, s + g * n * C);
   }
 }
 
 #pragma GCC pop_options
 #else
 void scores_block(const float *, int64_t, int64_t, int64_t, const float *, int64_t, float *) {
+  throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
+}
+void scores_rows(const float *, int64_t, int64_t, int64_t, const float *, int64_t, float *) {
   throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
 }
 #endif

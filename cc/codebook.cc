@@ -501,6 +501,54 @@ struct Lookup {
   at::Tensor q, diff, sq;
 };
 
+// LookupArgs is one call of lookup's loops: codes [G·C, d], a, q and diff
+// [N·G, d], ids [N·G, k], sq [N·G].
+struct LookupArgs {
+  int64_t G, C, d, k;
+  Over over;
+  const float *codes, *a;
+  const int64_t *ids;
+  float *q, *diff, *sq;
+};
+
+// lookup_rows computes rows [b, e) of q, diff and sq: the selected codes
+// added in order of selection, then divided by k; ‖q − a‖² is summed in
+// order of i (one chain: the reference's bits).
+inline void lookup_rows(const LookupArgs &p, int64_t b, int64_t e) {
+  const int64_t d = p.d;
+  for (int64_t r = b; r < e; ++r) {
+    const int64_t g = r % p.G;
+    float *__restrict o = p.q + r * d;
+    float *__restrict df = p.diff + r * d;
+    const float *__restrict x = p.a + r * d;
+    std::fill(o, o + d, 0.0f);
+    for (int64_t j = 0; j < p.k; ++j) {
+      const int64_t id = p.ids[r * p.k + j];
+      if (id < 0 || id >= p.C) continue;
+      const float *__restrict c = p.codes + (g * p.C + id) * d;
+      for (int64_t i = 0; i < d; ++i) o[i] += c[i];
+    }
+    if (p.over.exact)
+      for (int64_t i = 0; i < d; ++i) o[i] *= p.over.inv;
+    else
+      for (int64_t i = 0; i < d; ++i) o[i] /= p.over.k;
+    for (int64_t i = 0; i < d; ++i) df[i] = o[i] - x[i];
+    float s2 = 0;
+    for (int64_t i = 0; i < d; ++i) s2 += df[i] * df[i];
+    p.sq[r] = s2;
+  }
+}
+
+// lookup_rows_avx512 is lookup_rows compiled for AVX-512, without fused
+// multiply-adds (the same bits at every level).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HL_LOOKUP_AVX512 1
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) void lookup_rows_avx512(const LookupArgs &p, int64_t b,
+                                                                                        int64_t e) {
+  lookup_rows(p, b, e);
+}
+#endif
+
 Lookup lookup(const at::Tensor &codes, const at::Tensor &ids, const at::Tensor &a, int64_t k) {
   const int64_t G = codes.size(0), C = codes.size(1), d = codes.size(2), N = ids.size(0);
   if (codes.device().is_cpu() && codes.scalar_type() == at::kFloat) {
@@ -510,27 +558,12 @@ Lookup lookup(const at::Tensor &codes, const at::Tensor &ids, const at::Tensor &
     const float *cp = cc.data_ptr<float>(), *ap = ac.data_ptr<float>();
     const int64_t *ip = ids.data_ptr<int64_t>();
     float *qp = q.data_ptr<float>(), *dp = diff.data_ptr<float>(), *sp = sq.data_ptr<float>();
-    const Over over(k);
+    const LookupArgs args{G, C, d, k, Over(k), cp, ap, ip, qp, dp, sp};
     at::parallel_for(0, N * G, 64, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        const int64_t g = r % G;
-        float *o = qp + r * d, *df = dp + r * d;
-        const float *x = ap + r * d;
-        std::fill(o, o + d, 0.0f);
-        for (int64_t j = 0; j < k; ++j) {
-          const int64_t id = ip[r * k + j];
-          if (id < 0 || id >= C) continue;
-          const float *c = cp + (g * C + id) * d;
-          for (int64_t i = 0; i < d; ++i) o[i] += c[i];
-        }
-        float s2 = 0;
-        for (int64_t i = 0; i < d; ++i) {
-          o[i] = over(o[i]);
-          df[i] = o[i] - x[i];
-          s2 += df[i] * df[i];
-        }
-        sp[r] = s2;
-      }
+#if HL_LOOKUP_AVX512
+      if (hl::simd_avx512()) return lookup_rows_avx512(args, b, e);
+#endif
+      lookup_rows(args, b, e);
     });
     return {q, diff, sq};
   }
@@ -542,6 +575,63 @@ Lookup lookup(const at::Tensor &codes, const at::Tensor &ids, const at::Tensor &
   auto diff = q - a;
   return {q, diff, diff.square().sum(-1)};
 }
+
+// ScatterArgs is one call of scatter_codes' loops: gout and diff [N, G, d]
+// (either may be null), ids [N, G, k], grad [G·C, d].
+struct ScatterArgs {
+  const float *gout, *diff;
+  float c;
+  Over over;
+  const int64_t *ids;
+  int64_t total, k, G, C, d;
+  float *grad;
+};
+
+// scatter_range adds, for the selections whose code row lies in [b, e),
+// the selecting token's row into it, in order of the selections. The
+// choice of row formula is taken per selection, outside the loops over d,
+// so that those stay branch-free vector loops (the division by k where it
+// is not a power of two is the only division).
+inline void scatter_range(const ScatterArgs &a, int64_t b, int64_t e) {
+  const int64_t d = a.d;
+  const float c = a.c, inv = a.over.inv, kf = a.over.k;
+  for (int64_t s = 0; s < a.total; ++s) {
+    const int64_t id = a.ids[s];
+    if (id < 0 || id >= a.C) continue;
+    const int64_t ng = s / a.k, row = (ng % a.G) * a.C + id;
+    if (row < b || row >= e) continue;
+    float *__restrict o = a.grad + row * d;
+    const float *__restrict g = a.gout ? a.gout + ng * d : nullptr;
+    const float *__restrict x = a.diff ? a.diff + ng * d : nullptr;
+    if (g && x) {
+      if (a.over.exact)
+        for (int64_t i = 0; i < d; ++i) o[i] += (g[i] + c * x[i]) * inv;
+      else
+        for (int64_t i = 0; i < d; ++i) o[i] += (g[i] + c * x[i]) / kf;
+    } else if (g) {
+      if (a.over.exact)
+        for (int64_t i = 0; i < d; ++i) o[i] += g[i] * inv;
+      else
+        for (int64_t i = 0; i < d; ++i) o[i] += g[i] / kf;
+    } else {
+      if (a.over.exact)
+        for (int64_t i = 0; i < d; ++i) o[i] += (c * x[i]) * inv;
+      else
+        for (int64_t i = 0; i < d; ++i) o[i] += (c * x[i]) / kf;
+    }
+  }
+}
+
+// scatter_range_avx512 is scatter_range compiled for AVX-512, without
+// fusing a multiply and an add into one rounding (the reference rounds
+// c·diff, then the sum: the same bits at every level).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define HL_SCATTER_AVX512 1
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) void scatter_range_avx512(const ScatterArgs &a,
+                                                                                          int64_t b, int64_t e) {
+  scatter_range(a, b, e);
+}
+#endif
 
 // scatter_codes is the codes' gradient [G, C, d]: every token's row
 // r[n, g] = (gout[n, g] + c·diff[n, g]) / k (a missing gout or diff adds
@@ -561,25 +651,14 @@ at::Tensor scatter_codes(const at::Tensor &gout, const at::Tensor &diff, float c
     const float *dp = df.defined() ? df.data_ptr<float>() : nullptr;
     const int64_t *ip = ids.data_ptr<int64_t>();
     float *gp = grad.data_ptr<float>();
-    const Over over(k);
-    const int64_t rows = G * C, total = N * G * k;
+    const int64_t rows = G * C;
+    const ScatterArgs args{gp_out, dp, c, Over(k), ip, N * G * k, k, G, C, d, gp};
     const int64_t grain = std::max<int64_t>(1, rows / std::max(1, at::get_num_threads()));
     at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
-      for (int64_t s = 0; s < total; ++s) {
-        const int64_t id = ip[s];
-        if (id < 0 || id >= C) continue;
-        const int64_t ng = s / k, row = (ng % G) * C + id;
-        if (row < b || row >= e) continue;
-        float *o = gp + row * d;
-        const float *g = gp_out ? gp_out + ng * d : nullptr, *x = dp ? dp + ng * d : nullptr;
-        if (g && x) {
-          for (int64_t i = 0; i < d; ++i) o[i] += over(g[i] + c * x[i]);
-        } else if (g) {
-          for (int64_t i = 0; i < d; ++i) o[i] += over(g[i]);
-        } else {
-          for (int64_t i = 0; i < d; ++i) o[i] += over(c * x[i]);
-        }
-      }
+#if HL_SCATTER_AVX512
+      if (hl::simd_avx512()) return scatter_range_avx512(args, b, e);
+#endif
+      scatter_range(args, b, e);
     });
     return grad;
   }

@@ -423,11 +423,12 @@ at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, i
   auto normT = norm.transpose(1, 2);    // [G, d, C]
   auto at = a.transpose(0, 1);          // [G, N, d]
   if (loops) {
-    // Threads take whole blocks: each runs its block's batched GEMM on one
-    // core (BLAS does not split a GEMM inside a parallel region) into its own
-    // buffer, then picks the block's ids while the scores are in its cache.
-    // On AVX-512 CPUs the scores come from scores.cc's kernel (each one FMA
-    // chain; see the differences above).
+    // Threads take whole blocks, score each into a buffer of their own and
+    // pick its ids while the scores are in their cache. On AVX-512 CPUs the
+    // scores come from scores.cc's kernel (each one FMA chain; see the
+    // differences above); elsewhere a block is one batched GEMM of all
+    // groups on one core (BLAS does not split a GEMM inside a parallel
+    // region).
     auto ids = at::empty({N, G, k}, a.options().dtype(at::kLong));
     int64_t *ip = ids.data_ptr<int64_t>();
     const int64_t blocks = (N + chunk - 1) / chunk;

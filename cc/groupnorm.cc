@@ -9,7 +9,12 @@
 // [N, G, d] and five nodes. Here the forward reads x once and writes y,
 // keeping each row's mean and 1/σ; the backward reads x and ∂y once, writes
 // ∂x and sums the gain's and bias's gradients in blocks of tokens (a fixed
-// order, whatever the threads: the sums are reproducible).
+// order, whatever the threads: the sums are reproducible). In the codebook
+// benchmark's step (four group codebooks, [2048, 4, 64] each; `hlbench
+// -child codebook:codebook -threads 2 -profile -profile-shapes`) the
+// composed ops took 5.3 ms (LayerNorm 1.95, its backward 0.72, the gain's
+// product 0.91 and its backward 0.55 + 0.67, the bias 0.47), this node 2.0
+// (0.6–0.7 forward, 1.2–1.4 backward; two runs).
 //
 // Rounding: mean and variance are float sums in 16 interleaved partial sums
 // (libtorch's CPU LayerNorm uses its own vectorised order), so y differs

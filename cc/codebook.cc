@@ -273,7 +273,8 @@ __attribute__((target("avx512f"))) bool topk_row16(const float *s, int64_t C, in
   // false -Wmaybe-uninitialized from GCC 12; a NaN score keeps the maximum.)
   __m512 mx[4] = {ninf, ninf, ninf, ninf};
   for (int64_t v = 0; v < nv; ++v) mx[v % 4] = _mm512_maskz_max_ps(0xFFFF, load(v), mx[v % 4]);
-  const __m512 m = _mm512_maskz_max_ps(0xFFFF, _mm512_maskz_max_ps(0xFFFF, mx[0], mx[1]), _mm512_maskz_max_ps(0xFFFF, mx[2], mx[3]));
+  const __m512 m = _mm512_maskz_max_ps(0xFFFF, _mm512_maskz_max_ps(0xFFFF, mx[0], mx[1]),
+                                       _mm512_maskz_max_ps(0xFFFF, mx[2], mx[3]));
   const __m512i one = _mm512_set1_epi32(1);
   __m512i reach = _mm512_setzero_si512();  // lane j: #{i : m_i ≥ m_j}
   for (int i = 0; i < 16; ++i) {
@@ -281,7 +282,8 @@ __attribute__((target("avx512f"))) bool topk_row16(const float *s, int64_t C, in
     reach = _mm512_mask_add_epi32(reach, _mm512_cmp_ps_mask(mi, m, _CMP_GE_OQ), reach, one);
   }
   alignas(64) float reached[16];  // the lane maxima that k lanes reach, −∞ elsewhere
-  _mm512_store_ps(reached, _mm512_mask_mov_ps(ninf, _mm512_cmpge_epi32_mask(reach, _mm512_set1_epi32(static_cast<int32_t>(k))), m));
+  const __mmask16 reaches = _mm512_cmpge_epi32_mask(reach, _mm512_set1_epi32(static_cast<int32_t>(k)));
+  _mm512_store_ps(reached, _mm512_mask_mov_ps(ninf, reaches, m));
   float T = -inf;
   for (const float r : reached) T = std::max(T, r);
   if (!(T > -inf && T < inf)) return false;

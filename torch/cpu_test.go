@@ -1,6 +1,7 @@
 package torch
 
 import (
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -32,6 +33,68 @@ func TestSIMDLevels(t *testing.T) {
 			require.Contains(t, string(out), "--- PASS: "+test, "HIDDENLAB_SIMD=%s", level)
 		}
 	}
+}
+
+// TestCodebookOpBitsAcrossLevels: the codebook op's lookup and its
+// backward's scatter are compiled for AVX-512 without fused multiply-adds,
+// so every level computes the same bits. A child process per level prints
+// hashes of the ids, the output, the MSE and the codes' gradient (Gaussian
+// data, where the levels' different score kernels pick the same ids); all
+// must be equal. (Checked: the scatter compiled with FMA contraction fails
+// it.)
+func TestCodebookOpBitsAcrossLevels(t *testing.T) {
+	if os.Getenv("HL_CODEBOOK_BITS") != "" {
+		ManualSeed(1)
+		for _, G := range []int{1, 4} {
+			d := 256 / G
+			x := Randn([]int{500, G, d}).SetRequiresGrad(true)
+			codes := Randn([]int{G, 1024, d}).SetRequiresGrad(true)
+			w := Randn([]int{500, G, d})
+			out, ids, mse := CodebookQuantize(x, codes, 8, 0)
+			// 500 tokens and a weight of 0.37: the MSE term's factor
+			// 2·0.37/500 is no power of two, so a fused multiply-add in the
+			// scatter would change bits.
+			out.Mul(w).Sum().Add(mse.MulScalar(0.37)).Backward()
+			t.Logf("bits G=%d: %x %x %x %x", G, bitsHash(ids.To(Float32)), bitsHash(out), bitsHash(mse), bitsHash(codes.Grad()))
+		}
+		return
+	}
+	if os.Getenv(SIMDEnv) != "" {
+		t.Skip("runs its own children")
+	}
+	var first string
+	for _, level := range []string{"", "avx2", "generic"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCodebookOpBitsAcrossLevels$", "-test.count=1", "-test.v")
+		cmd.Env = append(os.Environ(), "HL_CODEBOOK_BITS=1", SIMDEnv+"="+level)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "HIDDENLAB_SIMD=%q:\n%s", level, out)
+		var lines []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if i := strings.Index(l, "bits G="); i >= 0 {
+				lines = append(lines, l[i:])
+			}
+		}
+		require.Len(t, lines, 2, "HIDDENLAB_SIMD=%q:\n%s", level, out)
+		got := strings.Join(lines, "\n")
+		if first == "" {
+			first = got
+			t.Logf("default level:\n%s", got)
+			continue
+		}
+		require.Equal(t, first, got, "HIDDENLAB_SIMD=%q against the default level", level)
+	}
+}
+
+// bitsHash is FNV-1a over a float32 tensor's bits.
+func bitsHash(t *Tensor) uint64 {
+	h := uint64(14695981039346656037)
+	for _, v := range t.Float32s() {
+		b := math.Float32bits(v)
+		for i := 0; i < 4; i++ {
+			h = (h ^ uint64(byte(b>>(8*i)))) * 1099511628211
+		}
+	}
+	return h
 }
 
 // TestBLASCore: the kernels reported are OpenBLAS's own answer, so they

@@ -437,24 +437,14 @@ at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, i
     if (own) {
       // One group's block of tokens at a time, group by group (a thread's
       // range of blocks mostly in one group: that group's codes stay in its
-      // L2 from one block to the next), the rows copied together first
-      // (they lie G·d apart, a power of two in practice: 256 floats for 4
-      // heads of 64, whose rows would fall into a quarter of L1's sets).
+      // L2 from one block to the next).
       const at::Tensor ac = a.contiguous(), packed = hl::pack_codes32(norm);
       const float *ap = ac.data_ptr<float>(), *pp = packed.data_ptr<float>();
-      const int64_t P = (C + 31) / 32;
       at::parallel_for(0, G * blocks, 1, [&](int64_t i0, int64_t i1) {
-        std::vector<float> rows(static_cast<size_t>(G > 1 ? chunk * d : 0)), buf(static_cast<size_t>(chunk * C));
+        std::vector<float> slab, buf(static_cast<size_t>(chunk * C));
         for (int64_t i = i0; i < i1; ++i) {
           const int64_t g = i / blocks, start = i % blocks * chunk, n = std::min(chunk, N - start);
-          const float *ag = ap + start * G * d + g * d;
-          int64_t lda = G * d;
-          if (G > 1) {
-            for (int64_t t = 0; t < n; ++t) std::copy(ag + t * lda, ag + t * lda + d, rows.data() + t * d);
-            ag = rows.data();
-            lda = d;
-          }
-          hl::scores_rows(ag, lda, n, d, pp + g * P * d * 32, C, buf.data());
+          hl::scores_group(ap + start * G * d, n, G, g, d, pp, C, buf.data(), slab);
           for (int64_t t = 0; t < n; ++t) topk_row(buf.data() + t * C, C, k, ip + ((start + t) * G + g) * k);
         }
       });
@@ -483,16 +473,16 @@ at::Tensor select_ids(const at::Tensor &a, const at::Tensor &codes, int64_t k, i
   return at::cat(parts, 1).transpose(0, 1).contiguous();
 }
 
-// Over is division by k: by a multiplication with 1/k where k is a power of
-// two (1/k is then exact, and x·(1/k) and x/k are the same correctly
-// rounded number, bit for bit), by a division otherwise. The division
-// (a vector divide takes several times a multiply's time) was a third of
-// the backward's scatter at k = 8.
+// Over is division by k as the loops do it: by a multiplication with 1/k
+// where k is a power of two (exact: 1/k is then exact, and x·(1/k) and x/k
+// are the same correctly rounded number, bit for bit), by a division
+// otherwise. The division (a vector divide takes several times a
+// multiply's time) was a third of the backward's scatter at k = 8.
 struct Over {
   float k, inv;
   bool exact;
-  explicit Over(int64_t k_) : k(static_cast<float>(k_)), inv(1.0f / static_cast<float>(k_)), exact((k_ & (k_ - 1)) == 0) {}
-  float operator()(float x) const { return exact ? x * inv : x / k; }
+  explicit Over(int64_t k_)
+      : k(static_cast<float>(k_)), inv(1.0f / static_cast<float>(k_)), exact((k_ & (k_ - 1)) == 0) {}
 };
 
 // Lookup is the forward after selection: q [N, G, d], the mean of the

@@ -111,9 +111,10 @@ bool simd_avx512();
 bool own_product(const at::Tensor &x);
 at::Tensor pack_codes32(const at::Tensor &norm);
 void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *packed, int64_t C, float *s);
-// scores_rows is one group's: s [n, C] for n rows of a, lda floats apart,
-// against the group's panels.
-void scores_rows(const float *a, int64_t lda, int64_t n, int64_t d, const float *panels, int64_t C, float *s);
+// scores_group is scores_block's for group g alone, into s [n, C]; slab is
+// the caller's buffer for the group's rows (kept between calls).
+void scores_group(const float *a, int64_t n, int64_t G, int64_t g, int64_t d, const float *packed, int64_t C,
+                  float *s, std::vector<float> &slab);
 // The shim's own float32 GEMM on AVX-512 CPUs (gemm.cc). A GemmOperand is a
 // matrix by its strides: element (i, j) at p[i·rs + j·cs], so a transposed
 // view is an operand with rs and cs swapped. gemm writes c [m, n] (row

@@ -102,8 +102,6 @@ void tail(int64_t rows, const float *a, int64_t lda, const float *b, int64_t d, 
   }
 }
 
-}  // namespace
-
 // scores_rows writes s[t, c] = Σ_k a[t·lda + k]·b[c][k] for t < n and c < C
 // (row stride C), b packed in panels of 32 columns, d steps each. The
 // panels go in blocks of about 256 KiB (8 panels at d = 256, all 32 of
@@ -136,24 +134,28 @@ void scores_rows(const float *a, int64_t lda, int64_t n, int64_t d, const float 
   }
 }
 
+}  // namespace
 
-void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *packed, int64_t C, float *s) {
-  const int64_t P = (C + 31) / 32;
+void scores_group(const float *a, int64_t n, int64_t G, int64_t g, int64_t d, const float *packed, int64_t C,
+                  float *s, std::vector<float> &slab) {
+  const float *ag = a + g * d;
+  int64_t lda = G * d;
   // With several groups a group's rows lie G·d apart, a power of two in
   // practice (256 floats for 4 heads of 64): the block's rows then fall into
-  // a quarter of L1's sets and evict each other between panels. Each group's
-  // rows are copied together first (n·d floats against n·d·C multiply-adds).
-  std::vector<float> slab(G > 1 ? static_cast<size_t>(n * d) : 0);
-  for (int64_t g = 0; g < G; ++g) {
-    const float *ag = a + g * d;
-    int64_t lda = G * d;
-    if (G > 1) {
-      for (int64_t t = 0; t < n; ++t) std::copy(ag + t * lda, ag + t * lda + d, slab.data() + t * d);
-      ag = slab.data();
-      lda = d;
-    }
-    scores_rows(ag, lda, n, d, packed + g * P * d * 32, C, s + g * n * C);
+  // a quarter of L1's sets and evict each other between panels. They are
+  // copied together first (n·d floats against n·d·C multiply-adds).
+  if (G > 1) {
+    slab.resize(std::max(slab.size(), static_cast<size_t>(n * d)));
+    for (int64_t t = 0; t < n; ++t) std::copy(ag + t * lda, ag + t * lda + d, slab.data() + t * d);
+    ag = slab.data();
+    lda = d;
   }
+  scores_rows(ag, lda, n, d, packed + g * ((C + 31) / 32) * d * 32, C, s);
+}
+
+void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *packed, int64_t C, float *s) {
+  std::vector<float> slab;
+  for (int64_t g = 0; g < G; ++g) scores_group(a, n, G, g, d, packed, C, s + g * n * C, slab);
 }
 
 #pragma GCC pop_options
@@ -161,7 +163,8 @@ void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *
 void scores_block(const float *, int64_t, int64_t, int64_t, const float *, int64_t, float *) {
   throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
 }
-void scores_rows(const float *, int64_t, int64_t, int64_t, const float *, int64_t, float *) {
+void scores_group(const float *, int64_t, int64_t, int64_t, int64_t, const float *, int64_t, float *,
+                  std::vector<float> &) {
   throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
 }
 #endif

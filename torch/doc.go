@@ -39,11 +39,13 @@
 // one autograd node each, summing in a fixed order (bitwise-reproducible
 // runs): CodebookQuantize (models/codebook; CodebookScores returns the
 // scores it ranks, CodebookCount counts the codes its ids select),
-// GroupedMM, RoutedIn, RoutedOut, Monarch and SwiGLU (models/mohd). Where the CPU has AVX-512, float32 Linear (and Matmul by a
-// matrix), Attention without a mask or dropout, the codebook's scores, the
-// routed products and the Monarch loops run AVX-512 kernels of the shim's
-// own (the BLAS may be pinned to AVX2 kernels: BLASCore); their products
-// sum each output as one FMA chain, so a result does not depend on the
-// thread count (SIMDEnv holds them back). Profile and ProfileByShape time every operator, autograd
-// node and shim scope that runs, as PyTorch's profiler's key_averages does.
+// GroupedMM, RoutedIn, RoutedOut, Monarch and SwiGLU (models/mohd), and
+// LayerNorm with a gain and bias per group. Where the CPU has AVX-512,
+// float32 Linear (and Matmul by a matrix), Attention without a mask or
+// dropout, the codebook's scores, the routed products and the Monarch loops
+// run AVX-512 kernels of the shim's own (the BLAS may be pinned to AVX2
+// kernels: BLASCore); their products sum each output as one FMA chain, so a
+// result does not depend on the thread count (SIMDEnv holds them back).
+// Profile and ProfileByShape time every operator, autograd node and shim
+// scope that runs, as PyTorch's profiler's key_averages does.
 package torch

@@ -131,6 +131,16 @@ inline void micro(int64_t kc, const float *a, const float *b, float *c, int64_t 
     }
 }
 
+// aligned64 is the first float of buf on a 64-byte boundary (buf holds 16
+// floats more than it is used for): the kernels' vector loads of packed B
+// would otherwise each straddle two cache lines (a vector's malloc gives
+// 16-byte alignment), which costs most where the loads are a large share,
+// as in routed_gemm's routed rows.
+inline float *aligned64(std::vector<float> &buf) {
+  const auto skip = (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+  return buf.data() + skip / sizeof(float);
+}
+
 // pack writes a strip of W lanes over kc steps, step-major: dst[k·W + l] =
 // src[l·lane + k·step] for l < lanes, zero for lanes ≤ l < W. A panel of B
 // is a strip of its columns, a micro-panel of A one of its rows; where the
@@ -230,9 +240,9 @@ void gemm_w(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpe
   // (when each is contiguous): packed, every element of A would be moved
   // once for at most 2W multiply-adds, about as long as they take.
   const bool direct = a.cs == 1 && a.ci == nullptr && n <= 2 * W;
-  if (!direct) a_buf.resize(std::max(a_buf.size(), static_cast<size_t>(mchunk * std::min(k, KC))));
-  b_buf.resize(std::max(b_buf.size(), static_cast<size_t>(((std::min(n, NC) + W - 1) / W) * W * std::min(k, KC))));
-  float *pa = a_buf.data(), *pb = b_buf.data();
+  if (!direct) a_buf.resize(std::max(a_buf.size(), static_cast<size_t>(mchunk * std::min(k, KC) + 16)));
+  b_buf.resize(std::max(b_buf.size(), static_cast<size_t>(((std::min(n, NC) + W - 1) / W) * W * std::min(k, KC) + 16)));
+  float *pa = aligned64(a_buf), *pb = aligned64(b_buf);
   for (int64_t j0 = 0; j0 < n; j0 += NC) {
     const int64_t nc = std::min(NC, n - j0), panels = (nc + W - 1) / W;
     for (int64_t k0 = 0; k0 < k; k0 += KC) {
@@ -281,6 +291,107 @@ void gemm_w(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpe
   }
 }
 
+// routed_tail adds rows I0 … I0 + 3 of a tile's routed groups to their
+// chains, the four rows' eight chains advancing together (one row's two
+// alone would wait on the FMA latency; twelve rows' pointers would not fit
+// the registers). A template, so that the accumulators stay registers.
+template <int I0>
+__attribute__((always_inline)) inline void routed_tail(__m512 (&c0)[MR], __m512 (&c1)[MR], int64_t g, int64_t K,
+                                                       const float *panel, const float *x, const int64_t *xr,
+                                                       const int64_t *wr, int64_t rows) {
+  if (I0 >= rows) return;
+  for (int64_t q = 0; q < K; ++q) {
+    const float *ap[4], *bp[4];
+    for (int r = 0; r < 4; ++r) {
+      const int64_t i = std::min<int64_t>(I0 + r, rows - 1) * K + q;
+      ap[r] = x + xr[i] * g;
+      bp[r] = panel + wr[i] * NR;
+    }
+    for (int64_t k = 0; k < g; ++k)
+      for (int r = 0; r < 4; ++r) {
+        const __m512 ai = _mm512_set1_ps(ap[r][k]);
+        c0[I0 + r] = _mm512_fmadd_ps(ai, _mm512_loadu_ps(bp[r] + NR * k), c0[I0 + r]);
+        c1[I0 + r] = _mm512_fmadd_ps(ai, _mm512_loadu_ps(bp[r] + NR * k + 16), c1[I0 + r]);
+      }
+  }
+}
+
+// routed_micro computes a 12 × 32 tile of routed_gemm's output: the
+// shared rows' chain over s steps (A's rows read where they lie, B the
+// panel's first s steps), then, for each of the rows' K routed groups in
+// turn, g more steps: row i reads its own g values (xr[i·K + q]) against
+// its own group's g steps of the panel (wr[i·K + q]). The tile's rows
+// share the loop over a group's g steps, so its 24 chains advance
+// together (one row's two chains alone would wait on the FMA latency).
+inline void routed_micro(int64_t s, int64_t g, int64_t K, const float *const *arow, const float *panel,
+                         const float *x, const int64_t *xr, const int64_t *wr, float *c, int64_t ldc, int64_t rows,
+                         __mmask16 m0, __mmask16 m1) {
+  __m512 c0[MR], c1[MR];
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < s; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(panel + NR * k), b1 = _mm512_loadu_ps(panel + NR * k + 16);
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(arow[i][k]);
+      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+    }
+  }
+  static_assert(MR == 12);
+  routed_tail<0>(c0, c1, g, K, panel, x, xr, wr, rows);
+  routed_tail<4>(c0, c1, g, K, panel, x, xr, wr, rows);
+  routed_tail<8>(c0, c1, g, K, panel, x, xr, wr, rows);
+  for (int i = 0; i < MR; ++i)
+    if (i < rows) {
+      _mm512_mask_storeu_ps(c + i * ldc, m0, c0[i]);
+      _mm512_mask_storeu_ps(c + i * ldc + 16, m1, c1[i]);
+    }
+}
+
+}  // namespace
+
+void routed_gemm(int64_t R, int64_t n, int64_t S, int64_t g, int64_t K, const float *xs, int64_t ldxs,
+                 const float *x, const int64_t *xrow, const int64_t *wrow, const float *w, int64_t ldw, int64_t D,
+                 float *y, int64_t ldy) {
+  if (R == 0 || n == 0) return;
+  if (getenv("HL_NOTAIL")) K = 0;
+  if (getenv("HL_NOSHARED")) S = 0;
+  const bool large = R * n * (S + K * g) >= (int64_t{1} << 18);
+  // Blocks of panels of all D rows of w, about 512 KiB a block (the
+  // shared rows stream through a panel; the routed rows are read where
+  // each row's group lies).
+  const int64_t per_block = std::max<int64_t>(1, (int64_t{1} << 17) / (D * NR));
+  thread_local std::vector<float> b_buf;
+  const int64_t panels_all = (n + NR - 1) / NR;
+  b_buf.resize(std::max(b_buf.size(), static_cast<size_t>(std::min(per_block, panels_all) * NR * D + 16)));
+  float *pb = aligned64(b_buf);
+  // An empty shared part reads no row of xs: point at y (never read).
+  const float *xs_p = S > 0 ? xs : y;
+  for (int64_t p0 = 0; p0 < panels_all; p0 += per_block) {
+    const int64_t p1 = std::min(panels_all, p0 + per_block);
+    parallel(p1 - p0, large, [&](int64_t p) {
+      const int64_t jb = (p0 + p) * NR;
+      pack<NR>(w + jb, 1, ldw, std::min<int64_t>(NR, n - jb), D, pb + p * D * NR);
+    });
+    const int64_t blocks = (R + MC - 1) / MC;
+    parallel(blocks, large, [&](int64_t u) {
+      const int64_t i0 = u * MC, i1 = std::min(R, i0 + MC);
+      for (int64_t i = i0; i < i1; i += MR) {
+        const int64_t rows = std::min(MR, i1 - i);
+        const float *arow[MR];
+        for (int64_t r = 0; r < MR; ++r) arow[r] = xs_p + (i + std::min(r, rows - 1)) * ldxs;
+        for (int64_t p = p0; p < p1; ++p) {
+          const int64_t jb = p * NR, cols = std::min<int64_t>(NR, n - jb);
+          const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
+          const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+          routed_micro(S, g, K, arow, pb + (p - p0) * D * NR, x, xrow + i * K, wrow + i * K, y + i * ldy + jb, ldy,
+                       rows, m0, m1);
+        }
+      }
+    });
+  }
+}
+
+namespace {
 }  // namespace
 
 void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
@@ -295,6 +406,10 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpera
 void gemm(int64_t, int64_t, int64_t, const GemmOperand &, const GemmOperand &, float *, int64_t, const float *,
           const int64_t *, bool) {
   throw Error(HL_ERR_VALUE, "gemm: no AVX-512 kernel in this build");
+}
+void routed_gemm(int64_t, int64_t, int64_t, int64_t, int64_t, const float *, int64_t, const float *, const int64_t *,
+                 const int64_t *, const float *, int64_t, int64_t, float *, int64_t) {
+  throw Error(HL_ERR_VALUE, "routed_gemm: no AVX-512 kernel in this build");
 }
 #endif
 

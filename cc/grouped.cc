@@ -221,20 +221,60 @@ void zero_empty_groups(at::Tensor &gw, const std::vector<int64_t> &loads, int64_
     if (loads[j] == 0) group_w(gw, S, g, j).zero_();
 }
 
+// routed_rows lists, for routed_gemm, each row's K assignments in order of
+// group: xrow[t·K + q] is the row of x (an assignment t·K + k) and
+// wrow[t·K + q] the first row of its group in w (S + j·g), for the q-th
+// smallest group j of row t. order lists the assignments sorted by group,
+// loads[j] of group j.
+void routed_rows(const at::Tensor &order, const std::vector<int64_t> &loads, int64_t K, int64_t S, int64_t g,
+                 std::vector<int64_t> &xrow, std::vector<int64_t> &wrow) {
+  const int64_t M = order.size(0);
+  const int64_t *op = order.data_ptr<int64_t>();
+  xrow.resize(M);
+  wrow.resize(M);
+  // Visiting the assignments by group fills each row's slots in order of
+  // group (a row picks a group at most once).
+  std::vector<int64_t> filled(M / K, 0);
+  for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
+    for (int64_t i = start; i < start + n; ++i) {
+      const int64_t a = op[i], t = a / K, q = filled[t]++;
+      xrow[t * K + q] = a;
+      wrow[t * K + q] = S + static_cast<int64_t>(j) * g;
+    }
+  });
+}
+
 struct RoutedIn : public torch::autograd::Function<RoutedIn> {
-  // y [R, n] = xs·w[:S] + Σ_i (row dest[i]) x[i]·w_j for the rows i of
-  // group j; x [M, g] sorted by group, xs [R, S] (S = w's rows − G·g).
+  // y [R, n] = xs·w[:S] + Σ_k x[t·K + k]·w_j for row t, whose k-th
+  // assignment is in group j; x [R·K, g] in order of rows, order [R·K] the
+  // assignments sorted by group (loads[j] in group j), xs [R, S] (S = w's
+  // rows − G·g).
   static variable_list forward(AutogradContext *ctx, const at::Tensor &xs, const at::Tensor &x, const at::Tensor &w,
-                               std::vector<int64_t> loads, const at::Tensor &dest_in, int64_t R) {
+                               std::vector<int64_t> loads, const at::Tensor &order_in, int64_t R) {
     RECORD_USER_SCOPE("hl::routed_in");
     const int64_t g = x.size(1), S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
-    const at::Tensor dest = dest_in.detach();
-    at::Tensor y = S > 0 ? hl::mm(xs, w.narrow(0, 0, S)) : at::zeros({R, w.size(1)}, x.options());
-    for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
-      product(y, dest, start, Rows{x, at::Tensor(), start, n}, whole(group_w(w, S, g, j)));
-    });
+    const int64_t K = R > 0 ? x.size(0) / R : 0;
+    const at::Tensor order = order_in.detach();
+    // The row each assignment adds to: its token, a / K.
+    const at::Tensor tok = at::floor_divide(order, K > 0 ? K : 1);
+    at::Tensor y;
+    if (hl::own_product(x) && indexable(xs, at::Tensor()) && indexable(w, at::Tensor()) && w.stride(1) == 1 &&
+        x.is_contiguous() && xs.stride(1) == 1) {
+      // One kernel: each row's shared chain and its groups' in registers.
+      std::vector<int64_t> xrow, wrow;
+      routed_rows(order, loads, K, S, g, xrow, wrow);
+      y = at::empty({R, w.size(1)}, x.options());
+      hl::routed_gemm(R, w.size(1), S, g, K, xs.data_ptr<float>(), xs.stride(0), x.data_ptr<float>(), xrow.data(),
+                      wrow.data(), w.data_ptr<float>(), w.stride(0), w.size(0), y.data_ptr<float>(), y.stride(0));
+    } else {
+      y = S > 0 ? hl::mm(xs, w.narrow(0, 0, S)) : at::zeros({R, w.size(1)}, x.options());
+      for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
+        product(y, tok, start, Rows{x, order, start, n}, whole(group_w(w, S, g, j)));
+      });
+    }
     ctx->save_for_backward({xs, x, w});
-    ctx->saved_data["dest"] = dest;
+    ctx->saved_data["order"] = order;
+    ctx->saved_data["tok"] = tok;
     ctx->saved_data["loads"] = loads;
     return {y};
   }
@@ -243,11 +283,11 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
     RECORD_USER_SCOPE("hl::routed_in_backward");
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &xs = saved[0], &x = saved[1], &w = saved[2];
-    const at::Tensor dest = ctx->saved_data["dest"].toTensor();
+    const at::Tensor order = ctx->saved_data["order"].toTensor(), tok = ctx->saved_data["tok"].toTensor();
     const auto loads = ctx->saved_data["loads"].toIntVector();
     const int64_t g = x.size(1), S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
     const at::Tensor gy = grads[0].contiguous();
-    at::Tensor gxs, gx = at::empty_like(x), gw = at::empty_like(w);
+    at::Tensor gxs, gx = at::zeros_like(x), gw = at::empty_like(w);
     if (S > 0) {
       gxs = hl::mm(gy, w.narrow(0, 0, S).t());
       auto rows = gw.narrow(0, 0, S);
@@ -255,10 +295,10 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
     }
     zero_empty_groups(gw, loads, S, g);
     for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
-      const Rows gj{gy, dest, start, n};
-      product(gx, at::Tensor(), start, gj, whole(group_w(w, S, g, j)).T());
+      const Rows gj{gy, tok, start, n};
+      product(gx, order, start, gj, whole(group_w(w, S, g, j)).T());
       auto gwj = group_w(gw, S, g, j);
-      product(gwj, at::Tensor(), 0, Rows{x, at::Tensor(), start, n}.T(), gj);
+      product(gwj, at::Tensor(), 0, Rows{x, order, start, n}.T(), gj);
     });
     return {gxs, gx, gw, at::Tensor(), at::Tensor(), at::Tensor()};
   }
@@ -361,6 +401,25 @@ at::Tensor check_index(const char *op, const char *name, hl_tensor h, int64_t M,
   return t;
 }
 
+// check_routed_order checks that order lists every assignment once and
+// that no row's K assignments fall twice in one group (loads[j] of them
+// in group j): what RoutedIn's kernel and its scattered products rely on.
+void check_routed_order(const at::Tensor &order, const std::vector<int64_t> &loads, int64_t K) {
+  const auto o = order.contiguous();
+  const int64_t M = o.size(0), *op = o.data_ptr<int64_t>();
+  if (!distinct(op, M, M)) throw hl::Error(HL_ERR_VALUE, "routed_in: order repeats an assignment");
+  std::vector<int64_t> last(M / K, -1);
+  int64_t i = 0;
+  for (size_t j = 0; j < loads.size(); ++j)
+    for (int64_t e = i + loads[j]; i < e; ++i) {
+      const int64_t t = op[i] / K;
+      if (last[t] == static_cast<int64_t>(j))
+        throw hl::Error(HL_ERR_VALUE, "routed_in: row " + std::to_string(t) + " has two assignments in group " +
+                                          std::to_string(j));
+      last[t] = static_cast<int64_t>(j);
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -399,7 +458,7 @@ hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
   })
 }
 
-hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor dest,
+hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor order,
                        int64_t rows, hl_tensor *out) {
   HL_TRY({
     const auto &X = hl::T(x);
@@ -411,6 +470,9 @@ hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *lo
       throw hl::Error(HL_ERR_SHAPE, "routed_in: x has " + std::to_string(X.size(0)) + " rows, the loads sum to " +
                                         std::to_string(M));
     if (rows < 0) throw hl::Error(HL_ERR_VALUE, "routed_in: negative rows");
+    if ((rows == 0 && M > 0) || (rows > 0 && M % rows != 0))
+      throw hl::Error(HL_ERR_SHAPE, "routed_in: x has " + std::to_string(M) + " rows, not K per row of " +
+                                        std::to_string(rows));
     at::Tensor XS;
     if (S > 0) {
       if (xs == nullptr) throw hl::Error(HL_ERR_VALUE, "routed_in: w has " + std::to_string(S) + " shared rows but xs is missing");
@@ -425,8 +487,9 @@ hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *lo
       XS = at::empty({rows, 0}, X.options());
     }
     if (X.scalar_type() != W.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "routed_in: x and w differ in dtype");
-    const at::Tensor D = check_index("routed_in", "dest", dest, M, rows);
-    hl::put(out, RoutedIn::apply(XS, X, W, ls, D, rows)[0]);
+    const at::Tensor O = check_index("routed_in", "order", order, M, M);
+    check_routed_order(O, ls, rows > 0 ? M / rows : 1);
+    hl::put(out, RoutedIn::apply(XS, X, W, ls, O, rows)[0]);
   })
 }
 

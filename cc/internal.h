@@ -132,6 +132,16 @@ struct GemmOperand {
 };
 void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
           const float *bias, const int64_t *crow = nullptr, bool accumulate = false);
+// routed_gemm is models/mohd's routed input projection on AVX-512 CPUs:
+// y [R, n] (row stride ldy) = xs [R, S]·w[0:S] + Σ_q x[xrow[t·K+q]]·
+// w[wrow[t·K+q] : +g] for row t, with w [D, n] (row stride ldw), xs's
+// rows of stride ldxs and x [·, g] contiguous. Each output is one FMA
+// chain: the shared steps in order, then the K groups in the order given
+// (models/mohd gives them by group), g steps each — what gemm computes
+// for xs·w[0:S] followed by each group's product added into y's rows.
+void routed_gemm(int64_t R, int64_t n, int64_t S, int64_t g, int64_t K, const float *xs, int64_t ldxs,
+                 const float *x, const int64_t *xrow, const int64_t *wrow, const float *w, int64_t ldw, int64_t D,
+                 float *y, int64_t ldy);
 // mm and mm_out are at::mm and at::mm_out for 2-D operands, by gemm where
 // own_product(a) and b is a float32 CPU tensor (any strides; out's rows
 // contiguous), else by at::mm.

@@ -67,15 +67,17 @@ func GroupedMM(x, w *Tensor, loads []int, src, dest *Tensor, outRows int, transW
 
 // RoutedIn is the input projection of a routed sublayer whose weight w
 // [S + G·g, n] holds S shared rows and then G groups of g routed rows
-// (models/mohd's gathered path): xs·w[:S] + Σ_i x[i]·w_j added to row
-// dest[i] of the [rows, n] result, for the rows i of x [M, g] in group j
-// (sorted by group, loads[j] of them). xs [rows, S] may be nil when S = 0.
-// One node: the shared GEMM starts the result (no zero fill, no addition
-// of two results) and the backward writes w's whole gradient, a GEMM per
-// row block, where ops on views of w would each zero-fill a full-size
-// gradient for autograd to add.
-func RoutedIn(xs, x, w *Tensor, loads []int, dest *Tensor, rows int) *Tensor {
-	h, err := capi.RoutedIn(opt(xs), x.handle(), w.handle(), int64s(loads), dest.handle(), int64(rows))
+// (models/mohd's gathered path): row t of the [rows, n] result is
+// xs[t]·w[:S] + Σ_k x[t·K + k]·w_j over its K assignments, x [rows·K, g]
+// in order of rows, the k-th in group j. order [rows·K] lists the
+// assignments sorted by group, loads[j] of them in group j (no row twice
+// in one group). xs [rows, S] may be nil when S = 0. One node: on AVX-512
+// CPUs one kernel keeps each output's chain in registers from the shared
+// steps through the row's groups (in order of group); the backward writes
+// w's whole gradient, a GEMM per row block, where ops on views of w would
+// each zero-fill a full-size gradient for autograd to add.
+func RoutedIn(xs, x, w *Tensor, loads []int, order *Tensor, rows int) *Tensor {
+	h, err := capi.RoutedIn(opt(xs), x.handle(), w.handle(), int64s(loads), order.handle(), int64(rows))
 	return wrap("routed_in", h, err)
 }
 

@@ -585,16 +585,20 @@ func TestSwiGLU(t *testing.T) {
 // libtorch ops on views of w (float64: forward and gradients to 1e-12,
 // finite differences), with S = 3 shared rows and with none, a group
 // without rows, and bad inputs.
-// TestRoutedFloat32: in float32 on AVX-512 CPUs the routed ops' shared
-// products — RoutedIn's xs·w[:S] and its gradient's gy·w[:S]ᵀ, RoutedOut's
-// h·w[:S]ᵀ and its gradient's gys·w[:S] — are the shim's own kernels; the
-// outputs and every input's gradient must agree with the same ops in
-// float64 to float32 rounding, at a size with partial tiles of 12 rows and
-// blocks of 48 (R = 101), partial panels of 32 columns (n = 70, S = 37).
-// The routed rows are the tokens in a shuffled order, so the routed
-// products read their rows through an index and add into scattered output
-// rows (gemm's indexes); with several routed rows adding into one output row
-// RoutedOut takes its other path (gathered copies, add_rows).
+// TestRoutedFloat32: in float32 on AVX-512 CPUs RoutedIn is one kernel of
+// the shim's (each output one FMA chain: the shared steps, then the row's
+// groups in order of group), and the other routed products — RoutedIn's
+// gradient's gy·w[:S]ᵀ, RoutedOut's h·w[:S]ᵀ and its gradient's gys·w[:S]
+// — are the shim's GEMM; the outputs and every input's gradient must agree
+// with the same ops in float64 to float32 rounding, and RoutedIn's output
+// must be that chain bit for bit, on one thread and on two. The size has
+// partial tiles of 12 rows and blocks of 48 (R = 101), partial panels of
+// 32 columns (n = 70, S = 37); each token picks K = 2 of the groups 0, 2
+// and 3 (group 1 has no rows) in a random order, and each group's tokens
+// come shuffled, so the routed products read their rows through an index
+// and add into scattered output rows (gemm's indexes); with several routed
+// rows adding into one output row RoutedOut takes its other path (gathered
+// copies, add_rows).
 func TestRoutedFloat32(t *testing.T) {
 	for _, shared := range []bool{false, true} {
 		t.Run(fmt.Sprintf("output rows shared %v", shared), func(t *testing.T) { routedFloat32(t, shared) })
@@ -605,34 +609,88 @@ func routedFloat32(t *testing.T, sharedRows bool) {
 	s := NewScope()
 	defer s.Close()
 	ManualSeed(5)
-	loads := []int{30, 0, 71}
-	G, g, R, S, n := len(loads), 4, 101, 37, 70
-	perm := rand.New(rand.NewSource(8)).Perm(R)
-	tok, out := make([]int64, R), make([]int64, R)
-	for i, p := range perm {
-		tok[i] = int64(p)
-		out[i] = int64(p * G)
-		if sharedRows {
-			out[i] = int64(p % 7)
+	G, K, g, R, S, n := 4, 2, 4, 101, 37, 70
+	rng := rand.New(rand.NewSource(8))
+	byGroup := make([][]int64, G) // the assignments a = t·K + k of each group
+	for tk := 0; tk < R; tk++ {
+		choice := []int{0, 2, 3}
+		rng.Shuffle(len(choice), func(i, j int) { choice[i], choice[j] = choice[j], choice[i] })
+		for k := 0; k < K; k++ {
+			byGroup[choice[k]] = append(byGroup[choice[k]], int64(tk*K+k))
 		}
 	}
-	dest := FromSlice(tok, nil)
-	outDest := FromSlice(out, nil)
+	loads := make([]int, G)
+	var order, tok, out []int64
+	for j, as := range byGroup {
+		rng.Shuffle(len(as), func(a, b int) { as[a], as[b] = as[b], as[a] })
+		loads[j] = len(as)
+		for _, a := range as {
+			p := a / int64(K)
+			order, tok = append(order, a), append(tok, p)
+			if sharedRows {
+				out = append(out, p%7)
+			} else {
+				out = append(out, p*int64(G)+int64(j))
+			}
+		}
+	}
+	orderT, tokT, outT := FromSlice(order, nil), FromSlice(tok, nil), FromSlice(out, nil)
 	leaves := func(dt DType) (xs, x, w, h *Tensor) {
 		ManualSeed(6)
-		xs, x, w, h = Randn([]int{R, S}), Randn([]int{R, g}), Randn([]int{S + G*g, n}), Randn([]int{R, n})
+		xs, x, w, h = Randn([]int{R, S}), Randn([]int{R * K, g}), Randn([]int{S + G*g, n}), Randn([]int{R, n})
 		return xs.To(dt).SetRequiresGrad(true), x.To(dt).SetRequiresGrad(true), w.To(dt).SetRequiresGrad(true), h.To(dt).SetRequiresGrad(true)
 	}
 	run := func(dt DType) []*Tensor {
 		xs, x, w, h := leaves(dt)
 		ManualSeed(7)
 		r1, r2, r3 := Randn([]int{R, n}).To(dt), Randn([]int{R, S}).To(dt), Randn([]int{R * G, g}).To(dt)
-		y := RoutedIn(xs, x, w, loads, dest, R)
-		ys, yr := RoutedOut(h, w, loads, g, dest, outDest, R*G)
+		y := RoutedIn(xs, x, w, loads, orderT, R)
+		ys, yr := RoutedOut(h, w, loads, g, tokT, outT, R*G)
 		y.Mul(r1).Sum().Add(ys.Mul(r2).Sum()).Add(yr.Mul(r3).Sum()).Backward()
 		return []*Tensor{y, ys, yr, xs.Grad(), x.Grad(), w.Grad(), h.Grad()}
 	}
 	requireNearFloat64(t, run(Float32), run(Float64), 1e-5, "routed")
+	if !AVX512() {
+		return
+	}
+	// RoutedIn's output, bit for bit: row t's chain over its shared steps,
+	// then its groups in order of group, on one thread and on two.
+	xs0, x0, w0, _ := leaves(Float32)
+	var y1, y2 *Tensor
+	onThreads(t, 1, func() { y1 = RoutedIn(xs0, x0, w0, loads, orderT, R) })
+	onThreads(t, 2, func() { y2 = RoutedIn(xs0, x0, w0, loads, orderT, R) })
+	got := y2.Float32s()
+	require.Equal(t, y1.Float32s(), got, "one thread and two differ")
+	xsv, xv, wv := xs0.Float32s(), x0.Float32s(), w0.Float32s()
+	groupOf := make([]int, R*K)
+	for j, as := range byGroup {
+		for _, a := range as {
+			groupOf[a] = j
+		}
+	}
+	diff := 0
+	for tk := 0; tk < R; tk++ {
+		first, second := tk*K, tk*K+1 // the row's assignments, in order of group
+		if groupOf[second] < groupOf[first] {
+			first, second = second, first
+		}
+		for c := 0; c < n; c++ {
+			var acc float32
+			fma := func(a, b float32) { acc = float32(math.FMA(float64(a), float64(b), float64(acc))) }
+			for k := 0; k < S; k++ {
+				fma(xsv[tk*S+k], wv[k*n+c])
+			}
+			for _, a := range []int{first, second} {
+				for k := 0; k < g; k++ {
+					fma(xv[a*g+k], wv[(S+groupOf[a]*g+k)*n+c])
+				}
+			}
+			if math.Float32bits(acc) != math.Float32bits(got[tk*n+c]) {
+				diff++
+			}
+		}
+	}
+	require.Zero(t, diff, "%d of %d outputs of RoutedIn differ from the FMA chain", diff, R*n)
 }
 
 func TestRouted(t *testing.T) {
@@ -645,6 +703,9 @@ func TestRouted(t *testing.T) {
 		// Each of 4 tokens in two groups (the in projection's dest), and
 		// the out projection's (token, group) rows.
 		tok := FromSlice([]int64{0, 2, 3, 1, 0, 2, 3, 1}, nil)
+		// The in projection's x in order of tokens (row t·2 + k: token t's
+		// k-th choice); order lists those rows sorted by group (tok's order).
+		order := FromSlice([]int64{0, 4, 6, 2, 1, 5, 7, 3}, nil)
 		dest := FromSlice([]int64{0, 8, 12, 4, 2, 10, 14, 7}, nil)
 		// w's routed rows as GroupedMM's [G, g, ·].
 		groups := func(w *Tensor) *Tensor { return w.Narrow(0, S, G*g).View(G, g, w.Size(1)) }
@@ -655,7 +716,7 @@ func TestRouted(t *testing.T) {
 		x := Randn([]int{M, g}, Float64, RequiresGrad)
 		w := Randn([]int{S + G*g, n}, Float64, RequiresGrad)
 		inRef := func(xs, x, w *Tensor) *Tensor {
-			y := groupedRef(x, groups(w), loads, nil, tok, R, false)
+			y := groupedRef(x.IndexSelect(0, order), groups(w), loads, nil, tok, R, false)
 			if S > 0 {
 				y = y.Add(xs.Matmul(w.Narrow(0, 0, S)))
 			}
@@ -700,15 +761,15 @@ func TestRouted(t *testing.T) {
 		if S > 0 {
 			inLeaves = append(inLeaves, xs)
 		}
-		check("RoutedIn", []*Tensor{RoutedIn(xs, x, w, loads, tok, R)}, []*Tensor{inRef(xs, x, w)}, inLeaves)
+		check("RoutedIn", []*Tensor{RoutedIn(xs, x, w, loads, order, R)}, []*Tensor{inRef(xs, x, w)}, inLeaves)
 		sh, rt := RoutedOut(h, w, loads, g, tok, dest, R*G)
 		rs, rr := outRef(h, w)
 		check("RoutedOut", []*Tensor{sh, rt}, []*Tensor{rs, rr}, []*Tensor{h, w})
 		require.NoError(t, GradCheck(func(v ...*Tensor) *Tensor {
 			if S == 0 {
-				return RoutedIn(nil, v[0], v[1], loads, tok, R)
+				return RoutedIn(nil, v[0], v[1], loads, order, R)
 			}
-			return RoutedIn(v[2], v[0], v[1], loads, tok, R)
+			return RoutedIn(v[2], v[0], v[1], loads, order, R)
 		}, inLeaves, GradCheckOptions{}))
 		require.NoError(t, GradCheck(func(v ...*Tensor) *Tensor {
 			sh, rt := RoutedOut(v[0], v[1], loads, g, tok, dest, R*G)
@@ -724,9 +785,18 @@ func TestRouted(t *testing.T) {
 		{"shared rows without xs", func() {
 			RoutedIn(nil, Randn([]int{M, g}), Randn([]int{3 + G*g, 5}), loads, FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil), 4)
 		}, "xs is missing"},
-		{"dest out of range", func() {
-			RoutedIn(nil, Randn([]int{M, g}), Randn([]int{G * g, 5}), loads, FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 4}, nil), 4)
-		}, "outside [0, 4)"},
+		{"order out of range", func() {
+			RoutedIn(nil, Randn([]int{M, g}), Randn([]int{G * g, 5}), loads, FromSlice([]int64{0, 4, 6, 2, 1, 5, 7, 8}, nil), 4)
+		}, "outside [0, 8)"},
+		{"order repeats an assignment", func() {
+			RoutedIn(nil, Randn([]int{M, g}), Randn([]int{G * g, 5}), loads, FromSlice([]int64{0, 4, 6, 2, 1, 5, 7, 7}, nil), 4)
+		}, "repeats"},
+		{"a row twice in one group", func() {
+			RoutedIn(nil, Randn([]int{M, g}), Randn([]int{G * g, 5}), loads, FromSlice([]int64{0, 1, 6, 2, 4, 5, 7, 3}, nil), 4)
+		}, "two assignments in group 0"},
+		{"rows not a multiple", func() {
+			RoutedIn(nil, Randn([]int{M, g}), Randn([]int{G * g, 5}), loads, FromSlice([]int64{0, 4, 6, 2, 1, 5, 7, 3}, nil), 3)
+		}, "not K per row"},
 		{"xs without shared rows", func() {
 			RoutedIn(Randn([]int{4, 3}), Randn([]int{M, g}), Randn([]int{G * g, 5}), loads, FromSlice([]int64{0, 1, 2, 3, 0, 1, 2, 3}, nil), 4)
 		}, "no shared rows"},

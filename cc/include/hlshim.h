@@ -338,14 +338,16 @@ HL_API hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, i
 /* The projections of a routed sublayer with autograd (models/mohd's
  * gathered path), w [S + groups·g, ·] holding S shared rows and then the
  * groups' g rows each; one node each, which writes w's whole gradient.
- * hl_routed_in: *out [rows, n] = xs·w[:S] + Σ_i (added to row dest[i])
- * x[i]·w_j for the rows i of x [M, g] in group j (sorted by group, loads[j]
- * of them); xs [rows, S] may be NULL when S = 0.
+ * hl_routed_in: *out [rows, n] = xs·w[:S] + Σ_k x[t·K + k]·w_j added to
+ * row t for its K assignments, x [rows·K, g] in order of rows; order
+ * [rows·K] lists the assignments (rows of x) sorted by group, loads[j] of
+ * them in group j, no row twice in one group; xs [rows, S] may be NULL when
+ * S = 0.
  * hl_routed_out: *shared [R, S] = x·w[:S]ᵀ for x [R, p], and *routed
  * [out_rows, g] whose row dest[i] gets x[src[i]]·w_jᵀ (summed where several
  * reach one row, zero where none does). */
 HL_API hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups,
-                              hl_tensor dest, int64_t rows, hl_tensor *out);
+                              hl_tensor order, int64_t rows, hl_tensor *out);
 HL_API hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g,
                                hl_tensor src, hl_tensor dest, int64_t out_rows, hl_tensor *shared,
                                hl_tensor *routed);

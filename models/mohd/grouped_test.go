@@ -46,7 +46,7 @@ func padRoute(r *Route) *padding {
 	for j, n := range r.Loads {
 		for k := 0; k < n; k++ {
 			p := j*lmax + k
-			prow[p], ptok[p] = rows[i], tok[i]
+			prow[p], ptok[p] = rows[order[i]], tok[i]
 			back[order[i]], asg[p] = int64(p), order[i]
 			dest[tok[i]*int64(Nr)+top[order[i]]] = int64(p)
 			i++

@@ -243,7 +243,7 @@ func TestRouteTopK(t *testing.T) {
 					tk := a / int64(K)
 					require.Equal(t, int64(j), top[a], "assignment %d is in group %d's block", a, j)
 					require.Equal(t, tk, tok[i])
-					require.Equal(t, tk*int64(N)+int64(c.Shared+j), rows[i])
+					require.Equal(t, tk*int64(N)+int64(c.Shared+j), rows[a])
 					require.Equal(t, tk*int64(Nr)+int64(j), dest[i])
 					i++
 				}

@@ -14,10 +14,12 @@ type Route struct {
 	Top  *torch.Tensor // [BT, K] T_t: the chosen routed groups, 0…N_r−1 (int64)
 	Gate *torch.Tensor // [BT, K] w_j of the chosen groups, before α
 	Load *torch.Tensor // [N_r] assignments (t, k) per routed group (int64)
-	// The gathered path visits the BT·K assignments sorted by group, Loads[j]
-	// of them for group j: the i-th is assignment Order[i] = t·K + k, of
-	// token Tok[i] = t; it reads row Rows[i] = t·N + N_s + j of u's groups
-	// and writes row Dest[i] = t·N_r + j of the tokens' routed groups.
+	// Assignment a = t·K + k is token t's k-th choice, group j = Top[t, k]:
+	// it reads row Rows[a] = t·N + N_s + j of u's groups. The gathered path's
+	// products visit the BT·K assignments sorted by group, Loads[j] of them
+	// for group j: the i-th is assignment Order[i], of token Tok[i] = t; the
+	// output projection writes its row Dest[i] = t·N_r + j of the tokens'
+	// routed groups.
 	Order, Tok, Rows, Dest *torch.Tensor // [BT·K] int64
 	Loads                  []int
 }
@@ -48,9 +50,11 @@ func route(c *Config, r *Router, u *torch.Tensor) *Route {
 	for j, n := range load.Int64s() {
 		loads[j] = int(n)
 	}
+	BT := u.Size(0)
+	first := torch.Arange(float64(c.Shared), float64(c.Shared+BT*N), float64(N), u.Device()) // t·N + N_s
 	return &Route{
 		P: p, Top: top, Gate: gate, Load: load, Loads: loads, Order: order, Tok: tok,
-		Rows: tok.MulScalar(float64(N)).Add(group).AddScalar(float64(c.Shared)),
+		Rows: top.Add(first.Unsqueeze(1)).Reshape(-1),
 		Dest: tok.MulScalar(float64(Nr)).Add(group),
 	}
 }
@@ -141,22 +145,16 @@ func (g *gating) in(u, W *torch.Tensor) *torch.Tensor {
 	}
 	c, r := g.cfg, g.route
 	BT, grp := u.Size(0), c.G()
-	// Routed groups: the assignments' gated inputs, sorted by group; each
-	// group's block times its g rows of W, added into its token's row (the
-	// sum over the token's K groups); the shared groups' inputs times
-	// theirs: one op.
-	gates := r.Gate.Reshape(-1).IndexSelect(0, r.Order).Unsqueeze(1)
-	if g.alpha != nil {
-		gates = gates.Mul(g.alpha.IndexSelect(0, r.Tok))
-	} else {
-		gates = g.scale(gates)
-	}
-	vals := u.View(BT*c.Groups, grp).IndexSelect(0, r.Rows).Mul(gates)
+	// Routed groups: each token's K chosen groups of u, gated; each times
+	// its group's g rows of W, added into the token's row (the sum over its
+	// K groups); the shared groups' inputs times theirs: one op.
+	gates := g.scale(r.Gate) // [BT, K]: α·w_j
+	vals := u.View(BT*c.Groups, grp).IndexSelect(0, r.Rows).Mul(gates.Reshape(-1).Unsqueeze(1))
 	var shared *torch.Tensor // the shared groups' inputs (W's first rows)
 	if c.Shared > 0 {
 		shared = g.scale(u.Narrow(1, 0, c.Shared*grp))
 	}
-	return torch.RoutedIn(shared, vals, W, r.Loads, r.Tok, BT)
+	return torch.RoutedIn(shared, vals, W, r.Loads, r.Order, BT)
 }
 
 // out is the output projection m ⊙ (h Wᵀ) of h [BT, n] with W [D, n] (rows

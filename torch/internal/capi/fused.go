@@ -53,8 +53,8 @@ func SwiGLU(x Tensor) (out Tensor, err error) {
 
 // RoutedIn is a routed sublayer's input projection (hl_routed_in); xs may
 // be nil when w has no shared rows.
-func RoutedIn(xs, x, w Tensor, loads []int64, dest Tensor, rows int64) (out Tensor, err error) {
-	err = check(C.hl_routed_in(xs, x, w, int64sPtr(loads), C.int64_t(len(loads)), dest, C.int64_t(rows), &out))
+func RoutedIn(xs, x, w Tensor, loads []int64, order Tensor, rows int64) (out Tensor, err error) {
+	err = check(C.hl_routed_in(xs, x, w, int64sPtr(loads), C.int64_t(len(loads)), order, C.int64_t(rows), &out))
 	return out, err
 }
 

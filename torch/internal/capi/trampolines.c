@@ -931,12 +931,12 @@ hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
   return hlp_grouped_mm(x, w, loads, groups, src, dest, out_rows, trans_w, out);
 }
 
-static hl_status hlu_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor dest, int64_t rows, hl_tensor *out) {
+static hl_status hlu_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor order, int64_t rows, hl_tensor *out) {
   hlcapi_unloaded("hl_routed_in");
 }
 static __typeof__(hl_routed_in) *hlp_routed_in = hlu_routed_in;
-hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor dest, int64_t rows, hl_tensor *out) {
-  return hlp_routed_in(xs, x, w, loads, groups, dest, rows, out);
+hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor order, int64_t rows, hl_tensor *out) {
+  return hlp_routed_in(xs, x, w, loads, groups, order, rows, out);
 }
 
 static hl_status hlu_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g, hl_tensor src, hl_tensor dest, int64_t out_rows, hl_tensor *shared, hl_tensor *routed) {

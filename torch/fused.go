@@ -1,6 +1,10 @@
 package torch
 
-import "github.com/hiddenlab/hiddenlab/torch/internal/capi"
+import (
+	"fmt"
+
+	"github.com/hiddenlab/hiddenlab/torch/internal/capi"
+)
 
 // CodebookQuantize is the fused quantisation of a codebook layer
 // (models/codebook) in one shim call: for a [N, G, d] (LayerNorm'd inputs of
@@ -91,6 +95,29 @@ func RoutedOut(x, w *Tensor, loads []int, g int, src, dest *Tensor, outRows int)
 	sh, r, err := capi.RoutedOut(x.handle(), w.handle(), int64s(loads), int64(g), src.handle(), dest.handle(), int64(outRows))
 	fail("routed_out", err)
 	return adopt(sh), adopt(r)
+}
+
+// RouteTopK is a mixture router's choice for p [rows, G]: top [rows, k]
+// (int64) holds each row's k largest entries' indices, largest first (NaN
+// counts as largest, the lower index first between equals: TopK's
+// choice), order [rows·k] the assignments a = t·k + i (row t's i-th
+// choice) sorted by group and within a group by a, and loads[j] group j's
+// count. One pass and a counting sort in the shim, where TopK, a one-hot
+// sum and a Sort take three kernels made for long rows; the indices carry
+// no gradient (the chosen values are p.Gather(1, top)). On another device
+// p's rows are read on the CPU.
+func RouteTopK(p *Tensor, k int) (top, order *Tensor, loads []int) {
+	if p.Dim() != 2 {
+		panic(&Error{Op: "route_topk", Kind: KindShape, Msg: fmt.Sprintf("p must be 2-D [rows, groups], not %v", p.Shape())})
+	}
+	ls := make([]int64, p.Size(1))
+	t, o, err := capi.RouteTopK(p.handle(), int64(k), ls)
+	fail("route_topk", err)
+	loads = make([]int, len(ls))
+	for j, n := range ls {
+		loads[j] = int(n)
+	}
+	return adopt(t), adopt(o), loads
 }
 
 // Monarch is the group fusion of models/mohd, F(y) = Pᵀ·BD₂·P·BD₁·y, in

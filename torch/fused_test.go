@@ -996,3 +996,67 @@ func TestAttentionKernel(t *testing.T) {
 	}
 	t.Logf("outputs and gradients within %.2g of float64's (bound 1e-5)", worst)
 }
+
+// TestRouteTopK checks RouteTopK against TopK and a stable sort of the
+// chosen groups: Gaussian rows (float32 and float64, k from 1 to all
+// groups), ties (the lower group first), NaN (the largest), and bad input.
+func TestRouteTopK(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	ManualSeed(3)
+	nan := float32(math.NaN())
+	cases := []struct {
+		name string
+		p    *Tensor
+		k    int
+		want [][]int64 // each row's choice, when pinned
+	}{
+		{"gaussian k=2", Randn([]int{50, 10}), 2, nil},
+		{"gaussian float64 k=3", Randn([]int{33, 7}, Float64), 3, nil},
+		{"gaussian k=1", Randn([]int{20, 5}), 1, nil},
+		{"all groups", Randn([]int{9, 4}), 4, nil},
+		{"ties", FromSlice([]float32{1, 3, 3, 0, 2, 2, 2, 2, 5, 5, 5, 1}, []int{3, 4}), 2, [][]int64{{1, 2}, {0, 1}, {0, 1}}},
+		{"NaN", FromSlice([]float32{1, nan, 3, 0, 2, 4, nan, nan}, []int{2, 4}), 2, [][]int64{{1, 2}, {2, 3}}},
+	}
+	for _, tc := range cases {
+		top, order, loads := RouteTopK(tc.p, tc.k)
+		R, G := tc.p.Size(0), tc.p.Size(1)
+		require.Equal(t, []int{R, tc.k}, top.Shape(), tc.name)
+		tv := top.Int64s()
+		if tc.want != nil {
+			for r, w := range tc.want {
+				require.Equal(t, w, tv[r*tc.k:(r+1)*tc.k], "%s: row %d", tc.name, r)
+			}
+		} else {
+			_, ref := tc.p.TopK(tc.k, -1)
+			require.Equal(t, ref.Int64s(), tv, "%s: TopK's choice", tc.name)
+		}
+		// order: the assignments sorted by group, stable; loads: the counts.
+		want := make([]int64, 0, R*tc.k)
+		count := make([]int, G)
+		for j := 0; j < G; j++ {
+			for a, grp := range tv {
+				if grp == int64(j) {
+					want = append(want, int64(a))
+					count[j]++
+				}
+			}
+		}
+		require.Equal(t, want, order.Int64s(), "%s: order", tc.name)
+		require.Equal(t, count, loads, "%s: loads", tc.name)
+	}
+	for _, c := range []struct {
+		name string
+		f    func()
+		msg  string
+	}{
+		{"k too large", func() { RouteTopK(Randn([]int{4, 3}), 4) }, "outside [1, 3]"},
+		{"k zero", func() { RouteTopK(Randn([]int{4, 3}), 0) }, "outside [1, 3]"},
+		{"1-D", func() { RouteTopK(Randn([]int{4}), 1) }, "2-D"},
+		{"integers", func() { RouteTopK(Ones([]int{4, 3}, Int64), 1) }, "floating point"},
+	} {
+		err := Try(c.f)
+		require.Error(t, err, c.name)
+		require.Contains(t, err.Error(), c.msg, c.name)
+	}
+}

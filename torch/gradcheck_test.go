@@ -95,6 +95,10 @@ func TestGradients(t *testing.T) {
 			e := Zeros([]int{4, 2}, Float64).ScatterAdd(0, i64([]int64{0, 1, 0, 1}, 2, 2), x[0].Narrow(0, 1, 2)).Sum(0)
 			return a.Sum(0).Add(b).Add(c).Add(d).Add(e)
 		}, func() []*Tensor { return []*Tensor{randn(3, 2)} }},
+		// Rows of a matrix that needs a gradient take the shim's SelectRows
+		// (its own backward), rows repeated included.
+		{"index_select rows", func(x ...*Tensor) *Tensor { return x[0].IndexSelect(0, idx(2, 0, 2, 1, 2)).Mul(x[1]) },
+			func() []*Tensor { return []*Tensor{randn(3, 4), randn(5, 4)} }},
 		{"clamp maximum", func(x ...*Tensor) *Tensor { return x[0].Clamp(-0.5, 0.5).Add(x[0].Maximum(x[1])) },
 			func() []*Tensor { return []*Tensor{randn(8), randn(8)} }},
 	}

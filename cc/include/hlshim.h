@@ -335,6 +335,15 @@ HL_API hl_status hl_codebook_count(hl_tensor ids, hl_tensor counts);
 HL_API hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src,
                                hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out);
 
+/* A mixture router's choice (models/mohd): for p [rows, groups] (any
+ * floating dtype and device), *top [rows, k] int64 holds each row's k
+ * largest entries' groups, largest first (NaN largest, lower group first
+ * between equals, as topk); *order [rows·k] int64 the assignments
+ * a = t·k + i (row t's i-th choice) sorted by group, within a group by a;
+ * loads [groups] receives each group's count. No gradient: the chosen
+ * values are p's gathered at *top. */
+HL_API hl_status hl_route_topk(hl_tensor p, int64_t k, hl_tensor *top, hl_tensor *order, int64_t *loads);
+
 /* The projections of a routed sublayer with autograd (models/mohd's
  * gathered path), w [S + groups·g, ·] holding S shared rows and then the
  * groups' g rows each; one node each, which writes w's whole gradient.

@@ -16,8 +16,9 @@ type Route struct {
 	Load *torch.Tensor // [N_r] assignments (t, k) per routed group (int64)
 	// Assignment a = t·K + k is token t's k-th choice, group j = Top[t, k]:
 	// it reads row Rows[a] = t·N + N_s + j of u's groups. The gathered path's
-	// products visit the BT·K assignments sorted by group, Loads[j] of them
-	// for group j: the i-th is assignment Order[i], of token Tok[i] = t; the
+	// products visit the BT·K assignments sorted by group (within a group in
+	// order of tokens), Loads[j] of them for group j: the i-th is assignment
+	// Order[i], of token Tok[i] = t; the
 	// output projection writes its row Dest[i] = t·N_r + j of the tokens'
 	// routed groups.
 	Order, Tok, Rows, Dest *torch.Tensor // [BT·K] int64
@@ -28,7 +29,8 @@ type Route struct {
 func route(c *Config, r *Router, u *torch.Tensor) *Route {
 	N, Nr, K := c.Groups, c.Routed(), c.TopK
 	p := u.Matmul(r.W).Softmax(-1)
-	pv, top := p.TopK(K, -1)
+	top, order, loads := torch.RouteTopK(p, K)
+	pv := p.Gather(1, top)
 	gate := pv
 	if c.Renorm {
 		gate = gate.Div(pv.SumKeep(-1))
@@ -43,17 +45,16 @@ func route(c *Config, r *Router, u *torch.Tensor) *Route {
 	case ScaleGateSum:
 		gate = gate.Mul(pv.SumKeep(-1).MulScalar(float64(Nr)))
 	}
-	load := top.Reshape(-1).OneHot(Nr).Sum(0)
-	group, order := top.Reshape(-1).Sort(0, false)
-	tok := order.FloorDivide(torch.Scalar(int64(K), u.Device()))
-	loads := make([]int, Nr)
-	for j, n := range load.Int64s() {
-		loads[j] = int(n)
+	load := make([]int64, Nr)
+	for j, n := range loads {
+		load[j] = int64(n)
 	}
+	group := top.Reshape(-1).IndexSelect(0, order)
+	tok := order.FloorDivide(torch.Scalar(int64(K), u.Device()))
 	BT := u.Size(0)
 	first := torch.Arange(float64(c.Shared), float64(c.Shared+BT*N), float64(N), u.Device()) // t·N + N_s
 	return &Route{
-		P: p, Top: top, Gate: gate, Load: load, Loads: loads, Order: order, Tok: tok,
+		P: p, Top: top, Gate: gate, Load: torch.FromSlice(load, nil, u.Device()), Loads: loads, Order: order, Tok: tok,
 		Rows: top.Add(first.Unsqueeze(1)).Reshape(-1),
 		Dest: tok.MulScalar(float64(Nr)).Add(group),
 	}

@@ -39,6 +39,13 @@ func GroupedMM(x, w Tensor, loads []int64, src, dest Tensor, outRows int64, tran
 	return out, err
 }
 
+// RouteTopK is a mixture router's choice (hl_route_topk); loads must hold
+// one entry per group of p.
+func RouteTopK(p Tensor, k int64, loads []int64) (top, order Tensor, err error) {
+	err = check(C.hl_route_topk(p, C.int64_t(k), &top, &order, int64sPtr(loads)))
+	return top, order, err
+}
+
 // Monarch is models/mohd's group fusion (hl_monarch).
 func Monarch(y, bd1, bd2 Tensor) (out Tensor, err error) {
 	err = check(C.hl_monarch(y, bd1, bd2, &out))

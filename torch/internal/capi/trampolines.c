@@ -931,6 +931,14 @@ hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
   return hlp_grouped_mm(x, w, loads, groups, src, dest, out_rows, trans_w, out);
 }
 
+static hl_status hlu_route_topk(hl_tensor p, int64_t k, hl_tensor *top, hl_tensor *order, int64_t *loads) {
+  hlcapi_unloaded("hl_route_topk");
+}
+static __typeof__(hl_route_topk) *hlp_route_topk = hlu_route_topk;
+hl_status hl_route_topk(hl_tensor p, int64_t k, hl_tensor *top, hl_tensor *order, int64_t *loads) {
+  return hlp_route_topk(p, k, top, order, loads);
+}
+
 static hl_status hlu_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor order, int64_t rows, hl_tensor *out) {
   hlcapi_unloaded("hl_routed_in");
 }
@@ -1231,6 +1239,7 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_codebook_scores", (void **)&hlp_codebook_scores},
     {"hl_codebook_count", (void **)&hlp_codebook_count},
     {"hl_grouped_mm", (void **)&hlp_grouped_mm},
+    {"hl_route_topk", (void **)&hlp_route_topk},
     {"hl_routed_in", (void **)&hlp_routed_in},
     {"hl_routed_out", (void **)&hlp_routed_out},
     {"hl_monarch", (void **)&hlp_monarch},
@@ -1255,6 +1264,6 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_group_broadcast", (void **)&hlp_group_broadcast},
     {"hl_group_barrier", (void **)&hlp_group_barrier},
 };
-const int hlcapi_nsymbols = 138;
+const int hlcapi_nsymbols = 139;
 
 #pragma GCC visibility pop

@@ -132,6 +132,12 @@ struct GemmOperand {
 };
 void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
           const float *bias, const int64_t *crow = nullptr, bool accumulate = false);
+// softmax is x.softmax(dim), and square_sum Σ x² over x's last dimension:
+// over a short last dimension of a float or double CPU tensor by the nodes
+// of shortrows.cc (rows of a handful of entries, where libtorch's kernels
+// run a partial vector a row), else by libtorch's ops.
+at::Tensor softmax(const at::Tensor &x, int64_t dim);
+at::Tensor square_sum(const at::Tensor &x);
 // routed_gemm is models/mohd's routed input projection on AVX-512 CPUs:
 // y [R, n] (row stride ldy) = xs [R, S]·w[0:S] + Σ_q x[xrow[t·K+q]]·
 // w[wrow[t·K+q] : +g] for row t, with w [D, n] (row stride ldw), xs's

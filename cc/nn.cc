@@ -18,7 +18,7 @@ int64_t reduction(int32_t r) {
 
 extern "C" {
 
-hl_status hl_softmax(hl_tensor t, int64_t dim, hl_tensor *out) { HL_TRY(hl::put(out, T(t).softmax(dim))) }
+hl_status hl_softmax(hl_tensor t, int64_t dim, hl_tensor *out) { HL_TRY(hl::put(out, hl::softmax(T(t), dim))) }
 hl_status hl_log_softmax(hl_tensor t, int64_t dim, hl_tensor *out) { HL_TRY(hl::put(out, T(t).log_softmax(dim))) }
 
 hl_status hl_dropout(hl_tensor t, double p, int32_t train, hl_tensor *out) {

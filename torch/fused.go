@@ -97,6 +97,15 @@ func RoutedOut(x, w *Tensor, loads []int, g int, src, dest *Tensor, outRows int)
 	return adopt(sh), adopt(r)
 }
 
+// SquareSum is Σ x² over x's last dimension (models/mohd's group
+// energies): x.Square().Sum(-1), which on the CPU over a short last
+// dimension (≤ 64 entries) is one loop a row forward and backward in the
+// shim, where libtorch's reductions run a partial vector a row.
+func SquareSum(x *Tensor) *Tensor {
+	h, err := capi.SquareSum(x.handle())
+	return wrap("square_sum", h, err)
+}
+
 // RouteTopK is a mixture router's choice for p [rows, G]: top [rows, k]
 // (int64) holds each row's k largest entries' indices, largest first (NaN
 // counts as largest, the lower index first between equals: TopK's

@@ -1060,3 +1060,61 @@ func TestRouteTopK(t *testing.T) {
 		require.Contains(t, err.Error(), c.msg, c.name)
 	}
 }
+
+// TestShortRows checks Softmax over a short last dimension and SquareSum
+// (the shim's loops over rows of ≤ 64 entries, libtorch's ops beyond)
+// against their composition from other ops: float32 outputs and gradients
+// against float64's to float32 rounding, at rows of 1, 10, 64 (the loops)
+// and 65 (libtorch's), and float64 finite differences; a second backward
+// through the gradient (create_graph: the nodes' differentiable path).
+func TestShortRows(t *testing.T) {
+	for _, shape := range [][]int{{7, 10}, {3, 4, 64}, {5, 1}, {6, 65}} {
+		t.Run(fmt.Sprint(shape), func(t *testing.T) {
+			s := NewScope()
+			defer s.Close()
+			ManualSeed(11)
+			x0, r0 := Randn(shape).MulScalar(3), Randn(shape)
+			run := func(dt DType) []*Tensor {
+				x := x0.To(dt).Detach().SetRequiresGrad(true)
+				r := r0.To(dt)
+				p, e := x.Softmax(-1), SquareSum(x)
+				p.Mul(r).Sum().Add(e.Mul(r.Select(-1, 0)).Sum()).Backward()
+				return []*Tensor{p, e, x.Grad()}
+			}
+			requireNearFloat64(t, run(Float32), run(Float64), 1e-5, "short rows")
+			// The composed reference, in float64.
+			x := x0.To(Float64).Detach()
+			ref := x.Sub(x.Amax(-1).Unsqueeze(-1)).Exp()
+			ref = ref.Div(ref.Sum(-1).Unsqueeze(-1))
+			require.Less(t, x.Softmax(-1).Sub(ref).Abs().Amax().Item(), 1e-12)
+			require.Less(t, SquareSum(x).Sub(x.Mul(x).Sum(-1)).Abs().Amax().Item(), 1e-9)
+			require.NoError(t, GradCheck(func(v ...*Tensor) *Tensor {
+				return v[0].Softmax(-1).Mul(v[1]).Sum(-1).Add(SquareSum(v[0]))
+			}, []*Tensor{x.Narrow(0, 0, 2).Contiguous().SetRequiresGrad(true), r0.To(Float64).Narrow(0, 0, 2).Contiguous()}, GradCheckOptions{}))
+			// Second order: the gradient of Σ (∂L/∂x)² after a backward with
+			// create_graph, through each node and through its composition.
+			second := func(f func(*Tensor) *Tensor) *Tensor {
+				xg := x.Clone().SetRequiresGrad(true)
+				y := f(xg)
+				r := r0.To(Float64)
+				if y.Dim() < r.Dim() {
+					r = r.Select(-1, 0)
+				}
+				y.Mul(r).Sum().BackwardWith(nil, true, true)
+				gx := xg.Grad()
+				xg.SetGrad(nil)
+				gx.Square().Sum().Backward()
+				return xg.Grad()
+			}
+			soft := second(func(v *Tensor) *Tensor { return v.Softmax(-1) })
+			softRef := second(func(v *Tensor) *Tensor {
+				q := v.Sub(v.Amax(-1).Unsqueeze(-1).Detach()).Exp()
+				return q.Div(q.Sum(-1).Unsqueeze(-1))
+			})
+			require.Less(t, soft.Sub(softRef).Abs().Amax().Item(), 1e-9, "softmax, second order")
+			sq := second(func(v *Tensor) *Tensor { return SquareSum(v) })
+			sqRef := second(func(v *Tensor) *Tensor { return v.Mul(v).Sum(-1) })
+			require.Less(t, sq.Sub(sqRef).Abs().Amax().Item(), 1e-9, "square sum, second order")
+		})
+	}
+}

@@ -335,6 +335,10 @@ HL_API hl_status hl_codebook_count(hl_tensor ids, hl_tensor counts);
 HL_API hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, hl_tensor src,
                                hl_tensor dest, int64_t out_rows, int32_t trans_w, hl_tensor *out);
 
+/* *out = Σ x² over x's last dimension (models/mohd's group energies), with
+ * autograd; on the CPU over a short last dimension (≤ 64) one loop a row. */
+HL_API hl_status hl_square_sum(hl_tensor x, hl_tensor *out);
+
 /* A mixture router's choice (models/mohd): for p [rows, groups] (any
  * floating dtype and device), *top [rows, k] int64 holds each row's k
  * largest entries' groups, largest first (NaN largest, lower group first

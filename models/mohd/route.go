@@ -87,7 +87,7 @@ func newGating(c *Config, u *torch.Tensor, r *Route) *gating {
 		// ‖w ⊙ u‖² from the group energies ‖u^(j)‖²: shared groups count
 		// whole, chosen routed groups times w_j², the rest not at all.
 		BT, N, Ns := u.Size(0), c.Groups, c.Shared
-		e := u.View(BT, N, c.G()).Square().Sum(-1) // [BT, N]
+		e := torch.SquareSum(u.View(BT, N, c.G())) // [BT, N]
 		kept := e.Narrow(1, 0, Ns).SumKeep(-1)
 		if r != nil {
 			routed := e.Narrow(1, Ns, N-Ns).Gather(1, r.Top)

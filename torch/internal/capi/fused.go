@@ -39,6 +39,12 @@ func GroupedMM(x, w Tensor, loads []int64, src, dest Tensor, outRows int64, tran
 	return out, err
 }
 
+// SquareSum is Σ x² over x's last dimension (hl_square_sum).
+func SquareSum(x Tensor) (out Tensor, err error) {
+	err = check(C.hl_square_sum(x, &out))
+	return out, err
+}
+
 // RouteTopK is a mixture router's choice (hl_route_topk); loads must hold
 // one entry per group of p.
 func RouteTopK(p Tensor, k int64, loads []int64) (top, order Tensor, err error) {

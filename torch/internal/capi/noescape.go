@@ -237,6 +237,8 @@ package capi
 #cgo nocallback hl_codebook_count
 #cgo noescape hl_grouped_mm
 #cgo nocallback hl_grouped_mm
+#cgo noescape hl_square_sum
+#cgo nocallback hl_square_sum
 #cgo noescape hl_route_topk
 #cgo nocallback hl_route_topk
 #cgo noescape hl_routed_in

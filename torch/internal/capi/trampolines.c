@@ -931,6 +931,14 @@ hl_status hl_grouped_mm(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
   return hlp_grouped_mm(x, w, loads, groups, src, dest, out_rows, trans_w, out);
 }
 
+static hl_status hlu_square_sum(hl_tensor x, hl_tensor *out) {
+  hlcapi_unloaded("hl_square_sum");
+}
+static __typeof__(hl_square_sum) *hlp_square_sum = hlu_square_sum;
+hl_status hl_square_sum(hl_tensor x, hl_tensor *out) {
+  return hlp_square_sum(x, out);
+}
+
 static hl_status hlu_route_topk(hl_tensor p, int64_t k, hl_tensor *top, hl_tensor *order, int64_t *loads) {
   hlcapi_unloaded("hl_route_topk");
 }
@@ -1239,6 +1247,7 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_codebook_scores", (void **)&hlp_codebook_scores},
     {"hl_codebook_count", (void **)&hlp_codebook_count},
     {"hl_grouped_mm", (void **)&hlp_grouped_mm},
+    {"hl_square_sum", (void **)&hlp_square_sum},
     {"hl_route_topk", (void **)&hlp_route_topk},
     {"hl_routed_in", (void **)&hlp_routed_in},
     {"hl_routed_out", (void **)&hlp_routed_out},
@@ -1264,6 +1273,6 @@ const hlcapi_symbol hlcapi_symbols[] = {
     {"hl_group_broadcast", (void **)&hlp_group_broadcast},
     {"hl_group_barrier", (void **)&hlp_group_barrier},
 };
-const int hlcapi_nsymbols = 139;
+const int hlcapi_nsymbols = 140;
 
 #pragma GCC visibility pop

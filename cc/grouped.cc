@@ -305,57 +305,59 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
 };
 
 struct RoutedOut : public torch::autograd::Function<RoutedOut> {
-  // ys [R, S] = x·w[:S]ᵀ and yr [out_rows, g] whose row dest[i] gets
-  // x[src[i]]·w_jᵀ for the rows i of group j (a sum where several reach one
-  // row, zero where none does), x [R, p], w [S + G·g, p].
+  // y [R, S + G·g]: y[:, :S] = x·w[:S]ᵀ, and group j's columns
+  // y[t, S + j·g : S + (j+1)·g] = x[t]·w_jᵀ for the rows t = src[i] of group
+  // j (no row twice in a group), zero for the rows without it; x [R, p],
+  // w [S + G·g, p]. The products write into y's columns where they lie: no
+  // separate shared and routed results to join.
   static variable_list forward(AutogradContext *ctx, const at::Tensor &x, const at::Tensor &w,
-                               std::vector<int64_t> loads, int64_t g, const at::Tensor &src_in,
-                               const at::Tensor &dest_in, int64_t out_rows) {
+                               std::vector<int64_t> loads, int64_t g, const at::Tensor &src_in) {
     RECORD_USER_SCOPE("hl::routed_out");
-    const int64_t S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
-    const at::Tensor src = src_in.detach(), dest = dest_in.detach();
-    at::Tensor ys = hl::mm(x, w.narrow(0, 0, S).t());
-    at::Tensor yr = at::zeros({out_rows, g}, x.options());
+    const int64_t G = static_cast<int64_t>(loads.size()), S = w.size(0) - G * g, R = x.size(0);
+    const at::Tensor src = src_in.detach();
+    at::Tensor y = at::empty({R, S + G * g}, x.options());
+    if (S > 0) {
+      auto ys = y.narrow(1, 0, S);
+      hl::mm_out(ys, x, w.narrow(0, 0, S).t());
+    }
+    y.narrow(1, S, G * g).zero_();
     for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
-      product(yr, dest, start, Rows{x, src, start, n}, whole(group_w(w, S, g, j)).T());
+      auto yj = y.narrow(1, S + static_cast<int64_t>(j) * g, g);
+      product(yj, src, start, Rows{x, src, start, n}, whole(group_w(w, S, g, j)).T());
     });
     ctx->save_for_backward({x, w});
     ctx->saved_data["src"] = src;
-    ctx->saved_data["dest"] = dest;
     ctx->saved_data["loads"] = loads;
     ctx->saved_data["g"] = g;
-    return {ys, yr};
+    return {y};
   }
 
   static variable_list backward(AutogradContext *ctx, variable_list grads) {
     RECORD_USER_SCOPE("hl::routed_out_backward");
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &w = saved[1];
-    const at::Tensor src = ctx->saved_data["src"].toTensor(), dest = ctx->saved_data["dest"].toTensor();
+    const at::Tensor src = ctx->saved_data["src"].toTensor();
     const auto loads = ctx->saved_data["loads"].toIntVector();
     const int64_t g = ctx->saved_data["g"].toInt(), S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
-    // An output autograd gives no gradient (unused) contributes zero.
-    const bool shared = S > 0 && grads[0].defined(), routed = grads[1].defined();
-    const at::Tensor gys = shared ? grads[0].contiguous() : at::Tensor();
-    at::Tensor gx = shared ? hl::mm(gys, w.narrow(0, 0, S)) : at::zeros_like(x);
-    at::Tensor gw = routed ? at::empty_like(w) : at::zeros_like(w);
-    if (shared) {
+    const at::Tensor gy = grads[0].contiguous();
+    at::Tensor gx, gw = at::empty_like(w);
+    if (S > 0) {
+      const auto gys = gy.narrow(1, 0, S);
+      gx = hl::mm(gys, w.narrow(0, 0, S));
       auto rows = gw.narrow(0, 0, S);
       hl::mm_out(rows, gys.t(), x);
     } else {
-      gw.narrow(0, 0, S).zero_();
+      gx = at::zeros_like(x);
     }
-    if (routed) {
-      zero_empty_groups(gw, loads, S, g);
-      const at::Tensor gyr = grads[1].contiguous();
-      for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
-        const Rows gj{gyr, dest, start, n};
-        product(gx, src, start, gj, whole(group_w(w, S, g, j)));
-        auto gwj = group_w(gw, S, g, j);
-        product(gwj, at::Tensor(), 0, gj.T(), Rows{x, src, start, n});
-      });
-    }
-    return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    zero_empty_groups(gw, loads, S, g);
+    for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
+      // Group j's columns of gy, at its rows src.
+      const Rows gj{gy.narrow(1, S + static_cast<int64_t>(j) * g, g), src, start, n};
+      product(gx, src, start, gj, whole(group_w(w, S, g, j)));
+      auto gwj = group_w(gw, S, g, j);
+      product(gwj, at::Tensor(), 0, gj.T(), Rows{x, src, start, n});
+    });
+    return {gx, gw, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -494,7 +496,7 @@ hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *lo
 }
 
 hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g, hl_tensor src,
-                        hl_tensor dest, int64_t out_rows, hl_tensor *shared, hl_tensor *routed) {
+                        hl_tensor *out) {
   HL_TRY({
     const auto &X = hl::T(x);
     const auto &W = hl::T(w);
@@ -505,12 +507,20 @@ hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
       throw hl::Error(HL_ERR_SHAPE, "routed_out: x has " + std::to_string(X.size(1)) + " columns, w's rows take " +
                                         std::to_string(W.size(1)));
     if (X.scalar_type() != W.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "routed_out: x and w differ in dtype");
-    if (out_rows < 0) throw hl::Error(HL_ERR_VALUE, "routed_out: negative out_rows");
     const at::Tensor S = check_index("routed_out", "src", src, M, X.size(0));
-    const at::Tensor D = check_index("routed_out", "dest", dest, M, out_rows);
-    auto r = RoutedOut::apply(X, W, ls, g, S, D, out_rows);
-    hl::put(shared, r[0]);
-    hl::put(routed, r[1]);
+    // Each group's rows are distinct: a row's columns of a group are one
+    // product's, written once.
+    const auto sc = S.contiguous();
+    const int64_t *sp = sc.data_ptr<int64_t>();
+    std::vector<int64_t> last(X.size(0), -1);
+    int64_t i = 0;
+    for (int64_t j = 0; j < groups; ++j)
+      for (const int64_t e = i + ls[j]; i < e; ++i) {
+        if (last[sp[i]] == j)
+          throw hl::Error(HL_ERR_VALUE, "routed_out: row " + std::to_string(sp[i]) + " twice in group " + std::to_string(j));
+        last[sp[i]] = j;
+      }
+    hl::put(out, RoutedOut::apply(X, W, ls, g, S)[0]);
   })
 }
 

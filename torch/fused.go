@@ -86,15 +86,15 @@ func RoutedIn(xs, x, w *Tensor, loads []int, order *Tensor, rows int) *Tensor {
 }
 
 // RoutedOut is the output projection of such a sublayer, w [S + G·g, p]
-// in torch.Linear's layout: shared = x·w[:S]ᵀ [R, S] for x [R, p], and
-// routed [outRows, g] whose row dest[i] gets x[src[i]]·w_jᵀ for the rows i
-// of group j (summed where several reach one row, zero where none does).
-// One node: x's gradient starts as the shared part's GEMM, w's is written
-// block by block.
-func RoutedOut(x, w *Tensor, loads []int, g int, src, dest *Tensor, outRows int) (shared, routed *Tensor) {
-	sh, r, err := capi.RoutedOut(x.handle(), w.handle(), int64s(loads), int64(g), src.handle(), dest.handle(), int64(outRows))
-	fail("routed_out", err)
-	return adopt(sh), adopt(r)
+// in torch.Linear's layout, for x [R, p]: y [R, S + G·g] holds x·w[:S]ᵀ in
+// its first S columns and, in group j's g columns, x[t]·w_jᵀ at the rows
+// t = src[i] of group j (sorted by group, loads[j] of them, no row twice in
+// a group) and zeros at the other rows. One node: the products write into
+// y's columns where they lie, x's gradient starts as the shared part's
+// GEMM, w's is written block by block.
+func RoutedOut(x, w *Tensor, loads []int, g int, src *Tensor) *Tensor {
+	h, err := capi.RoutedOut(x.handle(), w.handle(), int64s(loads), int64(g), src.handle())
+	return wrap("routed_out", h, err)
 }
 
 // SquareSum is Σ x² over x's last dimension (models/mohd's group

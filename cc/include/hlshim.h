@@ -356,14 +356,14 @@ HL_API hl_status hl_route_topk(hl_tensor p, int64_t k, hl_tensor *top, hl_tensor
  * [rows·K] lists the assignments (rows of x) sorted by group, loads[j] of
  * them in group j, no row twice in one group; xs [rows, S] may be NULL when
  * S = 0.
- * hl_routed_out: *shared [R, S] = x·w[:S]ᵀ for x [R, p], and *routed
- * [out_rows, g] whose row dest[i] gets x[src[i]]·w_jᵀ (summed where several
- * reach one row, zero where none does). */
+ * hl_routed_out: *out [R, S + groups·g] for x [R, p]: its first S columns
+ * x·w[:S]ᵀ, group j's g columns x[t]·w_jᵀ at the rows t = src[i] of group
+ * j (sorted by group, loads[j] of them, no row twice in a group), zero at
+ * the other rows. */
 HL_API hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups,
                               hl_tensor order, int64_t rows, hl_tensor *out);
 HL_API hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g,
-                               hl_tensor src, hl_tensor dest, int64_t out_rows, hl_tensor *shared,
-                               hl_tensor *routed);
+                               hl_tensor src, hl_tensor *out);
 
 /* Group fusion of models/mohd with autograd: F(y) = Pᵀ·BD₂·P·BD₁·y for
  * y [BT, N·g], bd1 [N, g, g] (within groups), bd2 [g, N, N] (across groups,

@@ -18,11 +18,9 @@ type Route struct {
 	// it reads row Rows[a] = t·N + N_s + j of u's groups. The gathered path's
 	// products visit the BT·K assignments sorted by group (within a group in
 	// order of tokens), Loads[j] of them for group j: the i-th is assignment
-	// Order[i], of token Tok[i] = t; the
-	// output projection writes its row Dest[i] = t·N_r + j of the tokens'
-	// routed groups.
-	Order, Tok, Rows, Dest *torch.Tensor // [BT·K] int64
-	Loads                  []int
+	// Order[i], of token Tok[i] = t.
+	Order, Tok, Rows *torch.Tensor // [BT·K] int64
+	Loads            []int
 }
 
 // route scores the routed groups of u [BT, D] and picks each token's top K.
@@ -49,14 +47,12 @@ func route(c *Config, r *Router, u *torch.Tensor) *Route {
 	for j, n := range loads {
 		load[j] = int64(n)
 	}
-	group := top.Reshape(-1).IndexSelect(0, order)
 	tok := order.FloorDivide(torch.Scalar(int64(K), u.Device()))
 	BT := u.Size(0)
 	first := torch.Arange(float64(c.Shared), float64(c.Shared+BT*N), float64(N), u.Device()) // t·N + N_s
 	return &Route{
 		P: p, Top: top, Gate: gate, Load: torch.FromSlice(load, nil, u.Device()), Loads: loads, Order: order, Tok: tok,
 		Rows: top.Add(first.Unsqueeze(1)).Reshape(-1),
-		Dest: tok.MulScalar(float64(Nr)).Add(group),
 	}
 }
 
@@ -169,15 +165,8 @@ func (g *gating) out(h, W *torch.Tensor) *torch.Tensor {
 		}
 		return y
 	}
-	c, r := g.cfg, g.route
-	BT, Nr, grp := h.Size(0), c.Routed(), c.G()
-	// Each assignment's token row of h times its group's g rows of W,
-	// written to the (token, group) row of the routed output; the shared
-	// groups' rows of W over all of h: one op.
-	shared, routed := torch.RoutedOut(h, W, r.Loads, grp, r.Tok, r.Dest, BT*Nr)
-	routed = routed.View(BT, Nr*grp)
-	if c.Shared == 0 {
-		return routed
-	}
-	return torch.Cat([]*torch.Tensor{shared, routed}, 1)
+	// The shared groups' rows of W over all of h, and each assignment's
+	// token row of h times its group's g rows of W, written to the token's
+	// columns of that group (zero where the token did not choose it): one op.
+	return torch.RoutedOut(h, W, g.route.Loads, g.cfg.G(), g.route.Tok)
 }

@@ -72,10 +72,9 @@ func RoutedIn(xs, x, w Tensor, loads []int64, order Tensor, rows int64) (out Ten
 }
 
 // RoutedOut is a routed sublayer's output projection (hl_routed_out).
-func RoutedOut(x, w Tensor, loads []int64, g int64, src, dest Tensor, outRows int64) (shared, routed Tensor, err error) {
-	err = check(C.hl_routed_out(x, w, int64sPtr(loads), C.int64_t(len(loads)), C.int64_t(g), src, dest,
-		C.int64_t(outRows), &shared, &routed))
-	return shared, routed, err
+func RoutedOut(x, w Tensor, loads []int64, g int64, src Tensor) (out Tensor, err error) {
+	err = check(C.hl_routed_out(x, w, int64sPtr(loads), C.int64_t(len(loads)), C.int64_t(g), src, &out))
+	return out, err
 }
 
 // int64sPtr is a pointer to s's first element (nil when s is empty).

@@ -955,12 +955,12 @@ hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *lo
   return hlp_routed_in(xs, x, w, loads, groups, order, rows, out);
 }
 
-static hl_status hlu_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g, hl_tensor src, hl_tensor dest, int64_t out_rows, hl_tensor *shared, hl_tensor *routed) {
+static hl_status hlu_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g, hl_tensor src, hl_tensor *out) {
   hlcapi_unloaded("hl_routed_out");
 }
 static __typeof__(hl_routed_out) *hlp_routed_out = hlu_routed_out;
-hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g, hl_tensor src, hl_tensor dest, int64_t out_rows, hl_tensor *shared, hl_tensor *routed) {
-  return hlp_routed_out(x, w, loads, groups, g, src, dest, out_rows, shared, routed);
+hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t groups, int64_t g, hl_tensor src, hl_tensor *out) {
+  return hlp_routed_out(x, w, loads, groups, g, src, out);
 }
 
 static hl_status hlu_monarch(hl_tensor y, hl_tensor bd1, hl_tensor bd2, hl_tensor *out) {

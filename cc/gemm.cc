@@ -34,6 +34,11 @@
 // (12 × 16: a tile of 32 would be half empty or worse), and one of at most
 // two panels reads A's rows where they lie instead of packing them (packing
 // moves every element of A once for at most 64 multiply-adds with it).
+// Short ones: one of at most 8 rows runs tiles of 8 (MoHD's weight
+// gradients at g = 8: a tile of 12 was a third empty), and one of a single
+// tile of rows reads B's rows where they lie (packed, each element of B
+// would be moved once for at most 12 multiply-adds): 46 -> 83 GFLOP/s for
+// [8, 410]·[410, 704] on one thread (throwaway harness, Aᵀ's layout).
 //
 // Indexes: an operand may name its rows or columns by an index (GemmOperand's
 // ri, ci) and the output its rows (crow), so that a product of gathered rows
@@ -86,15 +91,25 @@ constexpr int64_t MCHUNK = 16 * MC;  // rows of A packed at a time: 2.25 MiB
 // 32 (two vectors a row), or 16 for products of at most 16 columns, which a
 // tile of 32 would leave at most half used.
 // With Direct, A is not packed: row i of the tile is read at arow[i][k].
-template <int64_t W = NR, bool Indexed = false, bool Direct = false>
+// With DirectB, neither is B: step k of the panel is read (masked) at
+// brow->at(k), where the product has one tile of rows (packing B would move
+// each element of it for at most TR multiply-adds).
+struct BRows {
+  const float *p;  // the panel's first column, at step 0
+  int64_t rs;      // B's row stride
+  const int64_t *ri;
+  int64_t k0;
+  const float *at(int64_t k) const { return p + (ri != nullptr ? ri[k0 + k] : k0 + k) * rs; }
+};
+template <int64_t W = NR, bool Indexed = false, bool Direct = false, int64_t TR = MR, bool DirectB = false>
 inline void micro(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int64_t rows, __mmask16 m0,
                   __mmask16 m1, bool load, const float *bias, const int64_t *crow = nullptr,
-                  const float *const *arow = nullptr) {
+                  const float *const *arow = nullptr, const BRows *brow = nullptr) {
   static_assert(W == 16 || W == 32);
-  float *row[MR];
-  for (int i = 0; i < MR; ++i) row[i] = c + (Indexed && i < rows ? crow[i] : i) * ldc;
-  __m512 c0[MR], c1[MR];
-  for (int i = 0; i < MR; ++i) {
+  float *row[TR];
+  for (int i = 0; i < TR; ++i) row[i] = c + (Indexed && i < rows ? crow[i] : i) * ldc;
+  __m512 c0[TR], c1[TR];
+  for (int i = 0; i < TR; ++i) {
     if (load && i < rows) {
       c0[i] = _mm512_maskz_loadu_ps(m0, row[i]);
       if constexpr (W == 32) c1[i] = _mm512_maskz_loadu_ps(m1, row[i] + 16);
@@ -103,28 +118,37 @@ inline void micro(int64_t kc, const float *a, const float *b, float *c, int64_t 
     }
   }
   for (int64_t k = 0; k < kc; ++k) {
-    const float *ak = a + MR * k;
+    const float *ak = a + TR * k;
     const auto at = [&](int i) { return Direct ? arow[i][k] : ak[i]; };
-    if constexpr (W == 32) {
+    if constexpr (DirectB) {
+      const float *bk = brow->at(k);
+      const __m512 b0 = _mm512_maskz_loadu_ps(m0, bk);
+      const __m512 b1 = W == 32 ? _mm512_maskz_loadu_ps(m1, bk + 16) : b0;
+      for (int i = 0; i < TR; ++i) {
+        const __m512 ai = _mm512_set1_ps(at(i));
+        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+        if constexpr (W == 32) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+      }
+    } else if constexpr (W == 32) {
       const __m512 b0 = _mm512_loadu_ps(b + W * k), b1 = _mm512_loadu_ps(b + W * k + 16);
-      for (int i = 0; i < MR; ++i) {
+      for (int i = 0; i < TR; ++i) {
         const __m512 ai = _mm512_set1_ps(at(i));
         c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
         c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
       }
     } else {
       const __m512 b0 = _mm512_loadu_ps(b + W * k);
-      for (int i = 0; i < MR; ++i) c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(at(i)), b0, c0[i]);
+      for (int i = 0; i < TR; ++i) c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(at(i)), b0, c0[i]);
     }
   }
   if (bias != nullptr) {
     const __m512 d0 = _mm512_maskz_loadu_ps(m0, bias), d1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-    for (int i = 0; i < MR; ++i) {
+    for (int i = 0; i < TR; ++i) {
       c0[i] = _mm512_add_ps(c0[i], d0);
       if constexpr (W == 32) c1[i] = _mm512_add_ps(c1[i], d1);
     }
   }
-  for (int i = 0; i < MR; ++i)
+  for (int i = 0; i < TR; ++i)
     if (i < rows) {
       _mm512_mask_storeu_ps(row[i], m0, c0[i]);
       if constexpr (W == 32) _mm512_mask_storeu_ps(row[i] + 16, m1, c1[i]);
@@ -192,12 +216,13 @@ void pack_b(const GemmOperand &b, int64_t k0, int64_t kc, int64_t j0, int64_t nc
 
 // pack_a writes op(A)[i0 : i0+12, k0 : k0+kc] into dst [kc][12], zero past
 // row m.
+template <int64_t TR>
 void pack_a(const GemmOperand &a, int64_t m, int64_t i0, int64_t k0, int64_t kc, float *dst) {
-  const int64_t rows = std::min<int64_t>(MR, m - i0);
+  const int64_t rows = std::min<int64_t>(TR, m - i0);
   if (a.ri != nullptr || a.ci != nullptr)
-    pack_indexed<MR>(a.p, a.rs, a.cs, a.ri, i0, a.ci, k0, rows, kc, dst);
+    pack_indexed<TR>(a.p, a.rs, a.cs, a.ri, i0, a.ci, k0, rows, kc, dst);
   else
-    pack<MR>(a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, rows, kc, dst);
+    pack<TR>(a.p + i0 * a.rs + k0 * a.cs, a.rs, a.cs, rows, kc, dst);
 }
 
 // parallel runs f over [0, n) on the intra-op threads when the product is
@@ -216,8 +241,8 @@ void parallel(int64_t n, bool large, const F &f) {
 
 namespace {
 
-// gemm_w is gemm with panels of W columns.
-template <int64_t W>
+// gemm_w is gemm with panels of W columns and tiles of TR rows.
+template <int64_t W, int64_t TR = MR>
 void gemm_w(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
             const float *bias, const int64_t *crow, bool accumulate) {
   if (m == 0 || n == 0) return;
@@ -235,11 +260,14 @@ void gemm_w(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpe
   // chunks bound the buffer, whatever m is). The parallel loops use the
   // pointers: a thread_local named inside them would be the worker's own.
   thread_local std::vector<float> a_buf, b_buf;
-  const int64_t mchunk = std::min(MCHUNK, (m + MR - 1) / MR * MR);
+  const int64_t mchunk = std::min(MCHUNK, (m + TR - 1) / TR * TR);
   // Products of one or two panels (n ≤ 2W) read A's rows where they lie
   // (when each is contiguous): packed, every element of A would be moved
   // once for at most 2W multiply-adds, about as long as they take.
-  const bool direct = a.cs == 1 && a.ci == nullptr && n <= 2 * W;
+  // A product of one tile of rows reads B's rows where they lie (when each
+  // is contiguous), A packed.
+  const bool direct_b = m <= TR && b.cs == 1 && b.ci == nullptr;
+  const bool direct = !direct_b && a.cs == 1 && a.ci == nullptr && n <= 2 * W;
   if (!direct) a_buf.resize(std::max(a_buf.size(), static_cast<size_t>(mchunk * std::min(k, KC) + 16)));
   b_buf.resize(std::max(b_buf.size(), static_cast<size_t>(((std::min(n, NC) + W - 1) / W) * W * std::min(k, KC) + 16)));
   float *pa = aligned64(a_buf), *pb = aligned64(b_buf);
@@ -248,12 +276,12 @@ void gemm_w(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpe
     for (int64_t k0 = 0; k0 < k; k0 += KC) {
       const int64_t kc = std::min(KC, k - k0);
       const bool first = k0 == 0, last = k0 + kc == k;
-      parallel(panels, large, [&](int64_t p) { pack_b<W>(b, k0, kc, j0, nc, p, pb); });
+      if (!direct_b) parallel(panels, large, [&](int64_t p) { pack_b<W>(b, k0, kc, j0, nc, p, pb); });
       for (int64_t c0 = 0; c0 < m; c0 += MCHUNK) {
         const int64_t c1 = std::min(m, c0 + MCHUNK);
         if (!direct)
-          parallel((c1 - c0 + MR - 1) / MR, large,
-                   [&](int64_t r) { pack_a(a, m, c0 + r * MR, k0, kc, pa + r * MR * kc); });
+          parallel((c1 - c0 + TR - 1) / TR, large,
+                   [&](int64_t r) { pack_a<TR>(a, m, c0 + r * TR, k0, kc, pa + r * TR * kc); });
         // Units of work: a block of MC rows against a group of up to 8
         // panels, fewer where that leaves under four units a thread.
         const int64_t blocks = (c1 - c0 + MC - 1) / MC;
@@ -262,11 +290,11 @@ void gemm_w(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpe
         parallel(blocks * groups, large, [&](int64_t u) {
           const int64_t i0 = c0 + (u / groups) * MC, i1 = std::min(c1, i0 + MC);
           const int64_t p0 = (u % groups) * group, p1 = std::min(panels, p0 + group);
-          for (int64_t i = i0; i < i1; i += MR) {
-            const int64_t rows = std::min(MR, i1 - i);
-            const float *arow[MR];
+          for (int64_t i = i0; i < i1; i += TR) {
+            const int64_t rows = std::min(TR, i1 - i);
+            const float *arow[TR];
             if (direct)
-              for (int64_t r = 0; r < MR; ++r)
+              for (int64_t r = 0; r < TR; ++r)
                 arow[r] = a.p + (a.ri != nullptr ? a.ri[i + std::min(r, rows - 1)] : i + std::min(r, rows - 1)) * a.rs + k0;
             for (int64_t p = p0; p < p1; ++p) {
               const int64_t jb = j0 + p * W, cols = std::min<int64_t>(W, n - jb);
@@ -275,14 +303,21 @@ void gemm_w(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpe
               const float *bias_p = last && bias != nullptr ? bias + jb : nullptr;
               const float *ap = pa + (i - c0) * kc, *bp = pb + p * kc * W;
               const bool load = !first || accumulate;
-              if (direct && crow != nullptr)
-                micro<W, true, true>(kc, ap, bp, c + jb, ldc, rows, m0, m1, load, bias_p, crow + i, arow);
+              const BRows br{b.p + jb, b.rs, b.ri, k0};
+              if (direct_b && crow != nullptr)
+                micro<W, true, false, TR, true>(kc, ap, nullptr, c + jb, ldc, rows, m0, m1, load, bias_p, crow + i,
+                                                nullptr, &br);
+              else if (direct_b)
+                micro<W, false, false, TR, true>(kc, ap, nullptr, c + i * ldc + jb, ldc, rows, m0, m1, load, bias_p,
+                                                 nullptr, nullptr, &br);
+              else if (direct && crow != nullptr)
+                micro<W, true, true, TR>(kc, ap, bp, c + jb, ldc, rows, m0, m1, load, bias_p, crow + i, arow);
               else if (direct)
-                micro<W, false, true>(kc, ap, bp, c + i * ldc + jb, ldc, rows, m0, m1, load, bias_p, nullptr, arow);
+                micro<W, false, true, TR>(kc, ap, bp, c + i * ldc + jb, ldc, rows, m0, m1, load, bias_p, nullptr, arow);
               else if (crow != nullptr)
-                micro<W, true>(kc, ap, bp, c + jb, ldc, rows, m0, m1, load, bias_p, crow + i);
+                micro<W, true, false, TR>(kc, ap, bp, c + jb, ldc, rows, m0, m1, load, bias_p, crow + i);
               else
-                micro<W>(kc, ap, bp, c + i * ldc + jb, ldc, rows, m0, m1, load, bias_p);
+                micro<W, false, false, TR>(kc, ap, bp, c + i * ldc + jb, ldc, rows, m0, m1, load, bias_p);
             }
           }
         });
@@ -398,6 +433,8 @@ void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpera
           const float *bias, const int64_t *crow, bool accumulate) {
   if (n <= 16)
     gemm_w<16>(m, n, k, a, b, c, ldc, bias, crow, accumulate);
+  else if (m <= 8)
+    gemm_w<NR, 8>(m, n, k, a, b, c, ldc, bias, crow, accumulate);
   else
     gemm_w<NR>(m, n, k, a, b, c, ldc, bias, crow, accumulate);
 }

@@ -925,6 +925,38 @@ func TestLinearKernel(t *testing.T) {
 		s.Close()
 	}
 	t.Logf("outputs equal to the FMA chain (exact: %v); gradients within %.2g of float64's (bound 2e-5)", exact, worst)
+	// Products of one tile of rows (m ≤ 8 or ≤ 12) by a B whose rows are
+	// contiguous read B where it lies (weight gradients of MoHD's groups):
+	// still the chain, over two K blocks, a partial panel and a tall B.
+	for _, m := range []int{1, 5, 8, 12} {
+		WithScope(func() {
+			K, N := 300, 45
+			r := rand.New(rand.NewSource(int64(m)))
+			av, bv := make([]float32, K*m), make([]float32, K*N)
+			for i := range av {
+				av[i] = float32(r.NormFloat64())
+			}
+			for i := range bv {
+				bv[i] = float32(r.NormFloat64())
+			}
+			a := FromSlice(av, []int{K, m}).T() // Aᵀ's layout, as xᵀ in a weight gradient
+			got := a.Matmul(FromSlice(bv, []int{K, N})).Float32s()
+			diff := 0
+			for i := 0; i < m; i++ {
+				for j := 0; j < N; j++ {
+					var acc float32
+					for k := 0; k < K; k++ {
+						acc = float32(math.FMA(float64(av[k*m+i]), float64(bv[k*N+j]), float64(acc)))
+					}
+					if v := got[i*N+j]; exact && math.Float32bits(v) != math.Float32bits(acc) ||
+						!exact && math.Abs(float64(v-acc)) > 1e-3 {
+						diff++
+					}
+				}
+			}
+			require.Zero(t, diff, "m = %d: %d of %d outputs differ from the FMA chain (exact: %v)", m, diff, m*N, exact)
+		})
+	}
 	s := NewScope()
 	defer s.Close()
 	err := Try(func() { Linear(Zeros([]int{2, 3}), Zeros([]int{4, 5}), nil) })

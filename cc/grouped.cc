@@ -206,9 +206,13 @@ struct GroupedMM : public torch::autograd::Function<GroupedMM> {
 // mohd's gathered path), each one node that owns the whole weight: its
 // gradient is written row block by row block (the shared rows by one GEMM,
 // each group's by one), where two ops on views of w would each produce a
-// zero-filled full-size gradient for autograd to add up. The shared
-// product is the GEMM that starts the output (RoutedIn) or x's gradient
-// (RoutedOut): no zero fill of either and no addition of two of them.
+// zero-filled full-size gradient for autograd to add up. RoutedIn's
+// forward is one kernel (routed_gemm, gemm.cc: each output's chain runs
+// through the shared rows and then the token's groups in registers, where
+// per-group products added into the output reread it from memory once per
+// group); RoutedOut writes the shared product and each group's into their
+// columns of one result. The shared product starts x's gradient in both
+// backwards: no zero fill and no addition of two results.
 
 // group_w is group j's g rows of w (after the S shared ones).
 at::Tensor group_w(const at::Tensor &w, int64_t S, int64_t g, size_t j) {
@@ -226,15 +230,15 @@ void zero_empty_groups(at::Tensor &gw, const std::vector<int64_t> &loads, int64_
 // wrow[t·K + q] the first row of its group in w (S + j·g), for the q-th
 // smallest group j of row t. order lists the assignments sorted by group,
 // loads[j] of group j.
-void routed_rows(const at::Tensor &order, const std::vector<int64_t> &loads, int64_t K, int64_t S, int64_t g,
-                 std::vector<int64_t> &xrow, std::vector<int64_t> &wrow) {
+void routed_rows(const at::Tensor &order, const std::vector<int64_t> &loads, int64_t R, int64_t K, int64_t S,
+                 int64_t g, std::vector<int64_t> &xrow, std::vector<int64_t> &wrow) {
   const int64_t M = order.size(0);
   const int64_t *op = order.data_ptr<int64_t>();
   xrow.resize(M);
   wrow.resize(M);
   // Visiting the assignments by group fills each row's slots in order of
   // group (a row picks a group at most once).
-  std::vector<int64_t> filled(M / K, 0);
+  std::vector<int64_t> filled(R, 0);
   for_groups(loads, [&](size_t j, int64_t start, int64_t n) {
     for (int64_t i = start; i < start + n; ++i) {
       const int64_t a = op[i], t = a / K, q = filled[t]++;
@@ -253,7 +257,7 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
                                std::vector<int64_t> loads, const at::Tensor &order_in, int64_t R) {
     RECORD_USER_SCOPE("hl::routed_in");
     const int64_t g = x.size(1), S = w.size(0) - static_cast<int64_t>(loads.size()) * g;
-    const int64_t K = R > 0 ? x.size(0) / R : 0;
+    const int64_t K = R > 0 ? x.size(0) / R : 0;  // 0: no assignments
     const at::Tensor order = order_in.detach();
     // The row each assignment adds to: its token, a / K.
     const at::Tensor tok = at::floor_divide(order, K > 0 ? K : 1);
@@ -262,7 +266,7 @@ struct RoutedIn : public torch::autograd::Function<RoutedIn> {
         x.is_contiguous() && xs.stride(1) == 1) {
       // One kernel: each row's shared chain and its groups' in registers.
       std::vector<int64_t> xrow, wrow;
-      routed_rows(order, loads, K, S, g, xrow, wrow);
+      routed_rows(order, loads, R, K, S, g, xrow, wrow);
       y = at::empty({R, w.size(1)}, x.options());
       hl::routed_gemm(R, w.size(1), S, g, K, xs.data_ptr<float>(), xs.stride(0), x.data_ptr<float>(), xrow.data(),
                       wrow.data(), w.data_ptr<float>(), w.stride(0), w.size(0), y.data_ptr<float>(), y.stride(0));
@@ -407,8 +411,9 @@ at::Tensor check_index(const char *op, const char *name, hl_tensor h, int64_t M,
 // that no row's K assignments fall twice in one group (loads[j] of them
 // in group j): what RoutedIn's kernel and its scattered products rely on.
 void check_routed_order(const at::Tensor &order, const std::vector<int64_t> &loads, int64_t K) {
-  const auto o = order.contiguous();
+  const auto o = order.to(at::kCPU).contiguous();
   const int64_t M = o.size(0), *op = o.data_ptr<int64_t>();
+  if (M == 0) return;
   if (!distinct(op, M, M)) throw hl::Error(HL_ERR_VALUE, "routed_in: order repeats an assignment");
   std::vector<int64_t> last(M / K, -1);
   int64_t i = 0;
@@ -490,7 +495,7 @@ hl_status hl_routed_in(hl_tensor xs, hl_tensor x, hl_tensor w, const int64_t *lo
     }
     if (X.scalar_type() != W.scalar_type()) throw hl::Error(HL_ERR_DTYPE, "routed_in: x and w differ in dtype");
     const at::Tensor O = check_index("routed_in", "order", order, M, M);
-    check_routed_order(O, ls, rows > 0 ? M / rows : 1);
+    check_routed_order(O, ls, rows > 0 ? M / rows : 0);
     hl::put(out, RoutedIn::apply(XS, X, W, ls, O, rows)[0]);
   })
 }
@@ -510,7 +515,7 @@ hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
     const at::Tensor S = check_index("routed_out", "src", src, M, X.size(0));
     // Each group's rows are distinct: a row's columns of a group are one
     // product's, written once.
-    const auto sc = S.contiguous();
+    const auto sc = S.to(at::kCPU).contiguous();
     const int64_t *sp = sc.data_ptr<int64_t>();
     std::vector<int64_t> last(X.size(0), -1);
     int64_t i = 0;

@@ -799,6 +799,23 @@ func TestRouted(t *testing.T) {
 			require.Contains(t, err.Error(), c.msg, c.name)
 		})
 	}
+	// No assignments at all (and no rows): each row is its shared product.
+	WithScope(func() {
+		for _, S := range []int{0, 3} {
+			var xs *Tensor
+			if S > 0 {
+				xs = Randn([]int{4, S})
+			}
+			w := Randn([]int{S + G*g, 5})
+			y := RoutedIn(xs, Zeros([]int{0, g}), w, []int{0, 0, 0, 0}, Zeros([]int{0}, Int64), 4)
+			want := Zeros([]int{4, 5})
+			if S > 0 {
+				want = xs.Matmul(w.Narrow(0, 0, S))
+			}
+			require.InDelta(t, 0, y.Sub(want).Abs().Amax().Item(), 1e-5, "S %d: no assignments", S)
+			require.Equal(t, []int{0, 5}, RoutedIn(nil, Zeros([]int{0, g}), Randn([]int{G * g, 5}), []int{0, 0, 0, 0}, Zeros([]int{0}, Int64), 0).Shape())
+		}
+	})
 }
 
 // TestLinearKernel: Linear on CPUs with AVX-512 in float32 is the shim's own

@@ -35,10 +35,13 @@
 // two panels reads A's rows where they lie instead of packing them (packing
 // moves every element of A once for at most 64 multiply-adds with it).
 // Short ones: one of at most 8 rows runs tiles of 8 (MoHD's weight
-// gradients at g = 8: a tile of 12 was a third empty), and one of a single
-// tile of rows reads B's rows where they lie (packed, each element of B
-// would be moved once for at most 12 multiply-adds): 46 -> 83 GFLOP/s for
-// [8, 410]·[410, 704] on one thread (throwaway harness, Aᵀ's layout).
+// gradients at g = 8: a tile of 12 was a third empty), and one of at most
+// 48 rows reads B's rows where they lie (packed, each element of B would be
+// moved once for at most 48 multiply-adds; the four tiles reread a panel
+// from L2): 46 -> 83 GFLOP/s for [8, 410]·[410, 704], 91 -> 100 for
+// [48, 2048]·[2048, 704] (MoHD's shared weight gradients at width 128),
+// 83 -> 100 for 24 rows, no gain at 96 (one thread, a throwaway harness,
+// Aᵀ's layout).
 //
 // Indexes: an operand may name its rows or columns by an index (GemmOperand's
 // ri, ci) and the output its rows (crow), so that a product of gathered rows
@@ -83,6 +86,7 @@ constexpr int64_t KC = 256;    // a panel of B, kc × 32 floats, is 32 KiB: L1
 constexpr int64_t MC = 144;    // a block of A, 144 × kc floats, is 144 KiB: L2
 constexpr int64_t NC = 4096;   // a block of B, kc × 4096 floats, is 4 MiB: L3
 constexpr int64_t MCHUNK = 16 * MC;  // rows of A packed at a time: 2.25 MiB
+constexpr int64_t kDirectB = 48;     // products of at most this many rows read B unpacked
 
 // micro computes c[0:rows, cols of m0|m1] (row stride ldc) = (load ? c : 0) +
 // Σ_k a[k·MR + i]·b[k·NR + j] over kc steps, as one FMA chain per output,
@@ -264,9 +268,9 @@ void gemm_w(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpe
   // Products of one or two panels (n ≤ 2W) read A's rows where they lie
   // (when each is contiguous): packed, every element of A would be moved
   // once for at most 2W multiply-adds, about as long as they take.
-  // A product of one tile of rows reads B's rows where they lie (when each
-  // is contiguous), A packed.
-  const bool direct_b = m <= TR && b.cs == 1 && b.ci == nullptr;
+  // A product of at most four tiles of rows reads B's rows where they lie
+  // (when each is contiguous), A packed.
+  const bool direct_b = m <= std::max(TR, kDirectB) && b.cs == 1 && b.ci == nullptr;
   const bool direct = !direct_b && a.cs == 1 && a.ci == nullptr && n <= 2 * W;
   if (!direct) a_buf.resize(std::max(a_buf.size(), static_cast<size_t>(mchunk * std::min(k, KC) + 16)));
   b_buf.resize(std::max(b_buf.size(), static_cast<size_t>(((std::min(n, NC) + W - 1) / W) * W * std::min(k, KC) + 16)));

@@ -942,10 +942,11 @@ func TestLinearKernel(t *testing.T) {
 		s.Close()
 	}
 	t.Logf("outputs equal to the FMA chain (exact: %v); gradients within %.2g of float64's (bound 2e-5)", exact, worst)
-	// Products of one tile of rows (m ≤ 8 or ≤ 12) by a B whose rows are
-	// contiguous read B where it lies (weight gradients of MoHD's groups):
-	// still the chain, over two K blocks, a partial panel and a tall B.
-	for _, m := range []int{1, 5, 8, 12} {
+	// Products of at most 48 rows (tiles of 8 for m ≤ 8) by a B whose rows
+	// are contiguous read B where it lies (weight gradients of MoHD's
+	// groups and shared rows): still the chain, over two K blocks, a partial
+	// panel and a partial tile; m = 49 packs B.
+	for _, m := range []int{1, 5, 8, 12, 30, 48, 49} {
 		WithScope(func() {
 			K, N := 300, 45
 			r := rand.New(rand.NewSource(int64(m)))

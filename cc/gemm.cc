@@ -169,10 +169,45 @@ inline float *aligned64(std::vector<float> &buf) {
   return buf.data() + skip / sizeof(float);
 }
 
+// transpose16 writes 16 steps of up to 16 lanes: dst[c·W + l] = src[l·lane
+// + c] for c < 16 and the lanes l whose bit is set in mask (rows[l] the
+// lane's source, for those not set any readable row), by a 16 × 16
+// transpose in registers (interleaving pairs of rows, then pairs of pairs,
+// then 128-bit quarters twice).
+template <int64_t W>
+inline void transpose16(const float *const *rows, __mmask16 mask, float *dst) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(rows[i]);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_maskz_unpacklo_ps(0xFFFF, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(0xFFFF, r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xFF, _mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 1] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xFF, _mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    r[i + 2] = _mm512_castpd_ps(_mm512_maskz_unpacklo_pd(0xFF, _mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    r[i + 3] = _mm512_castpd_ps(_mm512_maskz_unpackhi_pd(0xFF, _mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_maskz_shuffle_f32x4(0xFFFF, r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 8; ++i) {
+    r[i] = _mm512_maskz_shuffle_f32x4(0xFFFF, t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_maskz_shuffle_f32x4(0xFFFF, t[i], t[i + 8], 0xdd);
+  }
+  for (int c = 0; c < 16; ++c) _mm512_mask_storeu_ps(dst + c * W, mask, r[c]);
+}
+
 // pack writes a strip of W lanes over kc steps, step-major: dst[k·W + l] =
 // src[l·lane + k·step] for l < lanes, zero for lanes ≤ l < W. A panel of B
 // is a strip of its columns, a micro-panel of A one of its rows; where the
-// lanes are contiguous (lane = 1) each step is one copy.
+// lanes are contiguous (lane = 1) each step is one copy; where the steps
+// are (step = 1: a row-major A, the transpose of a row-major B) blocks of
+// 16 steps and up to 16 lanes are transposed in registers (a scalar copy
+// took about as long as the products of a short reduction).
 template <int64_t W>
 void pack(const float *src, int64_t lane, int64_t step, int64_t lanes, int64_t kc, float *dst) {
   if (lane == 1) {
@@ -184,9 +219,22 @@ void pack(const float *src, int64_t lane, int64_t step, int64_t lanes, int64_t k
     return;
   }
   if (lanes < W) std::fill(dst, dst + kc * W, 0.0f);
+  int64_t k16 = 0;  // steps [0, k16) done by blocks
+  if (step == 1 && kc >= 16) {
+    k16 = kc / 16 * 16;
+    for (int64_t l0 = 0; l0 < lanes; l0 += 16) {
+      const int64_t n = std::min<int64_t>(16, lanes - l0);
+      const __mmask16 mask = n == 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+      const float *rows[16];
+      for (int64_t k0 = 0; k0 < k16; k0 += 16) {
+        for (int64_t i = 0; i < 16; ++i) rows[i] = src + (l0 + std::min(i, n - 1)) * lane + k0;
+        transpose16<W>(rows, mask, dst + k0 * W + l0);
+      }
+    }
+  }
   for (int64_t l = 0; l < lanes; ++l) {
     const float *s = src + l * lane;
-    for (int64_t k = 0; k < kc; ++k) dst[k * W + l] = s[k * step];
+    for (int64_t k = k16; k < kc; ++k) dst[k * W + l] = s[k * step];
   }
 }
 

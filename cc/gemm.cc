@@ -239,14 +239,35 @@ void pack(const float *src, int64_t lane, int64_t step, int64_t lanes, int64_t k
 }
 
 // pack_indexed is pack for an operand with an index: lane l at li[l0 + l]
-// (or l0 + l), step k at si[s0 + k] (or s0 + k).
+// (or l0 + l), step k at si[s0 + k] (or s0 + k). Gathered lanes whose steps
+// are contiguous (rows of A through an index, as MoHD's routed rows) go by
+// blocks of 16 transposed in registers, as in pack.
 template <int64_t W>
 void pack_indexed(const float *src, int64_t lane, int64_t step, const int64_t *li, int64_t l0, const int64_t *si,
                   int64_t s0, int64_t lanes, int64_t kc, float *dst) {
-  for (int64_t k = 0; k < kc; ++k) {
+  int64_t k16 = 0;  // steps [0, k16) done by blocks
+  if (si == nullptr && step == 1 && lane != 1 && kc >= 16) {
+    k16 = kc / 16 * 16;
+    if (lanes < W) std::fill(dst, dst + k16 * W, 0.0f);
+    for (int64_t b0 = 0; b0 < lanes; b0 += 16) {
+      const int64_t n = std::min<int64_t>(16, lanes - b0);
+      const __mmask16 mask = n == 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+      const float *rows[16];
+      for (int64_t k0 = 0; k0 < k16; k0 += 16) {
+        for (int64_t i = 0; i < 16; ++i) {
+          const int64_t l = l0 + b0 + std::min(i, n - 1);
+          rows[i] = src + (li != nullptr ? li[l] : l) * lane + s0 + k0;
+        }
+        transpose16<W>(rows, mask, dst + k0 * W + b0);
+      }
+    }
+  }
+  for (int64_t k = k16; k < kc; ++k) {
     const float *s = src + (si != nullptr ? si[s0 + k] : s0 + k) * step;
     float *d = dst + k * W;
-    if (li == nullptr) {
+    if (li == nullptr && lane == 1) {
+      std::copy(s + l0, s + l0 + lanes, d);
+    } else if (li == nullptr) {
       for (int64_t l = 0; l < lanes; ++l) d[l] = s[(l0 + l) * lane];
     } else {
       for (int64_t l = 0; l < lanes; ++l) d[l] = s[li[l0 + l] * lane];

@@ -1152,3 +1152,49 @@ func TestShortRows(t *testing.T) {
 		})
 	}
 }
+
+// TestGatheredRowsChain: a grouped product whose rows are gathered through
+// an index (src) packs them by blocks of 16 transposed in registers (K ≥ 16,
+// more than two panels of columns); each output must still be the chain of
+// float32 FMAs from zero over k, bit for bit, for reductions of 16, 40
+// (two blocks and a remainder) and 7 (no block).
+func TestGatheredRowsChain(t *testing.T) {
+	if !AVX512() {
+		t.Skip("the shim's GEMM runs on AVX-512 CPUs only; elsewhere GroupedMM is libtorch's (TestGroupedMM)")
+	}
+	for _, p := range []int{16, 40, 7} {
+		WithScope(func() {
+			loads := []int{30, 0, 25}
+			R, q := 40, 70
+			r := rand.New(rand.NewSource(int64(p)))
+			src := make([]int64, 55)
+			for i := range src {
+				src[i] = int64(r.Intn(R))
+			}
+			xv, wv := make([]float32, R*p), make([]float32, len(loads)*p*q)
+			for i := range xv {
+				xv[i] = float32(r.NormFloat64())
+			}
+			for i := range wv {
+				wv[i] = float32(r.NormFloat64())
+			}
+			got := GroupedMM(FromSlice(xv, []int{R, p}), FromSlice(wv, []int{len(loads), p, q}), loads,
+				FromSlice(src, nil), nil, 0, false).Float32s()
+			diff, i := 0, 0
+			for j, n := range loads {
+				for e := i + n; i < e; i++ {
+					for c := 0; c < q; c++ {
+						var acc float32
+						for k := 0; k < p; k++ {
+							acc = float32(math.FMA(float64(xv[int(src[i])*p+k]), float64(wv[(j*p+k)*q+c]), float64(acc)))
+						}
+						if math.Float32bits(acc) != math.Float32bits(got[i*q+c]) {
+							diff++
+						}
+					}
+				}
+			}
+			require.Zero(t, diff, "p = %d: %d of %d outputs differ from the FMA chain", p, diff, len(got))
+		})
+	}
+}

@@ -39,8 +39,11 @@
 // one autograd node each, summing in a fixed order (bitwise-reproducible
 // runs): CodebookQuantize (models/codebook; CodebookScores returns the
 // scores it ranks, CodebookCount counts the codes its ids select),
-// GroupedMM, RoutedIn, RoutedOut, Monarch and SwiGLU (models/mohd), and
-// LayerNorm with a gain and bias per group. Where the CPU has AVX-512,
+// GroupedMM, RoutedIn, RoutedOut, Monarch, SwiGLU, SquareSum and the
+// router's choice RouteTopK (models/mohd), and LayerNorm with a gain and
+// bias per group; Softmax over a short last dimension and IndexSelect of
+// rows that need a gradient are nodes of the shim's on the CPU (libtorch's
+// kernels are slow for rows of a few entries). Where the CPU has AVX-512,
 // float32 Linear (and Matmul by a matrix), Attention without a mask or
 // dropout, the codebook's scores, the routed products and the Monarch loops
 // run AVX-512 kernels of the shim's own (the BLAS may be pinned to AVX2

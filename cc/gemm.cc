@@ -467,8 +467,6 @@ void routed_gemm(int64_t R, int64_t n, int64_t S, int64_t g, int64_t K, const fl
                  const float *x, const int64_t *xrow, const int64_t *wrow, const float *w, int64_t ldw, int64_t D,
                  float *y, int64_t ldy) {
   if (R == 0 || n == 0) return;
-  if (getenv("HL_NOTAIL")) K = 0;
-  if (getenv("HL_NOSHARED")) S = 0;
   const bool large = R * n * (S + K * g) >= (int64_t{1} << 18);
   // Blocks of panels of all D rows of w, about 512 KiB a block (the
   // shared rows stream through a panel; the routed rows are read where

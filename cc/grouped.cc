@@ -7,7 +7,7 @@
 // (dest) done by the op itself — on AVX-512 CPUs inside the GEMM (gemm.cc's
 // indexes: gathered rows packed from where they lie, results added into
 // the destination rows by the micro-kernel; see product below), elsewhere
-// by copies and add_rows. Composed from libtorch ops, the same product
+// by copies and hl::add_rows. Composed from libtorch ops, the same product
 // is a split, a GEMM and a concatenation per group plus an index_select and
 // its backward (a zero fill and index_add_, which costs a dispatch per row)
 // on each side, and a node per op in the graph. The products are hl::mm's:
@@ -25,28 +25,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// add_rows adds row i of src [M, q] to row idx[i] of dst [R, q], in order
-// of i (a fixed order: the sums are reproducible).
-void add_rows(at::Tensor &dst, const at::Tensor &idx, const at::Tensor &src) {
-  if (!dst.device().is_cpu() || !dst.is_contiguous()) {
-    dst.index_add_(0, idx, src);
-    return;
-  }
-  const auto s = src.contiguous();
-  const auto ix = idx.contiguous();
-  const int64_t M = s.size(0), q = s.size(1);
-  const int64_t *ip = ix.data_ptr<int64_t>();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dst.scalar_type(), "grouped_mm_add_rows", [&] {
-    scalar_t *d = dst.data_ptr<scalar_t>();
-    const scalar_t *sp = s.data_ptr<scalar_t>();
-    for (int64_t i = 0; i < M; ++i) {
-      scalar_t *o = d + ip[i] * q;
-      const scalar_t *r = sp + i * q;
-      for (int64_t c = 0; c < q; ++c) o[c] += r[c];
-    }
-  });
-}
-
 // rows_of is one group's rows of x: x's rows idx[start, start + n) (a
 // copy) or, without idx, rows [start, start + n) of x (a view).
 at::Tensor rows_of(const at::Tensor &x, const at::Tensor &idx, int64_t start, int64_t n) {
@@ -54,12 +32,12 @@ at::Tensor rows_of(const at::Tensor &x, const at::Tensor &idx, int64_t start, in
 }
 
 // mm_into_rows adds a·b to one group's rows of out, rows idx[start,
-// start + n) (add_rows), or without idx writes it to rows [start, start + n)
+// start + n) (hl::add_rows), or without idx writes it to rows [start, start + n)
 // (the product goes straight into them): rows_of's counterpart for results.
 void mm_into_rows(at::Tensor &out, const at::Tensor &idx, int64_t start, int64_t n, const at::Tensor &a,
                   const at::Tensor &b) {
   if (idx.defined()) {
-    add_rows(out, idx.narrow(0, start, n), hl::mm(a, b));
+    hl::add_rows(out, idx.narrow(0, start, n), hl::mm(a, b));
   } else {
     auto rows = out.narrow(0, start, n);
     hl::mm_out(rows, a, b);

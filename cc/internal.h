@@ -132,6 +132,9 @@ struct GemmOperand {
 };
 void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
           const float *bias, const int64_t *crow = nullptr, bool accumulate = false);
+// add_rows adds row i of src [M, q] to row idx[i] of dst [R, q], in order
+// of i (shape.cc): one loop on a contiguous CPU dst, index_add_ elsewhere.
+void add_rows(at::Tensor &dst, const at::Tensor &idx, const at::Tensor &src);
 // softmax is x.softmax(dim), and square_sum Σ x² over x's last dimension:
 // over a short last dimension of a float or double CPU tensor by the nodes
 // of shortrows.cc (rows of a handful of entries, where libtorch's kernels

@@ -19,8 +19,9 @@ c10::List<c10::optional<at::Tensor>> index_list(const hl_tensor *indices, int32_
 // and an int64 CPU index, with a backward of its own: libtorch's adds the
 // gradient's rows by index_add_, which on the CPU costs about 0.35 µs a
 // row for rows of a few floats (models/mohd's gathered group rows: 4,096
-// rows of 8 a router, 1.5 ms a step at width 128); here one loop adds them
-// in order of i, as index_add_ does (the same sums in the same order).
+// rows of 8 a router, 1.5 ms a step at width 128); here hl::add_rows adds
+// them in one loop in order of i, as index_add_ does (the same sums in the
+// same order).
 struct SelectRows : public torch::autograd::Function<SelectRows> {
   static at::Tensor forward(torch::autograd::AutogradContext *ctx, const at::Tensor &x, const at::Tensor &idx) {
     ctx->save_for_backward({idx});
@@ -33,17 +34,7 @@ struct SelectRows : public torch::autograd::Function<SelectRows> {
     const at::Tensor g = grads[0].contiguous();
     auto gx = at::zeros({ctx->saved_data["rows"].toInt(), g.size(1)}, g.options());
     if (at::GradMode::is_enabled()) return {gx.index_add(0, idx, g), at::Tensor()};
-    const int64_t M = g.size(0), q = g.size(1);
-    const int64_t *ip = idx.data_ptr<int64_t>();
-    AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "select_rows_backward", [&] {
-      scalar_t *d = gx.data_ptr<scalar_t>();
-      const scalar_t *sp = g.data_ptr<scalar_t>();
-      for (int64_t i = 0; i < M; ++i) {
-        scalar_t *o = d + ip[i] * q;
-        const scalar_t *r = sp + i * q;
-        for (int64_t c = 0; c < q; ++c) o[c] += r[c];
-      }
-    });
+    hl::add_rows(gx, idx, g);
     return {gx, at::Tensor()};
   }
 };
@@ -59,6 +50,32 @@ at::Tensor select_index(const at::Tensor &x, int64_t dim, const at::Tensor &idx)
 }
 
 }  // namespace
+
+namespace hl {
+
+// add_rows adds row i of src [M, q] to row idx[i] of dst [R, q], in order
+// of i (a fixed order: the sums are reproducible).
+void add_rows(at::Tensor &dst, const at::Tensor &idx, const at::Tensor &src) {
+  if (!dst.device().is_cpu() || !dst.is_contiguous()) {
+    dst.index_add_(0, idx, src);
+    return;
+  }
+  const auto s = src.contiguous();
+  const auto ix = idx.contiguous();
+  const int64_t M = s.size(0), q = s.size(1);
+  const int64_t *ip = ix.data_ptr<int64_t>();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dst.scalar_type(), "add_rows", [&] {
+    scalar_t *d = dst.data_ptr<scalar_t>();
+    const scalar_t *sp = s.data_ptr<scalar_t>();
+    for (int64_t i = 0; i < M; ++i) {
+      scalar_t *o = d + ip[i] * q;
+      const scalar_t *r = sp + i * q;
+      for (int64_t c = 0; c < q; ++c) o[c] += r[c];
+    }
+  });
+}
+
+}  // namespace hl
 
 extern "C" {
 

@@ -103,14 +103,7 @@ inline void topk_scan(const float *s, const int64_t *cand, int64_t n, int64_t k,
     const int64_t c = cand ? cand[j] : j;
     const float v = s[c];
     if (v != v) continue;  // NaN
-    if (held == k && !better(v, c, best[k - 1], idx[k - 1])) continue;
-    int64_t p = held < k ? held++ : k - 1;
-    for (; p > 0 && better(v, c, best[p - 1], idx[p - 1]); --p) {
-      best[p] = best[p - 1];
-      idx[p] = idx[p - 1];
-    }
-    best[p] = v;
-    idx[p] = c;
+    hl::keep_best(v, c, best, idx, held, k, better);
   }
   for (int64_t j = 0; j < k; ++j) out[j] = j < held ? idx[j] : -1;
 }

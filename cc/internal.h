@@ -132,6 +132,21 @@ struct GemmOperand {
 };
 void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
           const float *bias, const int64_t *crow = nullptr, bool accumulate = false);
+// keep_best offers candidate j (value v) to the n ≤ k best so far, kept
+// best first in bv (values) and bi (indices) under the order
+// before(v, j, bv[i], bi[i]): it goes in after those it does not come
+// before, and the k-th falls out (a top-k of a handful, by insertion).
+template <typename T, typename Before>
+inline void keep_best(T v, int64_t j, T *bv, int64_t *bi, int64_t &n, int64_t k, Before before) {
+  if (n == k && !before(v, j, bv[k - 1], bi[k - 1])) return;
+  int64_t at = n < k ? n++ : k - 1;
+  for (; at > 0 && before(v, j, bv[at - 1], bi[at - 1]); --at) {
+    bv[at] = bv[at - 1];
+    bi[at] = bi[at - 1];
+  }
+  bv[at] = v;
+  bi[at] = j;
+}
 // add_rows adds row i of src [M, q] to row idx[i] of dst [R, q], in order
 // of i (shape.cc): one loop on a contiguous CPU dst, index_add_ elsewhere.
 void add_rows(at::Tensor &dst, const at::Tensor &idx, const at::Tensor &src);

@@ -28,20 +28,6 @@ bool before(T a, int64_t i, T b, int64_t j) {
   return i < j;
 }
 
-// insert keeps a row's n ≤ K best so far, best first, in bi (values in
-// bv): group j (value v) goes in after those it does not come before.
-template <typename T, typename Before>
-void insert(T v, int64_t j, T *bv, int64_t *bi, int64_t &n, int64_t K, Before b) {
-  if (n == K && !b(v, j, bv[K - 1], bi[K - 1])) return;
-  int64_t at = n < K ? n++ : K - 1;
-  for (; at > 0 && b(v, j, bv[at - 1], bi[at - 1]); --at) {
-    bv[at] = bv[at - 1];
-    bi[at] = bi[at - 1];
-  }
-  bv[at] = v;
-  bi[at] = j;
-}
-
 // route_topk writes each row's K best groups of p [R, G] into top [R, K]
 // (best first), the assignments a = t·K + k sorted by group (within a
 // group by a) into order [R·K], and each group's count into loads [G].
@@ -55,12 +41,12 @@ void route_topk(const T *p, int64_t R, int64_t G, int64_t K, int64_t *top, int64
     bool nan = false;
     for (int64_t j = 0; j < G; ++j) nan |= std::isnan(row[j]);
     if (nan) {
-      for (int64_t j = 0; j < G; ++j) insert(row[j], j, bv.data(), bi, n, K, before<T>);
+      for (int64_t j = 0; j < G; ++j) hl::keep_best(row[j], j, bv.data(), bi, n, K, before<T>);
     } else {
       // Groups come in order of index, so a later equal value never
       // comes before: the plain comparison is the order.
       const auto larger = [](T a, int64_t, T b, int64_t) { return a > b; };
-      for (int64_t j = 0; j < G; ++j) insert(row[j], j, bv.data(), bi, n, K, larger);
+      for (int64_t j = 0; j < G; ++j) hl::keep_best(row[j], j, bv.data(), bi, n, K, larger);
     }
     for (int64_t k = 0; k < K; ++k) ++loads[bi[k]];
   }

@@ -96,8 +96,8 @@ constexpr int64_t kDirectB = 48;     // products of at most this many rows read 
 // tile of 32 would leave at most half used.
 // With Direct, A is not packed: row i of the tile is read at arow[i][k].
 // With DirectB, neither is B: step k of the panel is read (masked) at
-// brow->at(k), where the product has one tile of rows (packing B would move
-// each element of it for at most TR multiply-adds).
+// brow->at(k), where the product has at most kDirectB rows (packing B would
+// move each element of it for at most that many multiply-adds).
 struct BRows {
   const float *p;  // the panel's first column, at step 0
   int64_t rs;      // B's row stride
@@ -124,25 +124,21 @@ inline void micro(int64_t kc, const float *a, const float *b, float *c, int64_t 
   for (int64_t k = 0; k < kc; ++k) {
     const float *ak = a + TR * k;
     const auto at = [&](int i) { return Direct ? arow[i][k] : ak[i]; };
+    // Step k of the panel: packed (W floats a step), or B's row where it
+    // lies (masked: past column n is not B's).
+    __m512 b0, b1;
     if constexpr (DirectB) {
       const float *bk = brow->at(k);
-      const __m512 b0 = _mm512_maskz_loadu_ps(m0, bk);
-      const __m512 b1 = W == 32 ? _mm512_maskz_loadu_ps(m1, bk + 16) : b0;
-      for (int i = 0; i < TR; ++i) {
-        const __m512 ai = _mm512_set1_ps(at(i));
-        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-        if constexpr (W == 32) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-      }
-    } else if constexpr (W == 32) {
-      const __m512 b0 = _mm512_loadu_ps(b + W * k), b1 = _mm512_loadu_ps(b + W * k + 16);
-      for (int i = 0; i < TR; ++i) {
-        const __m512 ai = _mm512_set1_ps(at(i));
-        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-        c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-      }
+      b0 = _mm512_maskz_loadu_ps(m0, bk);
+      b1 = W == 32 ? _mm512_maskz_loadu_ps(m1, bk + 16) : b0;
     } else {
-      const __m512 b0 = _mm512_loadu_ps(b + W * k);
-      for (int i = 0; i < TR; ++i) c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(at(i)), b0, c0[i]);
+      b0 = _mm512_loadu_ps(b + W * k);
+      b1 = W == 32 ? _mm512_loadu_ps(b + W * k + 16) : b0;
+    }
+    for (int i = 0; i < TR; ++i) {
+      const __m512 ai = _mm512_set1_ps(at(i));
+      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+      if constexpr (W == 32) c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
     }
   }
   if (bias != nullptr) {
@@ -157,6 +153,13 @@ inline void micro(int64_t kc, const float *a, const float *b, float *c, int64_t 
       _mm512_mask_storeu_ps(row[i], m0, c0[i]);
       if constexpr (W == 32) _mm512_mask_storeu_ps(row[i] + 16, m1, c1[i]);
     }
+}
+
+// panel_masks are the masks of a panel's two vectors when cols of its 32
+// columns are the product's.
+inline std::pair<__mmask16, __mmask16> panel_masks(int64_t cols) {
+  return {static_cast<__mmask16>(cols >= 16 ? 0xFFFF : (1u << cols) - 1),
+          static_cast<__mmask16>(cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0)};
 }
 
 // aligned64 is the first float of buf on a 64-byte boundary (buf holds 16
@@ -201,6 +204,24 @@ inline void transpose16(const float *const *rows, __mmask16 mask, float *dst) {
   for (int c = 0; c < 16; ++c) _mm512_mask_storeu_ps(dst + c * W, mask, r[c]);
 }
 
+// transpose_blocks writes steps [0, kc / 16 · 16) of lanes [0, lanes) whose
+// steps are contiguous, lane l's from row(l) on, by 16 × 16 transposes
+// (transpose16), and returns how many steps it wrote.
+template <int64_t W, typename Row>
+int64_t transpose_blocks(const Row &row, int64_t lanes, int64_t kc, float *dst) {
+  const int64_t k16 = kc / 16 * 16;
+  for (int64_t l0 = 0; l0 < lanes; l0 += 16) {
+    const int64_t n = std::min<int64_t>(16, lanes - l0);
+    const __mmask16 mask = n == 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+    const float *rows[16];
+    for (int64_t k0 = 0; k0 < k16; k0 += 16) {
+      for (int64_t i = 0; i < 16; ++i) rows[i] = row(l0 + std::min(i, n - 1)) + k0;
+      transpose16<W>(rows, mask, dst + k0 * W + l0);
+    }
+  }
+  return k16;
+}
+
 // pack writes a strip of W lanes over kc steps, step-major: dst[k·W + l] =
 // src[l·lane + k·step] for l < lanes, zero for lanes ≤ l < W. A panel of B
 // is a strip of its columns, a micro-panel of A one of its rows; where the
@@ -220,18 +241,7 @@ void pack(const float *src, int64_t lane, int64_t step, int64_t lanes, int64_t k
   }
   if (lanes < W) std::fill(dst, dst + kc * W, 0.0f);
   int64_t k16 = 0;  // steps [0, k16) done by blocks
-  if (step == 1 && kc >= 16) {
-    k16 = kc / 16 * 16;
-    for (int64_t l0 = 0; l0 < lanes; l0 += 16) {
-      const int64_t n = std::min<int64_t>(16, lanes - l0);
-      const __mmask16 mask = n == 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
-      const float *rows[16];
-      for (int64_t k0 = 0; k0 < k16; k0 += 16) {
-        for (int64_t i = 0; i < 16; ++i) rows[i] = src + (l0 + std::min(i, n - 1)) * lane + k0;
-        transpose16<W>(rows, mask, dst + k0 * W + l0);
-      }
-    }
-  }
+  if (step == 1) k16 = transpose_blocks<W>([&](int64_t l) { return src + l * lane; }, lanes, kc, dst);
   for (int64_t l = 0; l < lanes; ++l) {
     const float *s = src + l * lane;
     for (int64_t k = k16; k < kc; ++k) dst[k * W + l] = s[k * step];
@@ -246,21 +256,10 @@ template <int64_t W>
 void pack_indexed(const float *src, int64_t lane, int64_t step, const int64_t *li, int64_t l0, const int64_t *si,
                   int64_t s0, int64_t lanes, int64_t kc, float *dst) {
   int64_t k16 = 0;  // steps [0, k16) done by blocks
-  if (si == nullptr && step == 1 && lane != 1 && kc >= 16) {
-    k16 = kc / 16 * 16;
-    if (lanes < W) std::fill(dst, dst + k16 * W, 0.0f);
-    for (int64_t b0 = 0; b0 < lanes; b0 += 16) {
-      const int64_t n = std::min<int64_t>(16, lanes - b0);
-      const __mmask16 mask = n == 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
-      const float *rows[16];
-      for (int64_t k0 = 0; k0 < k16; k0 += 16) {
-        for (int64_t i = 0; i < 16; ++i) {
-          const int64_t l = l0 + b0 + std::min(i, n - 1);
-          rows[i] = src + (li != nullptr ? li[l] : l) * lane + s0 + k0;
-        }
-        transpose16<W>(rows, mask, dst + k0 * W + b0);
-      }
-    }
+  if (si == nullptr && step == 1 && lane != 1) {
+    if (lanes < W) std::fill(dst, dst + kc / 16 * 16 * W, 0.0f);
+    k16 = transpose_blocks<W>(
+        [&](int64_t l) { return src + (li != nullptr ? li[l0 + l] : l0 + l) * lane + s0; }, lanes, kc, dst);
   }
   for (int64_t k = k16; k < kc; ++k) {
     const float *s = src + (si != nullptr ? si[s0 + k] : s0 + k) * step;
@@ -377,8 +376,7 @@ void gemm_w(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOpe
                 arow[r] = a.p + (a.ri != nullptr ? a.ri[i + std::min(r, rows - 1)] : i + std::min(r, rows - 1)) * a.rs + k0;
             for (int64_t p = p0; p < p1; ++p) {
               const int64_t jb = j0 + p * W, cols = std::min<int64_t>(W, n - jb);
-              const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
-              const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+              const auto [m0, m1] = panel_masks(cols);
               const float *bias_p = last && bias != nullptr ? bias + jb : nullptr;
               const float *ap = pa + (i - c0) * kc, *bp = pb + p * kc * W;
               const bool load = !first || accumulate;
@@ -434,9 +432,8 @@ __attribute__((always_inline)) inline void routed_tail(__m512 (&c0)[MR], __m512 
 // shared rows' chain over s steps (A's rows read where they lie, B the
 // panel's first s steps), then, for each of the rows' K routed groups in
 // turn, g more steps: row i reads its own g values (xr[i·K + q]) against
-// its own group's g steps of the panel (wr[i·K + q]). The tile's rows
-// share the loop over a group's g steps, so its 24 chains advance
-// together (one row's two chains alone would wait on the FMA latency).
+// its own group's g steps of the panel (wr[i·K + q]), four rows at a time
+// (routed_tail).
 inline void routed_micro(int64_t s, int64_t g, int64_t K, const float *const *arow, const float *panel,
                          const float *x, const int64_t *xr, const int64_t *wr, float *c, int64_t ldc, int64_t rows,
                          __mmask16 m0, __mmask16 m1) {
@@ -493,8 +490,7 @@ void routed_gemm(int64_t R, int64_t n, int64_t S, int64_t g, int64_t K, const fl
         for (int64_t r = 0; r < MR; ++r) arow[r] = xs_p + (i + std::min(r, rows - 1)) * ldxs;
         for (int64_t p = p0; p < p1; ++p) {
           const int64_t jb = p * NR, cols = std::min<int64_t>(NR, n - jb);
-          const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
-          const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+          const auto [m0, m1] = panel_masks(cols);
           routed_micro(S, g, K, arow, pb + (p - p0) * D * NR, x, xrow + i * K, wrow + i * K, y + i * ldy + jb, ldy,
                        rows, m0, m1);
         }
@@ -502,9 +498,6 @@ void routed_gemm(int64_t R, int64_t n, int64_t S, int64_t g, int64_t K, const fl
     });
   }
 }
-
-namespace {
-}  // namespace
 
 void gemm(int64_t m, int64_t n, int64_t k, const GemmOperand &a, const GemmOperand &b, float *c, int64_t ldc,
           const float *bias, const int64_t *crow, bool accumulate) {

@@ -385,6 +385,22 @@ at::Tensor check_index(const char *op, const char *name, hl_tensor h, int64_t M,
   return t;
 }
 
+// repeat_in_group finds, among rows sorted by group (loads[j] of them in
+// group j), the first whose row(i) in [0, R) its group already had: it
+// returns that row and its group, or {-1, -1}.
+template <typename Row>
+std::pair<int64_t, int64_t> repeat_in_group(const std::vector<int64_t> &loads, int64_t R, const Row &row) {
+  std::vector<int64_t> last(static_cast<size_t>(R), -1);
+  int64_t i = 0;
+  for (int64_t j = 0; j < static_cast<int64_t>(loads.size()); ++j)
+    for (const int64_t e = i + loads[j]; i < e; ++i) {
+      const int64_t t = row(i);
+      if (last[t] == j) return {t, j};
+      last[t] = j;
+    }
+  return {-1, -1};
+}
+
 // check_routed_order checks that order lists every assignment once and
 // that no row's K assignments fall twice in one group (loads[j] of them
 // in group j): what RoutedIn's kernel and its scattered products rely on.
@@ -393,16 +409,10 @@ void check_routed_order(const at::Tensor &order, const std::vector<int64_t> &loa
   const int64_t M = o.size(0), *op = o.data_ptr<int64_t>();
   if (M == 0) return;
   if (!distinct(op, M, M)) throw hl::Error(HL_ERR_VALUE, "routed_in: order repeats an assignment");
-  std::vector<int64_t> last(M / K, -1);
-  int64_t i = 0;
-  for (size_t j = 0; j < loads.size(); ++j)
-    for (int64_t e = i + loads[j]; i < e; ++i) {
-      const int64_t t = op[i] / K;
-      if (last[t] == static_cast<int64_t>(j))
-        throw hl::Error(HL_ERR_VALUE, "routed_in: row " + std::to_string(t) + " has two assignments in group " +
-                                          std::to_string(j));
-      last[t] = static_cast<int64_t>(j);
-    }
+  const auto [t, j] = repeat_in_group(loads, M / K, [&](int64_t i) { return op[i] / K; });
+  if (t >= 0)
+    throw hl::Error(HL_ERR_VALUE, "routed_in: row " + std::to_string(t) + " has two assignments in group " +
+                                      std::to_string(j));
 }
 
 }  // namespace
@@ -495,14 +505,9 @@ hl_status hl_routed_out(hl_tensor x, hl_tensor w, const int64_t *loads, int64_t 
     // product's, written once.
     const auto sc = S.to(at::kCPU).contiguous();
     const int64_t *sp = sc.data_ptr<int64_t>();
-    std::vector<int64_t> last(X.size(0), -1);
-    int64_t i = 0;
-    for (int64_t j = 0; j < groups; ++j)
-      for (const int64_t e = i + ls[j]; i < e; ++i) {
-        if (last[sp[i]] == j)
-          throw hl::Error(HL_ERR_VALUE, "routed_out: row " + std::to_string(sp[i]) + " twice in group " + std::to_string(j));
-        last[sp[i]] = j;
-      }
+    const auto [t, j] = repeat_in_group(ls, X.size(0), [&](int64_t i) { return sp[i]; });
+    if (t >= 0)
+      throw hl::Error(HL_ERR_VALUE, "routed_out: row " + std::to_string(t) + " twice in group " + std::to_string(j));
     hl::put(out, RoutedOut::apply(X, W, ls, g, S)[0]);
   })
 }

@@ -140,14 +140,15 @@ static at::Tensor finish(at::Tensor t, const hl_options &o) {
   return t;
 }
 
-// simd_cap is HIDDENLAB_SIMD as a level: 0 generic, 1 AVX2, 2 AVX-512 (the
-// Go package rejects other values before it loads the shim).
+// simd_cap is HIDDENLAB_SIMD as a level: 0 generic, 1 AVX2, 2 AVX-512F
+// ("avx512f"), 3 AVX-512 with its BF16 instructions ("avx512", the default;
+// the Go package rejects other values before it loads the shim).
 static int simd_cap() {
   static const int cap = [] {
     const char *v = getenv("HIDDENLAB_SIMD");
-    if (v == nullptr || *v == '\0') return 2;
+    if (v == nullptr || *v == '\0') return 3;
     const std::string s(v);
-    return s == "generic" ? 0 : s == "avx2" ? 1 : 2;
+    return s == "generic" ? 0 : s == "avx2" ? 1 : s == "avx512f" ? 2 : 3;
   }();
   return cap;
 }
@@ -164,6 +165,15 @@ bool simd_avx2() {
 bool simd_avx512() {
 #if defined(__x86_64__) && defined(__GNUC__)
   static const bool yes = simd_cap() >= 2 && simd_avx2() && __builtin_cpu_supports("avx512f");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+bool simd_avx512bf16() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool yes = simd_cap() >= 3 && simd_avx512() && __builtin_cpu_supports("avx512bf16");
   return yes;
 #else
   return false;

@@ -96,10 +96,12 @@ at::TensorOptions options(const hl_options &o);
 // The instruction sets the shim's own kernels may use: what the CPU has
 // (__builtin_cpu_supports, which also asks whether the OS saves the
 // registers), capped by HIDDENLAB_SIMD, read once: "generic" (portable code
-// only), "avx2" (AVX2 with FMA, no AVX-512) or "avx512" (the default).
-// libtorch's and the BLAS's own kernels are not affected.
+// only), "avx2" (AVX2 with FMA, no AVX-512), "avx512f" (AVX-512 without its
+// BF16 instructions) or "avx512" (the default). libtorch's and the BLAS's
+// own kernels are not affected.
 bool simd_avx2();
 bool simd_avx512();
+bool simd_avx512bf16();
 
 // The codebook op's scores on AVX-512 CPUs (scores.cc). own_product reports
 // whether the shim's own kernels (these and gemm below) take x's products:
@@ -115,6 +117,24 @@ void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *
 // the caller's buffer for the group's rows (kept between calls).
 void scores_group(const float *a, int64_t n, int64_t G, int64_t g, int64_t d, const float *packed, int64_t C,
                   float *s, std::vector<float> &slab);
+// exact_scores writes out[j] for j < n: the score of code cand[j] (codes:
+// a group's rows [C, d]) for the row a [d] as scores_rows sums it, one FMA
+// chain over k from zero (the same bits), reading the code rows where they
+// lie.
+void exact_scores(const float *a, int64_t d, const float *codes, const int32_t *cand, int64_t n, float *out);
+// The codebook op's screen (codebook.cc), on CPUs with AVX512_BF16:
+// bf16_row rounds a row of d floats to bfloat16 (to nearest, even; values
+// below 2⁻¹²⁶ to zero) into dst (room for ⌈d/16⌉·16 values: the ones past d
+// are zeros) and returns Σ a² as float32 sums it (not finite when a holds
+// a NaN or an infinity, or overflows); pack_codes_bf16 rounds the
+// normalised codes [G, C, d] likewise into panels [G, ⌈C/32⌉, dp·32] of
+// 32 codes (dp = d rounded up to even; step k/2 of a panel holds the 32
+// codes' pairs k, k+1), and says whether all were finite; approx_scores
+// writes s [n, C] = the products of the rounded rows a [n, dp] and one
+// group's panels, summed in float32 by the BF16 dot-product instruction.
+float bf16_row(const float *a, int64_t d, uint16_t *dst);
+at::Tensor pack_codes_bf16(const at::Tensor &norm, bool &finite);
+void approx_scores(const uint16_t *a, int64_t n, int64_t dp, const uint16_t *panels, int64_t C, float *s);
 // The shim's own float32 GEMM on AVX-512 CPUs (gemm.cc). A GemmOperand is a
 // matrix by its strides: element (i, j) at p[i·rs + j·cs], so a transposed
 // view is an operand with rs and cs swapped. gemm writes c [m, n] (row

@@ -28,9 +28,13 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "internal.h"
+#include "simd512.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -158,6 +162,143 @@ void scores_block(const float *a, int64_t n, int64_t G, int64_t d, const float *
   for (int64_t g = 0; g < G; ++g) scores_group(a, n, G, g, d, packed, C, s + g * n * C, slab);
 }
 
+// exact_scores reads the candidates' code rows where they lie, 16 at a
+// time, and turns each block of 16 steps into 16 vectors of one step each
+// (a transpose in registers), so that lane j's chain runs over candidate
+// j's row: one chain of 16 lanes, d multiply-adds long, two such chains
+// interleaved where there are more than 16 candidates (one alone waits on
+// each multiply-add's latency).
+void exact_scores(const float *a, int64_t d, const float *codes, const int32_t *cand, int64_t n, float *out) {
+  for (int64_t j0 = 0; j0 < n; j0 += 32) {
+    const int64_t m = std::min<int64_t>(32, n - j0), chains = m > 16 ? 2 : 1;
+    const float *rows[32];
+    for (int64_t i = 0; i < 32; ++i) rows[i] = codes + static_cast<int64_t>(cand[j0 + std::min(i, m - 1)]) * d;
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t k0 = 0; k0 < d; k0 += 16) {
+      const int64_t steps = std::min<int64_t>(16, d - k0);
+      const __mmask16 km = steps == 16 ? 0xFFFF : static_cast<__mmask16>((1u << steps) - 1);
+      __m512 r[2][16];
+      for (int64_t c = 0; c < chains; ++c) {
+        for (int i = 0; i < 16; ++i) r[c][i] = _mm512_maskz_loadu_ps(km, rows[16 * c + i] + k0);
+        transpose16x16(r[c]);
+      }
+      for (int64_t k = 0; k < steps; ++k) {
+        const __m512 ak = _mm512_set1_ps(a[k0 + k]);
+        for (int64_t c = 0; c < chains; ++c) acc[c] = _mm512_fmadd_ps(ak, r[c][k], acc[c]);
+      }
+    }
+    alignas(64) float v[32];
+    _mm512_store_ps(v, acc[0]);
+    _mm512_store_ps(v + 16, acc[1]);
+    std::copy(v, v + m, out + j0);
+  }
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bf16")
+namespace {
+
+// tile_bf16 is tile for the screen: MR rows of bfloat16 pairs (dp values a
+// row) against one panel of 32 codes (dp/2 steps of 32 pairs), each
+// instruction two products a lane.
+template <int MR>
+inline void tile_bf16(const uint16_t *a, int64_t dp, const uint16_t *b, float *s, int64_t lds, __mmask16 m0,
+                      __mmask16 m1) {
+  __m512 c0[MR], c1[MR];
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < dp; k += 2) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b + 32 * k), b1 = (__m512bh)_mm512_loadu_si512(b + 32 * k + 32);
+    for (int i = 0; i < MR; ++i) {
+      int32_t pair;
+      std::memcpy(&pair, a + i * dp + k, sizeof pair);
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32(pair);
+      c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
+      c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    _mm512_mask_storeu_ps(s + i * lds, m0, c0[i]);
+    _mm512_mask_storeu_ps(s + i * lds + 16, m1, c1[i]);
+  }
+}
+
+template <int MR>
+void tail_bf16(int64_t rows, const uint16_t *a, int64_t dp, const uint16_t *b, float *s, int64_t lds, __mmask16 m0,
+               __mmask16 m1) {
+  if constexpr (MR > 0) {
+    if (rows == MR) return tile_bf16<MR>(a, dp, b, s, lds, m0, m1);
+    tail_bf16<MR - 1>(rows, a, dp, b, s, lds, m0, m1);
+  }
+}
+
+}  // namespace
+
+float bf16_row(const float *a, int64_t d, uint16_t *dst) {
+  __m512 sq = _mm512_setzero_ps();
+  for (int64_t k0 = 0; k0 < d; k0 += 16) {
+    const int64_t steps = std::min<int64_t>(16, d - k0);
+    const __mmask16 km = steps == 16 ? 0xFFFF : static_cast<__mmask16>((1u << steps) - 1);
+    const __m512 x = _mm512_maskz_loadu_ps(km, a + k0);
+    sq = _mm512_fmadd_ps(x, x, sq);
+    _mm256_storeu_si256(reinterpret_cast<__m256i *>(dst + k0), (__m256i)_mm512_cvtneps_pbh(x));
+  }
+  alignas(64) float lanes[16];  // (_mm512_reduce_add_ps draws GCC 12's false -Wuninitialized)
+  _mm512_store_ps(lanes, sq);
+  float sum = 0;
+  for (const float v : lanes) sum += v;
+  return sum;
+}
+
+void approx_scores(const uint16_t *a, int64_t n, int64_t dp, const uint16_t *panels, int64_t C, float *s) {
+  constexpr int64_t MR = 12;
+  const int64_t P = (C + 31) / 32, block = std::max<int64_t>(1, (int64_t{1} << 18) / (64 * dp));
+  for (int64_t p0 = 0; p0 < P; p0 += block) {
+    const int64_t p1 = std::min(P, p0 + block);
+    for (int64_t t = 0; t < n; t += MR) {
+      const int64_t rows = std::min(MR, n - t);
+      for (int64_t p = p0; p < p1; ++p) {
+        const uint16_t *b = panels + p * dp * 32;
+        const int64_t cols = std::min<int64_t>(32, C - 32 * p);
+        const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
+        const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+        float *st = s + t * C + 32 * p;
+        if (rows == MR)
+          tile_bf16<MR>(a + t * dp, dp, b, st, C, m0, m1);
+        else
+          tail_bf16<MR - 1>(rows, a + t * dp, dp, b, st, C, m0, m1);
+      }
+    }
+  }
+}
+
+at::Tensor pack_codes_bf16(const at::Tensor &norm, bool &finite) {
+  const auto nc = norm.contiguous();
+  const int64_t G = nc.size(0), C = nc.size(1), d = nc.size(2), P = (C + 31) / 32, dp = (d + 1) / 2 * 2;
+  auto packed = at::zeros({G, P, dp * 32}, nc.options().dtype(at::kShort));
+  const float *src = nc.data_ptr<float>();
+  uint16_t *dst = reinterpret_cast<uint16_t *>(packed.data_ptr<int16_t>());
+  std::atomic<bool> all{true};
+  // Panels in parallel: each code's row rounded (bf16_row, its pairs one
+  // 32-bit word each), then word k/2 of column j to the panel's step k/2.
+  at::parallel_for(0, G * P, 1, [&](int64_t b, int64_t e) {
+    std::vector<uint16_t> row(static_cast<size_t>(dp + 16));
+    bool ok = true;
+    for (int64_t gp = b; gp < e; ++gp) {
+      const int64_t g = gp / P, c0 = gp % P * 32, cols = std::min<int64_t>(32, C - c0);
+      uint32_t *panel = reinterpret_cast<uint32_t *>(dst + gp * dp * 32);
+      for (int64_t j = 0; j < cols; ++j) {
+        const float sq = bf16_row(src + (g * C + c0 + j) * d, d, row.data());
+        ok = ok && std::isfinite(sq);
+        for (int64_t w = 0; w < dp / 2; ++w) std::memcpy(panel + w * 32 + j, row.data() + 2 * w, 4);
+      }
+    }
+    if (!ok) all = false;
+  });
+  finite = all;
+  return packed;
+}
+
+#pragma GCC pop_options
 #pragma GCC pop_options
 #else
 void scores_block(const float *, int64_t, int64_t, int64_t, const float *, int64_t, float *) {
@@ -165,6 +306,18 @@ void scores_block(const float *, int64_t, int64_t, int64_t, const float *, int64
 }
 void scores_group(const float *, int64_t, int64_t, int64_t, int64_t, const float *, int64_t, float *,
                   std::vector<float> &) {
+  throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
+}
+void exact_scores(const float *, int64_t, const float *, const int32_t *, int64_t, float *) {
+  throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
+}
+float bf16_row(const float *, int64_t, uint16_t *) {
+  throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
+}
+void approx_scores(const uint16_t *, int64_t, int64_t, const uint16_t *, int64_t, float *) {
+  throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
+}
+at::Tensor pack_codes_bf16(const at::Tensor &, bool &) {
   throw Error(HL_ERR_VALUE, "codebook scores: no AVX-512 kernel in this build");
 }
 #endif

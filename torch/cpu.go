@@ -11,8 +11,10 @@ import (
 // SIMDEnv names the environment variable that caps the instruction sets of
 // the shim's own CPU kernels (float32 Linear and attention, the codebook
 // op's scores and top-k, MoHD's routed products and Monarch loops, SwiGLU,
-// AdamW): "avx512" (the default: whatever the CPU has), "avx2" (AVX2 with
-// FMA at most) or "generic" (portable code only). The kernels at each level
+// AdamW): "avx512" (the default: whatever the CPU has), "avx512f" (AVX-512
+// without its BF16 instructions, which only the codebook op's screen of
+// the scores uses: the same ids), "avx2" (AVX2 with FMA at most) or
+// "generic" (portable code only). The kernels at each level
 // compute the same results, except the matrix products: at AVX-512 they are
 // the shim's own GEMM, which sums each output as one FMA chain (the same
 // bits on any number of threads); below it libtorch's BLAS, which may round
@@ -34,7 +36,10 @@ func SIMD() string {
 // its OS) has it and SIMD() allows it. Then float32 Linear, Matmul by a
 // matrix and attention are the shim's GEMM, and its products (codebook
 // scores included) are one FMA chain per output.
-func AVX512() bool { return SIMD() == "avx512" && cpu.X86.HasAVX512F }
+func AVX512() bool {
+	s := SIMD()
+	return (s == "avx512" || s == "avx512f") && cpu.X86.HasAVX512F
+}
 
 // BLASCore names the kernels OpenBLAS chose when it was loaded ("Haswell",
 // "SkylakeX", …), or "" when libtorch's BLAS is not OpenBLAS. OpenBLAS picks

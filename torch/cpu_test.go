@@ -12,7 +12,8 @@ import (
 )
 
 // TestSIMDLevels runs the tests of the shim's own kernels again in child
-// processes with HIDDENLAB_SIMD=avx2 and =generic, so that one machine
+// processes with HIDDENLAB_SIMD=avx512f (no bfloat16 screen in the codebook
+// op), =avx2 and =generic, so that one machine
 // checks the code every level runs (this test's own run checks the CPU's
 // best). Each level must pass the same tests: the same results as the
 // composed ops, the same ids and ties. The codebook op's lookup and its
@@ -30,8 +31,8 @@ func TestSIMDLevels(t *testing.T) {
 	}
 	want := codebookOpBits()
 	t.Logf("codebook op at this CPU's best level: %s", want)
-	kernels := "^(TestCodebookQuantizeTopK|TestCodebookTopKOfScores|TestCodebookScores|TestCodebookOpBits|TestGroupLayerNorm|TestMonarchKernels|TestMonarch|TestSwiGLU|TestRouted|TestRoutedFloat32|TestLinearKernel|TestAttentionKernel)$"
-	for _, level := range []string{"avx2", "generic"} {
+	kernels := "^(TestCodebookQuantizeTopK|TestCodebookTopKOfScores|TestCodebookScreen|TestCodebookScores|TestCodebookOpBits|TestGroupLayerNorm|TestMonarchKernels|TestMonarch|TestSwiGLU|TestRouted|TestRoutedFloat32|TestLinearKernel|TestAttentionKernel)$"
+	for _, level := range []string{"avx512f", "avx2", "generic"} {
 		cmd := exec.Command(os.Args[0], "-test.run="+kernels, "-test.count=1", "-test.v")
 		cmd.Env = append(os.Environ(), SIMDEnv+"="+level)
 		out, err := cmd.CombinedOutput()

@@ -78,27 +78,77 @@ func TestCodebookQuantizeTopK(t *testing.T) {
 func TestCodebookTopKOfScores(t *testing.T) {
 	cases := []struct{ N, G, d, C, k int }{
 		{64, 1, 16, 1024, 8}, {40, 4, 8, 1030, 16}, {20, 2, 32, 10000, 3}, {30, 1, 8, 1000, 1}, {25, 3, 5, 50, 8},
+		{30, 2, 24, 300, 20}, {40, 1, 256, 1024, 8}, {17, 1, 7, 33, 16},
 	}
 	for _, tc := range cases {
 		t.Run(fmt.Sprintf("%+v", tc), func(t *testing.T) {
 			s := NewScope()
 			defer s.Close()
 			ManualSeed(uint64(tc.C + tc.k))
-			a, codes := Randn([]int{tc.N, tc.G, tc.d}), Randn([]int{tc.G, tc.C, tc.d})
-			_, ids, _ := CodebookQuantize(a, codes, tc.k, 0)
-			got, scores := ids.Int64s(), CodebookScores(a, codes).Float32s()
-			for r := 0; r < tc.N*tc.G; r++ {
-				row := scores[r*tc.C : (r+1)*tc.C]
-				order := make([]int, tc.C)
-				for c := range order {
-					order[c] = c
-				}
-				sort.SliceStable(order, func(i, j int) bool { return row[order[i]] > row[order[j]] })
-				for j := 0; j < tc.k; j++ {
-					require.Equal(t, int64(order[j]), got[r*tc.k+j], "row %d, rank %d", r, j)
-				}
-			}
+			checkTopKOfScores(t, Randn([]int{tc.N, tc.G, tc.d}), Randn([]int{tc.G, tc.C, tc.d}), tc.k)
 		})
+	}
+}
+
+// TestCodebookScreen: where the CPU has AVX512_BF16 the op scores in
+// bfloat16 first and recomputes exactly only the codes that can be among
+// the k best (codebook.cc's screen); its ids must still be the k best of the
+// exact scores. Codes made to lie closer together than bfloat16 resolves
+// (64 directions, 16 codes each at 1e-4 of one another, and exact copies:
+// ties), rows close to those directions, rows of large and of tiny norm,
+// and rows past the screen's range (scored exactly) check it. (With the
+// screen's margin set to zero, "near ties" fails.)
+func TestCodebookScreen(t *testing.T) {
+	s := NewScope()
+	defer s.Close()
+	ManualSeed(7)
+	const G, C, d, N = 2, 1024, 64, 200
+	base := Randn([]int{G, C / 16, 1, d}).Expand(G, C/16, 16, d)
+	codes := base.Add(Randn([]int{G, C / 16, 16, d}).MulScalar(1e-4)).Reshape(G, C, d)
+	// Every 16th code's neighbour is its exact copy: equal scores.
+	cs := codes.Float32s()
+	for g := 0; g < G; g++ {
+		for c := 0; c < C; c += 16 {
+			copy(cs[(g*C+c+1)*d:(g*C+c+2)*d], cs[(g*C+c)*d:(g*C+c+1)*d])
+		}
+	}
+	codes = FromSlice(cs, []int{G, C, d})
+	near := base.Reshape(G, C, d).Narrow(1, 0, N).Transpose(0, 1).Add(Randn([]int{N, G, d}).MulScalar(0.01))
+	for _, tc := range []struct {
+		name string
+		a    *Tensor
+		k    int
+	}{
+		{"near ties", near, 8},
+		{"near ties, k=16", near, 16},
+		{"near ties, k=20", near, 20},
+		{"norm 1e15", near.MulScalar(1e15), 8},
+		{"norm 1e-30", near.MulScalar(1e-30), 8},
+		{"norm 1e19 (exact)", near.MulScalar(1e19), 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkTopKOfScores(t, tc.a, codes, tc.k) })
+	}
+}
+
+// checkTopKOfScores requires CodebookQuantize's ids for a [N, G, d] to be
+// the k best of each row of CodebookScores, in order, the lower index
+// first among equal scores.
+func checkTopKOfScores(t *testing.T, a, codes *Tensor, k int) {
+	t.Helper()
+	sh := a.Shape()
+	N, G, C := sh[0], sh[1], codes.Shape()[1]
+	_, ids, _ := CodebookQuantize(a, codes, k, 0)
+	got, scores := ids.Int64s(), CodebookScores(a, codes).Float32s()
+	for r := 0; r < N*G; r++ {
+		row := scores[r*C : (r+1)*C]
+		order := make([]int, C)
+		for c := range order {
+			order[c] = c
+		}
+		sort.SliceStable(order, func(i, j int) bool { return row[order[i]] > row[order[j]] })
+		for j := 0; j < k; j++ {
+			require.Equal(t, int64(order[j]), got[r*k+j], "row %d, rank %d", r, j)
+		}
 	}
 }
 

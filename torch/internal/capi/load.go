@@ -75,14 +75,14 @@ func Load() error {
 // sets (read by the shim itself, once: hl::simd_avx2 and hl::simd_avx512).
 const SIMDEnv = "HIDDENLAB_SIMD"
 
-// checkSIMD refuses a HIDDENLAB_SIMD other than the three levels the shim
+// checkSIMD refuses a HIDDENLAB_SIMD other than the four levels the shim
 // knows, before the shim could read it.
 func checkSIMD() error {
 	switch v := os.Getenv(SIMDEnv); v {
-	case "", "avx512", "avx2", "generic":
+	case "", "avx512", "avx512f", "avx2", "generic":
 		return nil
 	default:
-		return fmt.Errorf("environment: %s=%q: want avx512, avx2 or generic", SIMDEnv, v)
+		return fmt.Errorf("environment: %s=%q: want avx512, avx512f, avx2 or generic", SIMDEnv, v)
 	}
 }
 

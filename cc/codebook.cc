@@ -66,6 +66,10 @@
 
 #include "internal.h"
 
+// lookup_rows' and scatter_rows' vectors of 16 (V16) pass between always-inlined
+// functions only: no call of this file passes one in registers.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace {
 
 using torch::autograd::AutogradContext;
@@ -748,59 +752,87 @@ Lookup lookup(const at::Tensor &codes, const at::Tensor &ids, const at::Tensor &
 }
 
 // ScatterArgs is one call of scatter_codes' loops: gout and diff [N, G, d]
-// (either may be null), ids [N, G, k], grad [G·C, d].
+// (either may be null), the selections of each code row (code row r's are
+// sel[start[r] .. start[r+1]), by the selecting token-group row n·G + g, in
+// order of selection), grad [G·C, d].
 struct ScatterArgs {
   const float *gout, *diff;
   float c;
   Over over;
-  const int64_t *ids;
-  int64_t total, k, G, C, d;
+  const int64_t *start;
+  const int32_t *sel;
+  int64_t d;
   float *grad;
 };
 
-// scatter_range adds, for the selections whose code row lies in [b, e),
-// the selecting token's row into it, in order of the selections. The
-// choice of row formula is taken per selection, outside the loops over d,
-// so that those stay branch-free vector loops (the division by k where it
-// is not a power of two is the only division).
-inline void scatter_range(const ScatterArgs &a, int64_t b, int64_t e) {
-  const int64_t d = a.d;
-  const float c = a.c, inv = a.over.inv, kf = a.over.k;
-  for (int64_t s = 0; s < a.total; ++s) {
-    const int64_t id = a.ids[s];
-    if (id < 0 || id >= a.C) continue;
-    const int64_t ng = s / a.k, row = (ng % a.G) * a.C + id;
-    if (row < b || row >= e) continue;
-    float *__restrict o = a.grad + row * d;
-    const float *__restrict g = a.gout ? a.gout + ng * d : nullptr;
-    const float *__restrict x = a.diff ? a.diff + ng * d : nullptr;
-    if (g && x) {
-      if (a.over.exact)
-        for (int64_t i = 0; i < d; ++i) o[i] += (g[i] + c * x[i]) * inv;
-      else
-        for (int64_t i = 0; i < d; ++i) o[i] += (g[i] + c * x[i]) / kf;
-    } else if (g) {
-      if (a.over.exact)
-        for (int64_t i = 0; i < d; ++i) o[i] += g[i] * inv;
-      else
-        for (int64_t i = 0; i < d; ++i) o[i] += g[i] / kf;
-    } else {
-      if (a.over.exact)
-        for (int64_t i = 0; i < d; ++i) o[i] += (c * x[i]) * inv;
-      else
-        for (int64_t i = 0; i < d; ++i) o[i] += (c * x[i]) / kf;
+// term is elements [i, i + W) of the row (gout + c·diff) / k of token-group
+// row ng (a missing gout or diff adds nothing), with the reference's
+// float operations in its order: c·diff, + gout, / k (Over).
+template <typename T, int W>
+__attribute__((always_inline)) inline T term(const ScatterArgs &a, int64_t ng, int64_t i) {
+  T g{}, x{}, r;
+  if (a.gout) std::memcpy(&g, a.gout + ng * a.d + i, sizeof(float) * W);
+  if (a.diff) std::memcpy(&x, a.diff + ng * a.d + i, sizeof(float) * W);
+  if (a.gout && a.diff)
+    r = g + a.c * x;
+  else if (a.gout)
+    r = g;
+  else
+    r = a.c * x;
+  return a.over.exact ? r * a.over.inv : r / a.over.k;
+}
+
+// scatter_chunk writes elements [i0, i0 + 16·NV) of one code row o: the
+// sum of its selections' rows (first … last), added in order of selection
+// from zero, held in NV vectors while the rows go by (each selection's
+// piece of row read whole: row after row, not vector after vector).
+template <int NV>
+__attribute__((always_inline)) inline void scatter_chunk(const ScatterArgs &a, const int32_t *first,
+                                                         const int32_t *last, int64_t i0, float *o) {
+  V16 acc[NV] = {};
+  for (const int32_t *p = first; p != last; ++p)
+    for (int v = 0; v < NV; ++v) acc[v] += term<V16, 16>(a, *p, i0 + 16 * v);
+  std::memcpy(o + i0, acc, sizeof acc);
+}
+
+// scatter_rows writes code rows [b, e) of the gradient, by chunks of up to
+// 128 elements (scatter_chunk) and the elements past the last 16 one at a
+// time; the reference's embedding backward adds the same rows in the same
+// order into a zeroed gradient: the same bits.
+__attribute__((always_inline)) inline void scatter_rows(const ScatterArgs &a, int64_t b, int64_t e) {
+  const int64_t d = a.d, full = d / 16 * 16;
+  for (int64_t row = b; row < e; ++row) {
+    const int32_t *first = a.sel + a.start[row], *last = a.sel + a.start[row + 1];
+    if (first == last) continue;  // the zeros grad starts with
+    float *o = a.grad + row * d;
+    int64_t i0 = 0;
+    for (; i0 + 128 <= full; i0 += 128) scatter_chunk<8>(a, first, last, i0, o);
+    switch ((full - i0) / 16) {
+      case 7: scatter_chunk<7>(a, first, last, i0, o); break;
+      case 6: scatter_chunk<6>(a, first, last, i0, o); break;
+      case 5: scatter_chunk<5>(a, first, last, i0, o); break;
+      case 4: scatter_chunk<4>(a, first, last, i0, o); break;
+      case 3: scatter_chunk<3>(a, first, last, i0, o); break;
+      case 2: scatter_chunk<2>(a, first, last, i0, o); break;
+      case 1: scatter_chunk<1>(a, first, last, i0, o); break;
+      default: break;
+    }
+    for (int64_t i = full; i < d; ++i) {
+      float acc = 0;
+      for (const int32_t *p = first; p != last; ++p) acc += term<float, 1>(a, *p, i);
+      o[i] = acc;
     }
   }
 }
 
-// scatter_range_avx512 is scatter_range compiled for AVX-512, without
-// fusing a multiply and an add into one rounding (the reference rounds
-// c·diff, then the sum: the same bits at every level).
+// scatter_rows_avx512 is scatter_rows compiled for AVX-512, without fusing
+// a multiply and an add into one rounding (the reference rounds c·diff,
+// then the sum: the same bits at every level).
 #if defined(__x86_64__) && defined(__GNUC__)
 #define HL_SCATTER_AVX512 1
-__attribute__((target("avx512f"), optimize("fp-contract=off"))) void scatter_range_avx512(const ScatterArgs &a,
-                                                                                          int64_t b, int64_t e) {
-  scatter_range(a, b, e);
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) void scatter_rows_avx512(const ScatterArgs &a,
+                                                                                         int64_t b, int64_t e) {
+  scatter_rows(a, b, e);
 }
 #endif
 
@@ -809,27 +841,50 @@ __attribute__((target("avx512f"), optimize("fp-contract=off"))) void scatter_ran
 // nothing) is added to the rows of the codes it selected,
 // grad[g, ids[n, g, j]] += r[n, g] for every j. The reference forms r with
 // the same float operations in the same order (c·diff, + gout, / k) as whole
-// tensors; here each is formed where it is added. Each thread owns a range of
-// code rows and visits the ids in order: a fixed order.
+// tensors; here each is formed where it is added. The selections are first
+// listed by code row (a counting sort, in order of selection within a row),
+// then threads take ranges of code rows and sum each row's list: a fixed
+// order, and a thread reads only its own rows' selections (each thread
+// read every id before, and most tokens' rows: the backward took as long
+// on two threads as on one).
 at::Tensor scatter_codes(const at::Tensor &gout, const at::Tensor &diff, float c, const at::Tensor &ids, int64_t G,
                          int64_t C) {
   const at::Tensor &like = gout.defined() ? gout : diff;
   const int64_t N = like.size(0), d = like.size(2), k = ids.size(2);
-  if (like.device().is_cpu() && like.scalar_type() == at::kFloat) {
+  if (like.device().is_cpu() && like.scalar_type() == at::kFloat && N * G <= INT32_MAX) {
     at::Tensor go = gout.defined() ? gout.contiguous() : at::Tensor(), df = diff.defined() ? diff.contiguous() : at::Tensor();
     auto grad = at::zeros({G, C, d}, like.options());
-    const float *gp_out = go.defined() ? go.data_ptr<float>() : nullptr;
-    const float *dp = df.defined() ? df.data_ptr<float>() : nullptr;
     const int64_t *ip = ids.data_ptr<int64_t>();
-    float *gp = grad.data_ptr<float>();
     const int64_t rows = G * C;
-    const ScatterArgs args{gp_out, dp, c, Over(k), ip, N * G * k, k, G, C, d, gp};
-    const int64_t grain = std::max<int64_t>(1, rows / std::max(1, at::get_num_threads()));
-    at::parallel_for(0, rows, grain, [&](int64_t b, int64_t e) {
+    std::vector<int64_t> start(static_cast<size_t>(rows + 1));
+    for (int64_t ng = 0; ng < N * G; ++ng)
+      for (int64_t j = 0, base = ng % G * C; j < k; ++j) {
+        const int64_t id = ip[ng * k + j];
+        if (id >= 0 && id < C) ++start[base + id + 1];
+      }
+    for (int64_t r = 0; r < rows; ++r) start[r + 1] += start[r];
+    std::vector<int32_t> sel(static_cast<size_t>(start[rows]));
+    {
+      std::vector<int64_t> next(start.begin(), start.end() - 1);
+      for (int64_t ng = 0; ng < N * G; ++ng)
+        for (int64_t j = 0, base = ng % G * C; j < k; ++j) {
+          const int64_t id = ip[ng * k + j];
+          if (id >= 0 && id < C) sel[next[base + id]++] = static_cast<int32_t>(ng);
+        }
+    }
+    const ScatterArgs args{go.defined() ? go.data_ptr<float>() : nullptr,
+                           df.defined() ? df.data_ptr<float>() : nullptr,
+                           c,
+                           Over(k),
+                           start.data(),
+                           sel.data(),
+                           d,
+                           grad.data_ptr<float>()};
+    at::parallel_for(0, rows, 64, [&](int64_t b, int64_t e) {
 #if HL_SCATTER_AVX512
-      if (hl::simd_avx512()) return scatter_range_avx512(args, b, e);
+      if (hl::simd_avx512()) return scatter_rows_avx512(args, b, e);
 #endif
-      scatter_range(args, b, e);
+      scatter_rows(args, b, e);
     });
     return grad;
   }

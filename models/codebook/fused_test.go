@@ -54,46 +54,50 @@ func maxDiff(a, b []float64) float64 {
 // the same ids as the reference path, its output and loss agree within 1e-6
 // and the gradients of the input, the codes and the LayerNorm within 1e-5,
 // for vanilla and group codebooks, k = 1 and 8, with and without the
-// reconstruction loss in the objective; and two fused runs are bitwise equal.
+// reconstruction loss in the objective, at d = 16, 20 and 136 (the op's
+// loops take rows in vectors of 16, up to 8 at a time, and the elements
+// past the last 16 one by one); and two fused runs are bitwise equal.
 func TestFusedMatchesReference(t *testing.T) {
-	const B, T, d, C = 3, 50, 16, 200
-	for _, k := range []int{1, 8} {
-		for _, G := range []int{1, 4} {
-			for _, withMSE := range []bool{false, true} {
-				t.Run(fmt.Sprintf("k%d_G%d_mse%v", k, G, withMSE), func(t *testing.T) {
-					torch.ManualSeed(uint64(7 + k + G))
-					l, s := newTestLayer(t, G, C, k, d, nil)
-					s.Train(true)
-					l.Record = true
-					defer l.Close()
-					torch.WithScope(func() {
-						l.LNW.CopyFrom(torch.RandnLike(l.LNW).MulScalar(0.2).AddScalar(1))
-						l.LNB.CopyFrom(torch.RandnLike(l.LNB).MulScalar(0.1))
+	const B, T, C = 3, 50, 200
+	for _, d := range []int{16, 20, 136} {
+		for _, k := range []int{1, 8} {
+			for _, G := range []int{1, 4} {
+				for _, withMSE := range []bool{false, true} {
+					t.Run(fmt.Sprintf("d%d_k%d_G%d_mse%v", d, k, G, withMSE), func(t *testing.T) {
+						torch.ManualSeed(uint64(7 + k + G))
+						l, s := newTestLayer(t, G, C, k, d, nil)
+						s.Train(true)
+						l.Record = true
+						defer l.Close()
+						torch.WithScope(func() {
+							l.LNW.CopyFrom(torch.RandnLike(l.LNW).MulScalar(0.2).AddScalar(1))
+							l.LNB.CopyFrom(torch.RandnLike(l.LNB).MulScalar(0.1))
+						})
+						x, w := quantizeInputs(t, B, T, G*d)
+
+						l.Reference = true
+						ref := runQuantize(t, l, x, w, withMSE)
+						l.Reference = false
+						got := runQuantize(t, l, x, w, withMSE)
+						again := runQuantize(t, l, x, w, withMSE)
+						// Score blocks of 16 tokens: 150 tokens end in a partial block.
+						l.ChunkElems = 16 * G * C
+						small := runQuantize(t, l, x, w, withMSE)
+						require.Equal(t, ref.ids, small.ids, "ids with small score blocks")
+
+						require.Equal(t, ref.ids, got.ids, "ids")
+						dOut, dMSE := maxDiff(got.out, ref.out), math.Abs(got.mse-ref.mse)/math.Max(1, math.Abs(ref.mse))
+						dx, dc := maxDiff(got.dx, ref.dx), maxDiff(got.dc, ref.dc)
+						dw, db := maxDiff(got.dw, ref.dw), maxDiff(got.db, ref.db)
+						t.Logf("max diff: out %.1e mse %.1e; grads x %.1e codes %.1e ln.w %.1e ln.b %.1e", dOut, dMSE, dx, dc, dw, db)
+						require.LessOrEqual(t, dOut, 1e-6, "out")
+						require.LessOrEqual(t, dMSE, 1e-6, "mse")
+						for name, v := range map[string]float64{"x": dx, "codes": dc, "ln.weight": dw, "ln.bias": db} {
+							require.LessOrEqual(t, v, 1e-5, "grad "+name)
+						}
+						require.Equal(t, got, again, "two fused runs differ")
 					})
-					x, w := quantizeInputs(t, B, T, G*d)
-
-					l.Reference = true
-					ref := runQuantize(t, l, x, w, withMSE)
-					l.Reference = false
-					got := runQuantize(t, l, x, w, withMSE)
-					again := runQuantize(t, l, x, w, withMSE)
-					// Score blocks of 16 tokens: 150 tokens end in a partial block.
-					l.ChunkElems = 16 * G * C
-					small := runQuantize(t, l, x, w, withMSE)
-					require.Equal(t, ref.ids, small.ids, "ids with small score blocks")
-
-					require.Equal(t, ref.ids, got.ids, "ids")
-					dOut, dMSE := maxDiff(got.out, ref.out), math.Abs(got.mse-ref.mse)/math.Max(1, math.Abs(ref.mse))
-					dx, dc := maxDiff(got.dx, ref.dx), maxDiff(got.dc, ref.dc)
-					dw, db := maxDiff(got.dw, ref.dw), maxDiff(got.db, ref.db)
-					t.Logf("max diff: out %.1e mse %.1e; grads x %.1e codes %.1e ln.w %.1e ln.b %.1e", dOut, dMSE, dx, dc, dw, db)
-					require.LessOrEqual(t, dOut, 1e-6, "out")
-					require.LessOrEqual(t, dMSE, 1e-6, "mse")
-					for name, v := range map[string]float64{"x": dx, "codes": dc, "ln.weight": dw, "ln.bias": db} {
-						require.LessOrEqual(t, v, 1e-5, "grad "+name)
-					}
-					require.Equal(t, got, again, "two fused runs differ")
-				})
+				}
 			}
 		}
 	}

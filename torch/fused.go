@@ -19,7 +19,10 @@ import (
 // The scores are computed without an autograd graph in blocks of tokens
 // sized from the L2 cache (at most chunk when chunk > 0), all groups in one batched
 // GEMM (float32 on a CPU with AVX-512: the shim's own kernel, see
-// CodebookScores); the backward is hand-written (a custom autograd node): a receives
+// CodebookScores; where the CPU also has AVX512_BF16, only the codes that a
+// bfloat16 screen with a proven error bound leaves as possible winners are
+// scored exactly — the same ids, see cc/codebook.cc; HIDDENLAB_SIMD=avx512f
+// turns the screen off); the backward is hand-written (a custom autograd node): a receives
 // ∂L/∂out, the selected codes (∂L/∂out + ∂L/∂mse·2(out − a)/N)/k,
 // accumulated in a fixed order, so that runs with the same seed and thread
 // count are bitwise identical.

@@ -23,6 +23,13 @@
 // reference layer's where two scores lie within one rounding.
 // TestCodebookScores checks the chain bit for bit (remainder tiles, partial
 // panels).
+//
+// The codebook op's screen (codebook.cc) adds three pieces here: the same
+// tile over bfloat16 pairs (approx_scores, on CPUs with AVX512_BF16: each
+// instruction two multiply-adds a lane, approximate scores with a proven
+// error bound), the roundings to bfloat16 it needs (bf16_row,
+// pack_codes_bf16), and the exact chain for a list of candidate codes read
+// where they lie (exact_scores: the same bits as the tile's).
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

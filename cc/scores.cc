@@ -113,6 +113,26 @@ void tail(int64_t rows, const float *a, int64_t lda, const float *b, int64_t d, 
   }
 }
 
+// sweep calls tile(t, rows, p, m0, m1) for every tile of rows [t, t +
+// rows) (rows ≤ 12) and every panel p of 32 of the C codes, m0 and m1
+// masking the panel's columns past C; the panels go in blocks of block,
+// each block meeting every tile of rows in turn.
+template <typename Tile>
+inline void sweep(int64_t n, int64_t C, int64_t block, const Tile &tile) {
+  constexpr int64_t MR = 12;
+  const int64_t P = (C + 31) / 32;
+  for (int64_t p0 = 0; p0 < P; p0 += block) {
+    const int64_t p1 = std::min(P, p0 + block);
+    for (int64_t t = 0; t < n; t += MR)
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t cols = std::min<int64_t>(32, C - 32 * p);
+        const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
+        const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+        tile(t, std::min(MR, n - t), p, m0, m1);
+      }
+  }
+}
+
 // scores_rows writes s[t, c] = Σ_k a[t·lda + k]·b[c][k] for t < n and c < C
 // (row stride C), b packed in panels of 32 columns, d steps each. The
 // panels go in blocks of about 256 KiB (8 panels at d = 256, all 32 of
@@ -124,25 +144,15 @@ void tail(int64_t rows, const float *a, int64_t lda, const float *b, int64_t d, 
 // before, one thread, eight alternating runs of a throwaway harness — within
 // this host's noise, not a measured gain.)
 void scores_rows(const float *a, int64_t lda, int64_t n, int64_t d, const float *panels, int64_t C, float *s) {
-  constexpr int64_t MR = 12;
-  const int64_t P = (C + 31) / 32, block = std::max<int64_t>(1, (int64_t{1} << 16) / (32 * d));
-  for (int64_t p0 = 0; p0 < P; p0 += block) {
-    const int64_t p1 = std::min(P, p0 + block);
-    for (int64_t t = 0; t < n; t += MR) {
-      const int64_t rows = std::min(MR, n - t);
-      for (int64_t p = p0; p < p1; ++p) {
-        const float *b = panels + p * d * 32;
-        const int64_t cols = std::min<int64_t>(32, C - 32 * p);
-        const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
-        const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
-        float *st = s + t * C + 32 * p;
-        if (rows == MR)
-          tile<MR>(a + t * lda, lda, b, d, st, C, m0, m1);
-        else
-          tail<MR - 1>(rows, a + t * lda, lda, b, d, st, C, m0, m1);
-      }
-    }
-  }
+  sweep(n, C, std::max<int64_t>(1, (int64_t{1} << 16) / (32 * d)),
+        [&](int64_t t, int64_t rows, int64_t p, __mmask16 m0, __mmask16 m1) {
+          const float *b = panels + p * d * 32;
+          float *st = s + t * C + 32 * p;
+          if (rows == 12)
+            tile<12>(a + t * lda, lda, b, d, st, C, m0, m1);
+          else
+            tail<11>(rows, a + t * lda, lda, b, d, st, C, m0, m1);
+        });
 }
 
 }  // namespace
@@ -257,25 +267,15 @@ float bf16_row(const float *a, int64_t d, uint16_t *dst) {
 }
 
 void approx_scores(const uint16_t *a, int64_t n, int64_t dp, const uint16_t *panels, int64_t C, float *s) {
-  constexpr int64_t MR = 12;
-  const int64_t P = (C + 31) / 32, block = std::max<int64_t>(1, (int64_t{1} << 18) / (64 * dp));
-  for (int64_t p0 = 0; p0 < P; p0 += block) {
-    const int64_t p1 = std::min(P, p0 + block);
-    for (int64_t t = 0; t < n; t += MR) {
-      const int64_t rows = std::min(MR, n - t);
-      for (int64_t p = p0; p < p1; ++p) {
-        const uint16_t *b = panels + p * dp * 32;
-        const int64_t cols = std::min<int64_t>(32, C - 32 * p);
-        const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
-        const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
-        float *st = s + t * C + 32 * p;
-        if (rows == MR)
-          tile_bf16<MR>(a + t * dp, dp, b, st, C, m0, m1);
-        else
-          tail_bf16<MR - 1>(rows, a + t * dp, dp, b, st, C, m0, m1);
-      }
-    }
-  }
+  sweep(n, C, std::max<int64_t>(1, (int64_t{1} << 18) / (64 * dp)),
+        [&](int64_t t, int64_t rows, int64_t p, __mmask16 m0, __mmask16 m1) {
+          const uint16_t *b = panels + p * dp * 32;
+          float *st = s + t * C + 32 * p;
+          if (rows == 12)
+            tile_bf16<12>(a + t * dp, dp, b, st, C, m0, m1);
+          else
+            tail_bf16<11>(rows, a + t * dp, dp, b, st, C, m0, m1);
+        });
 }
 
 at::Tensor pack_codes_bf16(const at::Tensor &norm, bool &finite) {

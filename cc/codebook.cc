@@ -247,32 +247,65 @@ __attribute__((target("avx512f"))) inline __m512 load16(const float *s, int64_t 
                   : _mm512_mask_loadu_ps(_mm512_set1_ps(-std::numeric_limits<float>::infinity()), tail, s + 16 * v);
 }
 
+// kth_largest is the k-th largest of the n ≥ k numbers val: the largest
+// val[i] that k of them reach. Up to 32 are counted in two vectors against
+// each other (lanes broadcast by permutes, as rank_top), more each against
+// all.
+__attribute__((target("avx512f"))) float kth_largest(const float *val, int64_t n, int64_t k) {
+  constexpr float inf = std::numeric_limits<float>::infinity();
+  if (n <= 32) {
+    const __mmask16 in0 = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
+    const __mmask16 in1 = n >= 32 ? 0xFFFF : n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
+    const __m512 ninf = _mm512_set1_ps(-inf), V[2] = {_mm512_mask_loadu_ps(ninf, in0, val),
+                                                      _mm512_mask_loadu_ps(ninf, in1, val + 16)};
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512i reach[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // lane i: #{j : val_j ≥ val_i}
+    const int vecs = n > 16 ? 2 : 1;
+    for (int h = 0; h < vecs; ++h)
+      for (int j = 0; j < 16; ++j) {
+        const __m512 vj = _mm512_maskz_permutexvar_ps(0xFFFF, _mm512_set1_epi32(j), V[h]);
+        for (int c = 0; c < vecs; ++c)
+          reach[c] = _mm512_mask_add_epi32(reach[c], _mm512_cmp_ps_mask(vj, V[c], _CMP_GE_OQ), reach[c], one);
+      }
+    const __m512i kk = _mm512_set1_epi32(static_cast<int32_t>(k));
+    const __m512 m = _mm512_maskz_max_ps(0xFFFF, _mm512_mask_mov_ps(ninf, in0 & _mm512_cmpge_epi32_mask(reach[0], kk), V[0]),
+                                         _mm512_mask_mov_ps(ninf, in1 & _mm512_cmpge_epi32_mask(reach[1], kk), V[1]));
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, m);
+    float T = -inf;
+    for (const float v : lanes) T = std::max(T, v);
+    return T;
+  }
+  float T = -inf;
+  for (int64_t i = 0; i < n; ++i) {
+    const __m512 vi = _mm512_set1_ps(val[i]);
+    int64_t reach = 0;
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 in = n - j >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - j)) - 1);
+      reach += __builtin_popcount(_mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, val + j), vi, _CMP_GE_OQ));
+    }
+    if (reach >= k) T = std::max(T, val[i]);
+  }
+  return T;
+}
+
 // lane_threshold is topk_row16's step (1) for a row of C ≥ 16 scores and
-// k ≤ 16: the k-th largest lane maximum.
+// k ≤ 16: the k-th largest lane maximum (kth_largest of the 16).
 __attribute__((target("avx512f"))) float lane_threshold(const float *s, int64_t C, int64_t k) {
   constexpr float inf = std::numeric_limits<float>::infinity();
   const int64_t full = C / 16, nv = full + (C % 16 != 0 ? 1 : 0);
   const __mmask16 tail = static_cast<__mmask16>((1u << (C % 16)) - 1);
   const __m512 ninf = _mm512_set1_ps(-inf);
-  // Four independent chains. (The maskz forms of max and permute here: the
-  // plain ones' undefined pass-through draws a false -Wmaybe-uninitialized
-  // from GCC 12; a NaN score keeps the maximum.)
+  // Four independent chains. (The maskz form of max: the plain one's
+  // undefined pass-through draws a false -Wmaybe-uninitialized from GCC
+  // 12; a NaN score keeps the maximum.)
   __m512 mx[4] = {ninf, ninf, ninf, ninf};
   for (int64_t v = 0; v < nv; ++v) mx[v % 4] = _mm512_maskz_max_ps(0xFFFF, load16(s, v, full, tail), mx[v % 4]);
   const __m512 m = _mm512_maskz_max_ps(0xFFFF, _mm512_maskz_max_ps(0xFFFF, mx[0], mx[1]),
                                        _mm512_maskz_max_ps(0xFFFF, mx[2], mx[3]));
-  const __m512i one = _mm512_set1_epi32(1);
-  __m512i reach = _mm512_setzero_si512();  // lane j: #{i : m_i ≥ m_j}
-  for (int i = 0; i < 16; ++i) {
-    const __m512 mi = _mm512_maskz_permutexvar_ps(0xFFFF, _mm512_set1_epi32(i), m);
-    reach = _mm512_mask_add_epi32(reach, _mm512_cmp_ps_mask(mi, m, _CMP_GE_OQ), reach, one);
-  }
-  alignas(64) float reached[16];  // the lane maxima that k lanes reach, −∞ elsewhere
-  const __mmask16 reaches = _mm512_cmpge_epi32_mask(reach, _mm512_set1_epi32(static_cast<int32_t>(k)));
-  _mm512_store_ps(reached, _mm512_mask_mov_ps(ninf, reaches, m));
-  float T = -inf;
-  for (const float r : reached) T = std::max(T, r);
-  return T;
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, m);
+  return kth_largest(lanes, 16, k);
 }
 
 // gather_above is topk_row16's step (2): the scores ≥ T of a row of C
@@ -502,47 +535,6 @@ inline double screen_margin(float nsq, int64_t d) {
   const double na = std::sqrt(nsq * (1 + (dd + 16) * 2 * ulp) + dd * 0x1p-120);
   const double cmax = 1 + 4 * (dd + 8) * ulp;
   return ((2 * u + u * u + 8 * dd * ulp) * na * cmax + 4 * dd * (1 + na + cmax) * flush) * (1 + 0x1p-20);
-}
-
-// kth_largest is the k-th largest of the n ≥ k numbers val: the largest
-// val[i] that k of them reach. Up to 32 are counted in two vectors against
-// each other (lanes broadcast by permutes, as rank_top), more each against
-// all.
-__attribute__((target("avx512f"))) float kth_largest(const float *val, int64_t n, int64_t k) {
-  constexpr float inf = std::numeric_limits<float>::infinity();
-  if (n <= 32) {
-    const __mmask16 in0 = n >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << n) - 1);
-    const __mmask16 in1 = n >= 32 ? 0xFFFF : n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0;
-    const __m512 ninf = _mm512_set1_ps(-inf), V[2] = {_mm512_mask_loadu_ps(ninf, in0, val),
-                                                      _mm512_mask_loadu_ps(ninf, in1, val + 16)};
-    const __m512i one = _mm512_set1_epi32(1);
-    __m512i reach[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};  // lane i: #{j : val_j ≥ val_i}
-    for (int h = 0; h < (n > 16 ? 2 : 1); ++h)
-      for (int j = 0; j < 16; ++j) {
-        const __m512 vj = _mm512_maskz_permutexvar_ps(0xFFFF, _mm512_set1_epi32(j), V[h]);
-        for (int c = 0; c < 2; ++c)
-          reach[c] = _mm512_mask_add_epi32(reach[c], _mm512_cmp_ps_mask(vj, V[c], _CMP_GE_OQ), reach[c], one);
-      }
-    const __m512i kk = _mm512_set1_epi32(static_cast<int32_t>(k));
-    const __m512 m = _mm512_maskz_max_ps(0xFFFF, _mm512_mask_mov_ps(ninf, in0 & _mm512_cmpge_epi32_mask(reach[0], kk), V[0]),
-                                         _mm512_mask_mov_ps(ninf, in1 & _mm512_cmpge_epi32_mask(reach[1], kk), V[1]));
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, m);
-    float T = -inf;
-    for (const float v : lanes) T = std::max(T, v);
-    return T;
-  }
-  float T = -inf;
-  for (int64_t i = 0; i < n; ++i) {
-    const __m512 vi = _mm512_set1_ps(val[i]);
-    int64_t reach = 0;
-    for (int64_t j = 0; j < n; j += 16) {
-      const __mmask16 in = n - j >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (n - j)) - 1);
-      reach += __builtin_popcount(_mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, val + j), vi, _CMP_GE_OQ));
-    }
-    if (reach >= k) T = std::max(T, val[i]);
-  }
-  return T;
 }
 
 // float_below is the largest float ≤ x.

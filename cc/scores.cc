@@ -38,6 +38,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "internal.h"
@@ -104,19 +105,20 @@ inline void tile(const float *a, int64_t lda, const float *b, int64_t d, float *
   }
 }
 
-template <int MR>
-void tail(int64_t rows, const float *a, int64_t lda, const float *b, int64_t d, float *s, int64_t lds, __mmask16 m0,
-          __mmask16 m1) {
+// with_rows calls f(std::integral_constant<int, rows>{}) for 1 ≤ rows ≤
+// MR: the tile kernels take their number of rows as a template argument.
+template <int MR, typename F>
+inline void with_rows(int64_t rows, const F &f) {
   if constexpr (MR > 0) {
-    if (rows == MR) return tile<MR>(a, lda, b, d, s, lds, m0, m1);
-    tail<MR - 1>(rows, a, lda, b, d, s, lds, m0, m1);
+    if (rows == MR) return f(std::integral_constant<int, MR>{});
+    with_rows<MR - 1>(rows, f);
   }
 }
 
-// sweep calls tile(t, rows, p, m0, m1) for every tile of rows [t, t +
-// rows) (rows ≤ 12) and every panel p of 32 of the C codes, m0 and m1
-// masking the panel's columns past C; the panels go in blocks of block,
-// each block meeting every tile of rows in turn.
+// sweep calls tile(R, t, p, m0, m1) for every tile of R rows from row t
+// (R ≤ 12, a std::integral_constant) and every panel p of 32 of the C
+// codes, m0 and m1 masking the panel's columns past C; the panels go in
+// blocks of block, each block meeting every tile of rows in turn.
 template <typename Tile>
 inline void sweep(int64_t n, int64_t C, int64_t block, const Tile &tile) {
   constexpr int64_t MR = 12;
@@ -128,7 +130,7 @@ inline void sweep(int64_t n, int64_t C, int64_t block, const Tile &tile) {
         const int64_t cols = std::min<int64_t>(32, C - 32 * p);
         const __mmask16 m0 = cols >= 16 ? 0xFFFF : (1u << cols) - 1;
         const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
-        tile(t, std::min(MR, n - t), p, m0, m1);
+        with_rows<MR>(std::min(MR, n - t), [&](auto R) { tile(R, t, p, m0, m1); });
       }
   }
 }
@@ -145,13 +147,8 @@ inline void sweep(int64_t n, int64_t C, int64_t block, const Tile &tile) {
 // this host's noise, not a measured gain.)
 void scores_rows(const float *a, int64_t lda, int64_t n, int64_t d, const float *panels, int64_t C, float *s) {
   sweep(n, C, std::max<int64_t>(1, (int64_t{1} << 16) / (32 * d)),
-        [&](int64_t t, int64_t rows, int64_t p, __mmask16 m0, __mmask16 m1) {
-          const float *b = panels + p * d * 32;
-          float *st = s + t * C + 32 * p;
-          if (rows == 12)
-            tile<12>(a + t * lda, lda, b, d, st, C, m0, m1);
-          else
-            tail<11>(rows, a + t * lda, lda, b, d, st, C, m0, m1);
+        [&](auto R, int64_t t, int64_t p, __mmask16 m0, __mmask16 m1) {
+          tile<decltype(R)::value>(a + t * lda, lda, panels + p * d * 32, d, s + t * C + 32 * p, C, m0, m1);
         });
 }
 
@@ -239,15 +236,6 @@ inline void tile_bf16(const uint16_t *a, int64_t dp, const uint16_t *b, float *s
   }
 }
 
-template <int MR>
-void tail_bf16(int64_t rows, const uint16_t *a, int64_t dp, const uint16_t *b, float *s, int64_t lds, __mmask16 m0,
-               __mmask16 m1) {
-  if constexpr (MR > 0) {
-    if (rows == MR) return tile_bf16<MR>(a, dp, b, s, lds, m0, m1);
-    tail_bf16<MR - 1>(rows, a, dp, b, s, lds, m0, m1);
-  }
-}
-
 }  // namespace
 
 float bf16_row(const float *a, int64_t d, uint16_t *dst) {
@@ -268,41 +256,33 @@ float bf16_row(const float *a, int64_t d, uint16_t *dst) {
 
 void approx_scores(const uint16_t *a, int64_t n, int64_t dp, const uint16_t *panels, int64_t C, float *s) {
   sweep(n, C, std::max<int64_t>(1, (int64_t{1} << 18) / (64 * dp)),
-        [&](int64_t t, int64_t rows, int64_t p, __mmask16 m0, __mmask16 m1) {
-          const uint16_t *b = panels + p * dp * 32;
-          float *st = s + t * C + 32 * p;
-          if (rows == 12)
-            tile_bf16<12>(a + t * dp, dp, b, st, C, m0, m1);
-          else
-            tail_bf16<11>(rows, a + t * dp, dp, b, st, C, m0, m1);
+        [&](auto R, int64_t t, int64_t p, __mmask16 m0, __mmask16 m1) {
+          tile_bf16<decltype(R)::value>(a + t * dp, dp, panels + p * dp * 32, s + t * C + 32 * p, C, m0, m1);
         });
 }
 
+// pack_codes_bf16 rounds each code's row (bf16_row) into pairs of bfloat16,
+// one 32-bit word a pair, [G, C, dp/2], and lays the words out in panels
+// as pack_codes32 lays out floats (word k/2 of code j at step k/2, lane j):
+// pack_codes32 moves them, their bits seen as floats.
 at::Tensor pack_codes_bf16(const at::Tensor &norm, bool &finite) {
   const auto nc = norm.contiguous();
-  const int64_t G = nc.size(0), C = nc.size(1), d = nc.size(2), P = (C + 31) / 32, dp = (d + 1) / 2 * 2;
-  auto packed = at::zeros({G, P, dp * 32}, nc.options().dtype(at::kShort));
+  const int64_t G = nc.size(0), C = nc.size(1), d = nc.size(2), dp = (d + 1) / 2 * 2;
+  auto pairs = at::empty({G, C, dp / 2}, nc.options().dtype(at::kInt));
   const float *src = nc.data_ptr<float>();
-  uint16_t *dst = reinterpret_cast<uint16_t *>(packed.data_ptr<int16_t>());
+  uint16_t *dst = reinterpret_cast<uint16_t *>(pairs.data_ptr<int32_t>());
   std::atomic<bool> all{true};
-  // Panels in parallel: each code's row rounded (bf16_row, its pairs one
-  // 32-bit word each), then word k/2 of column j to the panel's step k/2.
-  at::parallel_for(0, G * P, 1, [&](int64_t b, int64_t e) {
+  at::parallel_for(0, G * C, 64, [&](int64_t b, int64_t e) {
     std::vector<uint16_t> row(static_cast<size_t>(dp + 16));
     bool ok = true;
-    for (int64_t gp = b; gp < e; ++gp) {
-      const int64_t g = gp / P, c0 = gp % P * 32, cols = std::min<int64_t>(32, C - c0);
-      uint32_t *panel = reinterpret_cast<uint32_t *>(dst + gp * dp * 32);
-      for (int64_t j = 0; j < cols; ++j) {
-        const float sq = bf16_row(src + (g * C + c0 + j) * d, d, row.data());
-        ok = ok && std::isfinite(sq);
-        for (int64_t w = 0; w < dp / 2; ++w) std::memcpy(panel + w * 32 + j, row.data() + 2 * w, 4);
-      }
+    for (int64_t r = b; r < e; ++r) {
+      ok = ok && std::isfinite(bf16_row(src + r * d, d, row.data()));
+      std::copy(row.data(), row.data() + dp, dst + r * dp);
     }
     if (!ok) all = false;
   });
   finite = all;
-  return packed;
+  return pack_codes32(pairs.view(at::kFloat)).view(at::kShort).view({G, (C + 31) / 32, dp * 32});
 }
 
 #pragma GCC pop_options
